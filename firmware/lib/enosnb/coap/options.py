@@ -1,0 +1,165 @@
+"""CoAP option numbers, properties and value helpers.
+
+RFC 7252 §5.4 (critical/unsafe bits), §5.10 and §12.2 (option numbers and formats),
+§6.5 (Uri-Path segments); RFC 7959 §2.2 (Block option value), §4 (Size1/Size2);
+RFC 7967 (No-Response); EnOS options 2100 (command topic) and 2102 (command payload),
+spec/enos-coap.md §11.5.
+"""
+from micropython import const
+
+from enosnb.coap.errors import CoapError, CoapFormatError
+
+IF_MATCH = const(1)
+URI_HOST = const(3)
+ETAG = const(4)
+IF_NONE_MATCH = const(5)
+OBSERVE = const(6)
+URI_PORT = const(7)
+LOCATION_PATH = const(8)
+URI_PATH = const(11)
+CONTENT_FORMAT = const(12)
+MAX_AGE = const(14)
+URI_QUERY = const(15)
+ACCEPT = const(17)
+LOCATION_QUERY = const(20)
+BLOCK2 = const(23)
+BLOCK1 = const(27)
+SIZE2 = const(28)
+PROXY_URI = const(35)
+PROXY_SCHEME = const(39)
+SIZE1 = const(60)
+NO_RESPONSE = const(258)
+ENOS_TOPIC = const(2100)
+ENOS_PAYLOAD = const(2102)
+
+# Value formats of §3.2.
+EMPTY = const(0)
+OPAQUE = const(1)
+UINT = const(2)
+STRING = const(3)
+
+# number -> (format, min length, max length): §5.10 table, RFC 7959 §2.1 and §4,
+# RFC 7641 §2, RFC 7967 §2, EnOS §11.5 (2102 holds up to about 1 KB).
+FORMATS = {
+    IF_MATCH: (OPAQUE, 0, 8),
+    URI_HOST: (STRING, 1, 255),
+    ETAG: (OPAQUE, 1, 8),
+    IF_NONE_MATCH: (EMPTY, 0, 0),
+    OBSERVE: (UINT, 0, 3),
+    URI_PORT: (UINT, 0, 2),
+    LOCATION_PATH: (STRING, 0, 255),
+    URI_PATH: (STRING, 0, 255),
+    CONTENT_FORMAT: (UINT, 0, 2),
+    MAX_AGE: (UINT, 0, 4),
+    URI_QUERY: (STRING, 0, 255),
+    ACCEPT: (UINT, 0, 2),
+    LOCATION_QUERY: (STRING, 0, 255),
+    BLOCK2: (UINT, 0, 3),
+    BLOCK1: (UINT, 0, 3),
+    SIZE2: (UINT, 0, 4),
+    PROXY_URI: (STRING, 1, 1034),
+    PROXY_SCHEME: (STRING, 1, 255),
+    SIZE1: (UINT, 0, 4),
+    NO_RESPONSE: (UINT, 0, 1),
+    ENOS_TOPIC: (STRING, 0, 255),
+    ENOS_PAYLOAD: (OPAQUE, 0, 1100),
+}
+
+# Options that may occur more than once (§5.10 "R" column); their order is meaningful.
+REPEATABLE = (IF_MATCH, ETAG, LOCATION_PATH, URI_PATH, URI_QUERY, LOCATION_QUERY)
+
+
+def is_critical(number):
+    """§5.4.6: odd numbers are critical; a receiver must not ignore them."""
+    return number & 1 == 1
+
+
+def is_unsafe(number):
+    """§5.4.6: bit 1 set means unsafe to forward through a proxy that does not know it."""
+    return number & 2 == 2
+
+
+def is_no_cache_key(number):
+    """§5.4.6: bits 1..4 equal to 0b1110 mean the option is not part of the cache key."""
+    return number & 0x1E == 0x1C
+
+
+def is_known(number):
+    return number in FORMATS
+
+
+def uint_bytes(value):
+    """§3.2 uint in the fewest bytes, 0 as the empty string."""
+    if value < 0:
+        raise CoapError("option uint %d is negative; CoAP uints are unsigned" % value)
+    if value == 0:
+        return b""
+    if value < 0x100:
+        n = 1
+    elif value < 0x10000:
+        n = 2
+    elif value < 0x1000000:
+        n = 3
+    elif value < 0x100000000:
+        n = 4
+    else:
+        n = 8
+        if value >= 1 << 64:
+            raise CoapError("option uint %d does not fit 8 bytes" % value)
+        while not value >> ((n - 1) << 3):
+            n -= 1
+    return value.to_bytes(n, "big")
+
+
+def uint_value(data):
+    """Reads a §3.2 uint; leading zero bytes are tolerated as §3.2 allows."""
+    return int.from_bytes(data, "big") if data else 0
+
+
+def block_value(num, more, szx):
+    """RFC 7959 §2.2: NUM, M and SZX packed into the Block1/Block2 option's uint."""
+    if not 0 <= szx <= 6:
+        raise CoapError("block SZX %d is out of range; use 0..6 (16..1024-byte blocks)" % szx)
+    if not 0 <= num < 0x100000:
+        raise CoapError("block number %d does not fit 20 bits; use bigger blocks" % num)
+    return (num << 4) | (8 if more else 0) | szx
+
+
+def block_parse(value):
+    """RFC 7959 §2.2: Block option uint -> (num, more, szx). SZX 7 is reserved (§2.2) and
+    raises CoapFormatError; a server answers it with 4.00."""
+    szx = value & 7
+    if szx == 7:
+        raise CoapFormatError("block option with reserved SZX 7")
+    return value >> 4, value & 8 == 8, szx
+
+
+def szx_size(szx):
+    """Block size in bytes of an SZX: 16 << szx."""
+    if not 0 <= szx <= 6:
+        raise CoapError("block SZX %d is out of range; use 0..6 (16..1024-byte blocks)" % szx)
+    return 16 << szx
+
+
+def size_szx(size):
+    """The SZX of the largest block that fits in size bytes (capped at 1024)."""
+    if size < 16:
+        raise CoapError("block size %d is below the 16-byte minimum of RFC 7959" % size)
+    szx = 6
+    while (16 << szx) > size:
+        szx -= 1
+    return szx
+
+
+def path_segments(path):
+    """§6.5: "/a/b" -> ["a", "b"]; "/" and "" -> []; "/a/" -> ["a", ""]."""
+    if path and path[0] == "/":
+        path = path[1:]
+    if not path:
+        return []
+    return path.split("/")
+
+
+def join_path(segments):
+    """Inverse of path_segments: ["a", "b"] -> "/a/b"; [] -> "/"."""
+    return "/" + "/".join(segments)

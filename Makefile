@@ -19,7 +19,7 @@ DEBIAN_TOOLS := coap-server-notls:libcoap3-bin tshark:tshark mosquitto:mosquitto
 
 FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | sort)
 
-.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets server clean
+.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets package-json server clean
 
 all: test
 
@@ -73,6 +73,22 @@ bench: deps mpy
 
 budget: deps mpy
 	$(PY) tools/budget.py
+
+# Put the firmware on a board: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-<version>.bin,
+# make secrets, make deploy PORT=/dev/ttyUSB0 BOARD=esp32-sim7020 SECRETS=1 (DRY=1 only prints).
+deploy: deps
+	$(PY) tools/deploy.py deploy --port $(PORT) --board $(BOARD) $(if $(filter 1 yes true,$(SECRETS)),--secrets) $(if $(filter 1 yes true,$(DRY)),--dry-run)
+
+flash: deps
+	@test -n "$(IMAGE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-<version>.bin [CHIP=esp32]"; exit 2; }
+	$(PY) tools/deploy.py flash --port $(PORT) --image $(IMAGE) $(if $(CHIP),--chip $(CHIP)) $(if $(filter 1 yes true,$(DRY)),--dry-run)
+
+secrets: deps
+	$(PY) tools/secrets_tool.py $(if $(CHECK),check $(CHECK),create)
+
+# firmware/package.json lists every device file for `mpremote mip install`.
+package-json: deps
+	$(PY) tools/deploy.py package-json
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

@@ -1,0 +1,38 @@
+"""Modem emulator: a SIM7020 or BC95 on a pseudo-terminal, byte for byte as spec/modems.md
+§10 describes, forwarding its sockets' datagrams over real UDP on 127.0.0.1 (issue 5).
+
+    with ModemEmulator("sim7020", registration_delay=0.1, pcap="out.pcap") as emu:
+        uart = machine.UART.attach(2, emu.port) ...      # the device side opens emu.port
+        emu.fail_command("+CSOSEND", code=50)           # faults: see ModemEmulator methods
+        emu.commands_received, emu.bytes_from_device     # counters
+
+Constructor keywords (all optional; times in seconds):
+  imei, iccid, imsi, ip          identities and the PDP address the modem reports
+  boot_time=0.05                 silence after power-on / reboot before the boot output
+  registration_delay=0.2         radio on -> registered; registration_stat=1 (5 = roaming)
+  cpin_delay=0.05                SIM7020 CFUN=1 -> URC +CPIN: READY
+  cmd_delay=0.0, cmd_delays={"+CSOSEND": 0.5}   per-command response delay
+  urc_inside_prob=0.0, urc_inside=None|True|False, seed=0   SIM7020 URC between info and OK
+  pcap=None                      path of a pcap file of every forwarded datagram
+  remote_host="127.0.0.1", remote_map={"203.0.113.10": ("127.0.0.1", 5684)}
+  boot_lines=None                SIM7020: ["+CPIN: READY"]; BC95: the Neul banner ("{cause}")
+  csq=(20, 99), max_datagram=512, unregistered_send="error"|"drop"
+  dns={"host": "ip"}, dns_fail_delay=70.0
+  busy_prob=0.0                  seeded chance that a send gets the busy error (159 / 516)
+  powered=True, pwrkey_off_time=1.0   start on; a PWRKEY pulse this long powers it down
+  rrc_inactivity=20.0            uplink -> +CSCON:0 without release assistance
+  sleep_idle=5.0                 SIM7020 CSCLK=2: idle time before the UART sleeps
+  faults=[(t, "method", {kwargs}), ...]   scripted faults (see script())
+  start=True
+  SIM7020 only: revision, ccid_prefixed=False, csosend_length="hex"|"bytes"|"any",
+                sim_present=True, bands
+  BC95 only:    early_error=2.0, autoconnect=True, bands=(8,), revision,
+                nsorf_remaining="message"|"buffer", release_delay=0.1
+"""
+from .core import ModemEmulator
+from .sim7020 import Sim7020Emulator
+from .bc95 import Bc95Emulator
+
+DIALECTS = {"sim7020": Sim7020Emulator, "bc95": Bc95Emulator}
+
+__all__ = ["ModemEmulator", "Sim7020Emulator", "Bc95Emulator", "DIALECTS"]

@@ -1,0 +1,376 @@
+"""Quectel BC95 dialect (spec/modems.md §3, §10.4, §10.5, §10.6).
+
+No space after the colon, bare NSOCR/NSOST/NSOSTF/NSORF/CGSN/CIMI/NUESTATS responses,
+socket lengths in bytes, unquoted IPs, `+NSONMI:<s>,<len>` sent only when the receive
+buffer was empty (mode 1), NSORF with <remaining>, NSOSTF release-assistance flags with
++CSCON, REBOOTING + banner + OK on reboot, ERROR to everything for a while after boot,
+NCONFIG surviving reboots, no URC ever inside a response.
+"""
+import binascii
+import time
+
+from .core import CmdError, ModemEmulator, Response, parse_hex, unquote
+
+BANNER = ["Boot: Unsigned", "Security B.. Verified", "Protocol A.. Verified",
+          "Apps A...... Verified", "{cause}", "Neul"]
+
+CAUSES = {"nrb": "REBOOT_CAUSE_APPLICATION_AT", "power-on": "REBOOT_CAUSE_SECURITY_RESET_PIN",
+          "spontaneous": "REBOOT_CAUSE_SECURITY_RESET_UNKNOWN"}
+
+FLAG_RELEASE_NOW = 0x200
+FLAG_RELEASE_AFTER_REPLY = 0x400
+
+
+class Bc95Emulator(ModemEmulator):
+    DIALECT = "bc95"
+    SEP = ":"
+    CME_FMT = "+CME ERROR:%s"
+    MAX_SOCKETS = 7
+    MAX_DATAGRAM = 512
+
+    def configure_dialect(self, early_error=2.0, autoconnect=True, bands=(8,),
+                          revision="V100R100C10B657SP3", nsorf_remaining="message",
+                          release_delay=0.1):
+        """early_error: seconds after boot during which every command answers ERROR.
+        nsorf_remaining: "message" (bytes left of the datagram being read; further datagrams
+        are only found by another NSORF) or "buffer" (all bytes still buffered).
+        release_delay: time from a release-assistance trigger to +CSCON:0."""
+        self.early_error = early_error
+        self.nconfig = {"AUTOCONNECT": "TRUE" if autoconnect else "FALSE",
+                        "CR_0354_0338_SCRAMBLING": "TRUE", "CR_0859_SI_AVOID": "TRUE",
+                        "COMBINE_ATTACH": "FALSE", "CELL_RESELECTION": "TRUE", "ENABLE_BIP": "FALSE"}
+        self.bands = list(bands)
+        self.revision = revision
+        self.nsorf_remaining = nsorf_remaining
+        self.release_delay = release_delay
+        self.apn = ""
+        self.nsonmi_mode = 1
+        self.ready_at = 0.0
+        self.nsocr_no_id = 0
+
+    def reset_dialect_state(self):
+        self.nsonmi_mode = 1
+
+    def cfun_after_boot(self):
+        return self.nconfig.get("AUTOCONNECT") == "TRUE"
+
+    def boot_output(self, reason):
+        lines = BANNER if self.boot_lines is None else self.boot_lines
+        cause = CAUSES.get(reason, CAUSES["spontaneous"])
+        out = b"".join(self.frame(ln.replace("{cause}", cause)) for ln in lines)
+        self._out(out + self.frame("OK"))
+        self.ready_at = time.monotonic() + self.early_error
+        if not self.cfun_after_boot():
+            self.cfun = 0
+
+    def dispatch(self, cmd):
+        if time.monotonic() < self.ready_at:
+            raise CmdError(None)
+        return ModemEmulator.dispatch(self, cmd)
+
+    def busy_commands(self):
+        return [("+NSOST", 159)]      # matches NSOST and NSOSTF
+
+    def socket_closed_urc(self, s):
+        return self.p("+NSOCLI", str(s.id))
+
+    def psm_enter_urc(self):
+        return self.p("+NPSMR", "1")
+
+    def psm_uart_wakes(self):
+        return True             # UART data wakes it; the first character is lost (§3.7)
+
+    def psm_exit_effects(self):
+        self.echo = True
+        if self.psm_urc:
+            self._out(self.frame(self.p("+NPSMR", "0")))
+
+    def nsocr_without_id(self, times=1):
+        """The next `times` AT+NSOCR answer a bare OK with no socket id (mbed PR #7052)."""
+        def f():
+            self.nsocr_no_id += times
+        self._call(f)
+
+    def deliver(self, s, data, ip, port):
+        was_empty = not s.rxbuf
+        s.rxbuf.append([ip, port, bytearray(data)])
+        if self.nsonmi_mode == 1 and was_empty:
+            self.urc(self.p("+NSONMI", "%d,%d" % (s.id, len(data))))
+        elif self.nsonmi_mode in (2, 3):
+            s.rxbuf.pop()
+            hx = binascii.hexlify(data).decode().upper()
+            if self.nsonmi_mode == 2:
+                self.urc(self.p("+NSONMI", "%d,%s,%d,%d,%s" % (s.id, ip, port, len(data), hx)))
+            else:
+                self.urc(self.p("+NSONMI", "%d,%d,%s" % (s.id, len(data), hx)))
+        if getattr(s, "release_on_reply", False):
+            s.release_on_reply = False
+            self._rrc_activity(release_after=self.release_delay)
+        else:
+            self._rrc_activity()
+
+    # ---------------------------------------------------------------- basic commands
+
+    def at_(self, cmd):
+        return Response()
+
+    def at_e0(self, cmd):
+        self.echo = False
+
+    def at_e1(self, cmd):
+        self.echo = True
+
+    def at_i(self, cmd):
+        return Response(["Quectel", "BC95", "Revision:" + self.revision])
+
+    def at__cgmr(self, cmd):
+        return Response(["SECURITY," + self.revision, "PROTOCOL," + self.revision,
+                         "APPLICATION," + self.revision, "RADIO,Hi15RM1-HLT_V1.0"])
+
+    def at__cmee(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CMEE", str(self.cmee))])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n not in (0, 1):
+                raise CmdError(50)
+            self.cmee = n
+
+    def at__nrb(self, cmd):
+        resp = Response(["REBOOTING"], final=None)
+        resp.after.append(lambda: self._reboot(reason="nrb"))
+        return resp
+
+    def at__nconfig(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+NCONFIG", "%s,%s" % kv) for kv in self.nconfig.items()])
+        if cmd.kind == "set":
+            if len(cmd.args) != 2:
+                raise CmdError(50)
+            key, value = unquote(cmd.args[0]).upper(), unquote(cmd.args[1]).upper()
+            if key not in self.nconfig or value not in ("TRUE", "FALSE"):
+                raise CmdError(50)
+            self.nconfig[key] = value
+
+    def at__nband(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+NBAND", ",".join(str(b) for b in self.bands))])
+        if cmd.kind == "set":
+            if self.cfun != 0:
+                raise CmdError(None)
+            try:
+                self.bands = [int(b) for b in cmd.args]
+            except ValueError:
+                raise CmdError(50)
+
+    def at__qregswt(self, cmd):
+        pass
+
+    def at__cfun(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CFUN", str(self.cfun))])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n == 0:
+                self._radio_off()
+            elif n == 1:
+                if self.cfun != 1:
+                    self._radio_on()
+            else:
+                raise CmdError(50)
+
+    def at__nccid(self, cmd):
+        return Response([self.p("+NCCID", self.iccid)])
+
+    def at__cimi(self, cmd):
+        if self.cfun != 1:
+            raise CmdError(None)
+        return Response([self.imsi])
+
+    def at__cgsn(self, cmd):
+        if cmd.kind == "set" and cmd.arg(0) == "1":
+            return Response([self.p("+CGSN", self.imei)])
+        return Response([self.imei])
+
+    def at__cgdcont(self, cmd):
+        if cmd.kind == "set":
+            if len(cmd.args) >= 3:
+                self.apn = unquote(cmd.args[2])
+        elif cmd.kind == "query":
+            return Response([self.p("+CGDCONT", '0,"IP","%s",,0,0,,,,,1' % self.apn)])
+
+    def at__cgatt(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CGATT", "1" if self.registered else "0")])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n == 1 and self.cfun != 1:
+                self._radio_on()
+            elif n == 0:
+                self._set_stat(0)
+
+    def at__cereg(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CEREG", "%d,%d" % (self.cereg_n, self.stat))])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n not in (0, 1, 2, 3, 4, 5):
+                raise CmdError(50)
+            self.cereg_n = n
+
+    def at__cscon(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CSCON", "%d,%d" % (1 if self.cscon_urc else 0, self.rrc))])
+        if cmd.kind == "set":
+            self.cscon_urc = cmd.arg(0) == "1"
+
+    def at__csq(self, cmd):
+        rssi, ber = self.csq if self.cfun == 1 else (99, 99)
+        return Response([self.p("+CSQ", "%d,%d" % (rssi, ber))])
+
+    def at__nuestats(self, cmd):
+        return Response(["Signal power:-819", "Total power:-752", "TX power:230", "TX time:1234",
+                         "RX time:5678", "Cell ID:27543062", "ECL:0", "SNR:234", "EARFCN:3734",
+                         "PCI:282", "RSRQ:-108"])
+
+    def at__cgpaddr(self, cmd):
+        if self.registered:
+            return Response([self.p("+CGPADDR", "0," + self.ip)])
+        return Response()
+
+    def at__qdns(self, cmd):
+        if cmd.kind != "set" or len(cmd.args) < 2:
+            raise CmdError(50)
+        host = unquote(cmd.args[1])
+        if not self.registered:
+            raise CmdError(30)
+        ip = self.dns.get(host)
+        resp = Response()
+        if ip is None:
+            resp.after.append(lambda: self._at(self.dns_fail_delay, self.urc, self.p("+QDNS", "QUERY_DNS_FAILED")))
+        else:
+            resp.after.append(lambda: self._at(0.05, self.urc, self.p("+QDNS", ip)))
+        return resp
+
+    def at__cpsms(self, cmd):
+        if cmd.kind == "set":
+            if cmd.arg(0) == "1" and len(cmd.args) >= 5:
+                self.psm_req = (unquote(cmd.args[3]), unquote(cmd.args[4]))
+            elif cmd.arg(0) == "0":
+                self.psm_req = None
+        elif cmd.kind == "query":
+            mode = 1 if self.psm_req else 0
+            t = ',,,"%s","%s"' % self.psm_req if self.psm_req else ""
+            return Response([self.p("+CPSMS", "%d%s" % (mode, t))])
+
+    def at__npsmr(self, cmd):
+        if cmd.kind == "set":
+            self.psm_urc = cmd.arg(0) == "1"
+        elif cmd.kind == "query":
+            return Response([self.p("+NPSMR", "%d,%d" % (1 if self.psm_urc else 0, 1 if self.in_psm else 0))])
+
+    def at__cedrxs(self, cmd):
+        pass
+
+    def at__nptwedrxs(self, cmd):
+        pass
+
+    def at__natspeed(self, cmd):
+        pass
+
+    def at__cnmpsd(self, cmd):
+        resp = Response()
+        resp.after.append(lambda: self._rrc_activity(release_after=self.release_delay) if self.rrc else None)
+        return resp
+
+    def at__nsonmi(self, cmd):
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n not in (0, 1, 2, 3):
+                raise CmdError(50)
+            self.nsonmi_mode = n
+        elif cmd.kind == "query":
+            return Response([self.p("+NSONMI", str(self.nsonmi_mode))])
+
+    # ---------------------------------------------------------------- sockets (§3.6)
+
+    def at__nsocr(self, cmd):
+        if cmd.kind != "set" or len(cmd.args) < 3:
+            raise CmdError(50)
+        if unquote(cmd.args[0]).upper() != "DGRAM" or cmd.int_arg(1) != 17:
+            raise CmdError(4)
+        if cmd.int_arg(2) == 5683:
+            raise CmdError(3)          # reserved local port from B656SP2 (§3.6)
+        if self.nsocr_no_id > 0:
+            self.nsocr_no_id -= 1
+            return Response()
+        if len(self.socks) >= self.MAX_SOCKETS:
+            raise CmdError(None)
+        s = self.new_socket()
+        return Response([str(s.id)])
+
+    def _nsost(self, cmd, with_flag):
+        s = self.get_socket(cmd)
+        ip = cmd.arg(1, "")
+        port = cmd.int_arg(2)
+        i = 3
+        flag = 0
+        if with_flag:
+            f = cmd.arg(3, "")
+            try:
+                flag = int(f, 16) if f.lower().startswith("0x") else int(f)
+            except ValueError:
+                raise CmdError(50)
+            i = 4
+        n = cmd.int_arg(i)
+        hx = cmd.arg(i + 1, "")
+        seq = cmd.arg(i + 2)
+        if ip.startswith('"') or not ip or not (0 < port < 65536):
+            raise CmdError(50)
+        if n <= 0 or n > self.max_datagram or len(hx) != 2 * n:
+            raise CmdError(50)
+        data = parse_hex(hx)
+        self.check_can_send(s)
+        resp = Response(["%d,%d" % (s.id, n)])
+
+        def after():
+            self.uplink(s, ip, port, data)
+            if flag & FLAG_RELEASE_NOW:
+                self._rrc_activity(release_after=self.release_delay)
+            if flag & FLAG_RELEASE_AFTER_REPLY:
+                s.release_on_reply = True
+            if seq is not None and seq != "":
+                self.urc(self.p("+NSOSTR", "%d,%s,1" % (s.id, seq)))
+        resp.after.append(after)
+        return resp
+
+    def at__nsost(self, cmd):
+        return self._nsost(cmd, False)
+
+    def at__nsostf(self, cmd):
+        return self._nsost(cmd, True)
+
+    def at__nsorf(self, cmd):
+        s = self.get_socket(cmd)
+        want = cmd.int_arg(1)
+        if want <= 0:
+            raise CmdError(50)
+        if not s.rxbuf:
+            return Response()
+        entry = s.rxbuf[0]
+        ip, port, data = entry
+        chunk = bytes(data[:want])
+        del data[:want]
+        if not data:
+            s.rxbuf.pop(0)
+        if self.nsorf_remaining == "buffer":
+            remaining = sum(len(e[2]) for e in s.rxbuf)
+        else:
+            remaining = len(data)
+        hx = binascii.hexlify(chunk).decode().upper()
+        return Response(["%d,%s,%d,%d,%s,%d" % (s.id, ip, port, len(chunk), hx, remaining)])
+
+    def at__nsocl(self, cmd):
+        s = self.get_socket(cmd)
+        s.close()
+        del self.socks[s.id]

@@ -1,0 +1,379 @@
+"""SIMCom SIM7020 dialect (spec/modems.md §2, §10.2, §10.3, §10.6).
+
+One space after the colon, bare CIMI/CGSN (and CCID unless ccid_prefixed), socket lengths
+in hex characters, `+CSONMI: <id>,<hexlen>,<HEX>` carrying the data, URCs possibly between
+the information lines and `OK`, `+CPIN: READY` as boot output, CSORCVFLAG reset on reboot.
+"""
+import binascii
+import time
+
+from .core import CmdError, ModemEmulator, Response, parse_hex, unquote
+
+
+class Sim7020Emulator(ModemEmulator):
+    DIALECT = "sim7020"
+    SEP = ": "
+    CME_FMT = "+CME ERROR: %s"
+    MAX_SOCKETS = 5
+    MAX_DATAGRAM = 512
+
+    def configure_dialect(self, revision="1910B05SIM7020G", ccid_prefixed=False,
+                          csosend_length="hex", sim_present=True, bands=(1, 3, 5, 8, 20, 28)):
+        """csosend_length: "hex" (hex characters, the default), "bytes", or "any" (§2.8.1)."""
+        self.revision = revision
+        self.ccid_prefixed = ccid_prefixed
+        self.csosend_length = csosend_length
+        self.sim_present = sim_present
+        self.bands = list(bands)
+        self.apn = ""
+        self.rcvflag = 0
+        self.cpsmstatus = False
+
+    def reset_dialect_state(self):
+        self.rcvflag = 0
+        self.cpsmstatus = False
+
+    def boot_output(self, reason):
+        lines = ["+CPIN: READY"] if self.boot_lines is None else self.boot_lines
+        for ln in lines:
+            self._out(self.frame(ln))
+
+    def urc_may_go_inside(self):
+        if self.urc_inside is not None:
+            return bool(self.urc_inside)
+        return self.urc_inside_prob > 0 and self.rng.random() < self.urc_inside_prob
+
+    def busy_commands(self):
+        return [("+CSODSEND", 516), ("+CSOSEND", 516)]
+
+    def socket_closed_urc(self, s):
+        return self.p("+CSOERR", "%d,4" % s.id)
+
+    def psm_enter_urc(self):
+        return self.p("+CPSMSTATUS", '"ENTER PSM"')
+
+    def psm_uart_wakes(self):
+        return False            # UART is dead in PSM; only PWRKEY wakes it (§2.6)
+
+    def psm_exit_effects(self):
+        self.echo = True
+        self.rcvflag = 0
+        self._out(self.frame(self.p("+CPIN", "READY")))
+        if self.cpsmstatus:
+            self._out(self.frame(self.p("+CPSMSTATUS", '"EXIT PSM"')))
+
+    def deliver(self, s, data, ip, port):
+        if self.rcvflag:
+            head = self.p("+CSONMI", "%d,%d," % (s.id, len(data))).encode()
+            self.urc(b"\r\n" + head + data + b"\r\n")
+        else:
+            hx = binascii.hexlify(data).decode().upper()
+            self.urc(self.p("+CSONMI", "%d,%d,%s" % (s.id, len(hx), hx)))
+
+    # ---------------------------------------------------------------- basic commands
+
+    def at_(self, cmd):
+        return Response()
+
+    def at_e0(self, cmd):
+        self.echo = False
+
+    def at_e1(self, cmd):
+        self.echo = True
+
+    def at_i(self, cmd):
+        return Response(["SIMCOM_Ltd", "SIMCOM_SIM7020G", "Revision:" + self.revision])
+
+    def at__cmee(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CMEE", str(self.cmee))])
+        if cmd.kind == "test":
+            return Response([self.p("+CMEE", "(0-2)")])
+        n = cmd.int_arg(0)
+        if n not in (0, 1, 2):
+            raise CmdError(50)
+        self.cmee = n
+
+    def at__cgmr(self, cmd):
+        return Response(["Revision:" + self.revision])
+
+    def at__cpin(self, cmd):
+        if not self.sim_present:
+            raise CmdError(10)
+        if cmd.kind == "query":
+            return Response([self.p("+CPIN", "READY")])
+
+    def at__ccid(self, cmd):
+        if not self.sim_present:
+            raise CmdError(10)
+        return Response([self.p("+CCID", self.iccid) if self.ccid_prefixed else self.iccid])
+
+    def at__cimi(self, cmd):
+        if not self.sim_present:
+            raise CmdError(10)
+        return Response([self.imsi])
+
+    def at__cgsn(self, cmd):
+        if cmd.kind == "set" and cmd.arg(0) == "1":
+            return Response([self.p("+CGSN", self.imei)])
+        if cmd.kind == "test":
+            return Response()
+        return Response([self.imei])
+
+    def at__gsn(self, cmd):
+        return Response([self.imei])
+
+    def at__cfun(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CFUN", str(self.cfun))])
+        if cmd.kind == "test":
+            return Response([self.p("+CFUN", "(0,1),(0,1)")])
+        n = cmd.int_arg(0)
+        if n == 0:
+            self._radio_off()
+        elif n == 1:
+            resp = Response()
+            if self.cfun != 1:
+                resp.after.append(self._cfun_on)
+            return resp
+        else:
+            raise CmdError(50)
+
+    def _cfun_on(self):
+        self.cfun = 1
+        self._at(self.cpin_delay, self._cpin_then_register)
+
+    def _cpin_then_register(self):
+        self.urc(self.p("+CPIN", "READY"))
+        self._radio_on()
+
+    def at__mcgdefcont(self, cmd):
+        if cmd.kind == "set":
+            if len(cmd.args) < 2:
+                raise CmdError(50)
+            self.apn = unquote(cmd.args[1])
+        elif cmd.kind == "query":
+            return Response([self.p("*MCGDEFCONT", '"IP","%s"' % self.apn)])
+
+    def at__cband(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CBAND", ",".join(str(b) for b in self.bands))])
+        if cmd.kind == "set":
+            try:
+                self.bands = [int(b) for b in cmd.args]
+            except ValueError:
+                raise CmdError(50)
+
+    def at__cgatt(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CGATT", "1" if self.registered else "0")])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n == 1 and self.cfun != 1:
+                self._radio_on()
+            elif n == 0:
+                self._set_stat(0)
+
+    def at__cereg(self, cmd):
+        if cmd.kind == "query":
+            if self.cereg_n >= 2 and self.registered:
+                extra = '"5B57","01A50B1A",9'
+                if self.cereg_n >= 4:
+                    t3412, t3324 = self.psm_req or ("00100110", "00000101")
+                    extra += ',"00",,,"%s","%s"' % (t3324, t3412)
+                return Response([self.p("+CEREG", "%d,%d,%s" % (self.cereg_n, self.stat, extra))])
+            return Response([self.p("+CEREG", "%d,%d" % (self.cereg_n, self.stat))])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n not in (0, 1, 2, 3, 4, 5):
+                raise CmdError(50)
+            self.cereg_n = n
+
+    def at__cgreg(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CGREG", "0,%d" % self.stat)])
+
+    def at__csq(self, cmd):
+        rssi, ber = self.csq if self.cfun == 1 else (99, 99)
+        return Response([self.p("+CSQ", "%d,%d" % (rssi, ber))])
+
+    def at__cgpaddr(self, cmd):
+        if self.registered:
+            return Response([self.p("+CGPADDR", '1,"%s"' % self.ip)])
+        return Response()
+
+    def at__cgcontrdp(self, cmd):
+        if self.registered:
+            return Response([self.p("+CGCONTRDP", '1,5,"%s","%s.255.255.255.0"' % (self.apn, self.ip))])
+        return Response()
+
+    def at__cops(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+COPS", '0,2,"46000",9' if self.registered else "0")])
+
+    def at__cdnsgip(self, cmd):
+        if cmd.kind != "set":
+            raise CmdError(50)
+        host = unquote(cmd.arg(0, ""))
+        if not self.registered:
+            raise CmdError(30)
+        ip = self.dns.get(host)
+        resp = Response()
+        if ip is None:
+            resp.after.append(lambda: self._at(self.dns_fail_delay, self.urc, self.p("+CDNSGIP", "0,8")))
+        else:
+            resp.after.append(lambda: self._at(0.05, self.urc, self.p("+CDNSGIP", '1,"%s","%s"' % (host, ip))))
+        return resp
+
+    def at__cpsms(self, cmd):
+        if cmd.kind == "set":
+            if cmd.arg(0) == "1" and len(cmd.args) >= 5:
+                self.psm_req = (unquote(cmd.args[3]), unquote(cmd.args[4]))
+            elif cmd.arg(0) == "0":
+                self.psm_req = None
+        elif cmd.kind == "query":
+            mode = 1 if self.psm_req else 0
+            t = ',,,"%s","%s"' % self.psm_req if self.psm_req else ""
+            return Response([self.p("+CPSMS", "%d%s" % (mode, t))])
+
+    def at__cpsmstatus(self, cmd):
+        if cmd.kind == "set":
+            self.cpsmstatus = cmd.arg(0) == "1"
+            self.psm_urc = self.cpsmstatus
+
+    def at__csclk(self, cmd):
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n not in (0, 1, 2):
+                raise CmdError(50)
+            self.csclk = n
+            self.last_activity = time.monotonic()
+        elif cmd.kind == "query":
+            return Response([self.p("+CSCLK", str(self.csclk))])
+
+    def at__retention(self, cmd):
+        pass
+
+    def at__cedrxs(self, cmd):
+        pass
+
+    def at__cscon(self, cmd):
+        if cmd.kind == "set":
+            self.cscon_urc = cmd.arg(0) == "1"
+        elif cmd.kind == "query":
+            return Response([self.p("+CSCON", "%d,%d" % (1 if self.cscon_urc else 0, self.rrc))])
+
+    def at__ipr(self, cmd):
+        pass
+
+    def at__clts(self, cmd):
+        pass
+
+    def at__cgdcont(self, cmd):
+        pass
+
+    def at__cgact(self, cmd):
+        pass
+
+    def at__cpowd(self, cmd):
+        resp = Response(["NORMAL POWER DOWN"], final=None)
+        resp.after.append(self._power_down)
+        return resp
+
+    def at__creset(self, cmd):
+        resp = Response()
+        resp.after.append(lambda: self._reboot(reason="creset"))
+        return resp
+
+    at__reset = at__creset
+
+    # ---------------------------------------------------------------- sockets (§2.5)
+
+    def at__csorcvflag(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CSORCVFLAG", str(self.rcvflag))])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n not in (0, 1):
+                raise CmdError(50)
+            self.rcvflag = n
+
+    def at__csoc(self, cmd):
+        if cmd.kind != "set":
+            raise CmdError(50)
+        domain, typ, proto = cmd.int_arg(0), cmd.int_arg(1), cmd.int_arg(2, 1)
+        if (domain, typ, proto) != (1, 2, 1):
+            raise CmdError(4)          # the emulator carries UDP over IPv4 only
+        if len(self.socks) >= self.MAX_SOCKETS:
+            raise CmdError(None)
+        s = self.new_socket()
+        return Response([self.p("+CSOC", str(s.id))])
+
+    def at__csocon(self, cmd):
+        s = self.get_socket(cmd)
+        port = cmd.int_arg(1)
+        ip = unquote(cmd.arg(2, ""))
+        if not ip or not (0 < port < 65536):
+            raise CmdError(50)
+        s.remote = (ip, port)
+
+    def at__csosend(self, cmd):
+        s = self.get_socket(cmd)
+        n = cmd.int_arg(1)
+        payload = cmd.arg(2, "")
+        if n == 0:
+            if not (payload.startswith('"') and payload.endswith('"')):
+                raise CmdError(50)
+            data = unquote(payload).encode("latin-1")
+        else:
+            if self.csosend_length == "hex":
+                ok = n == len(payload)
+            elif self.csosend_length == "bytes":
+                ok = n * 2 == len(payload)
+            else:
+                ok = n in (len(payload), len(payload) // 2)
+            if not ok or len(payload) % 2:
+                raise CmdError(None)       # §10.2: a length mismatch answers plain ERROR
+            data = parse_hex(payload)
+        self._send(s, data)
+
+    def _send(self, s, data):
+        if s.remote is None:
+            raise CmdError(3)
+        if len(data) > self.max_datagram or not data:
+            raise CmdError(50)
+        self.check_can_send(s)
+        self.uplink(s, s.remote[0], s.remote[1], data)
+
+    def at__csodsend(self, cmd):
+        s = self.get_socket(cmd)
+        n = cmd.int_arg(1)
+        if not (0 < n <= self.max_datagram) or s.remote is None:
+            raise CmdError(50)
+        self.check_can_send(s)
+        resp = Response(final=None)
+        resp.raw(b"> ")
+        resp.after.append(lambda: self._expect_raw(n, lambda data: self._dsend_done(s, data)))
+        return resp
+
+    def _expect_raw(self, n, cb):
+        self._raw_expect = (n, cb)
+        self._raw_got = b""
+
+    def _dsend_done(self, s, data):
+        try:
+            self._send(s, data)
+        except CmdError as e:
+            self._out(self.frame(self.error_text(e.code)))
+            return
+        self._out(self.frame("DATA ACCEPT: %d" % len(data)) + self.frame("OK"))
+
+    def at__csostatus(self, cmd):
+        s = self.get_socket(cmd)
+        state = 0 if s.closed_by_network else (2 if s.remote else 1)
+        return Response([self.p("+CSOSTATUS", "%d,%d" % (s.id, state))])
+
+    def at__csocl(self, cmd):
+        s = self.get_socket(cmd)
+        s.close()
+        del self.socks[s.id]

@@ -1,0 +1,1 @@
+"""EnOS IoT Hub device protocol over CoAP (enos-coap.md): identity, topics, bodies, client, commands."""

@@ -1,0 +1,140 @@
+"""EnOS JSON bodies, written compactly and in a fixed key order (enos-coap.md §8.2, §8.4, §11.6).
+
+MicroPython's json.dumps puts spaces after separators and its dicts have no insertion order,
+so the envelope is written by hand and user objects go through dumps() below: no spaces,
+object keys sorted, so that both runtimes give the same bytes. Obj keeps a given key order
+where EnOS examples show one (a point with quality: {"value":..,"quality":..}).
+"""
+import json
+
+from enosnb.enos.errors import EnosError, EnosProtocolError
+
+VERSION = "1.0"
+
+
+class Obj:
+    """A JSON object written with its keys in the given order: Obj(("value", 1), ("quality", 9))."""
+
+    def __init__(self, *pairs):
+        self.pairs = pairs
+
+
+def with_quality(value, quality):
+    """A measurement point carrying a quality flag 0..9 (§8.4)."""
+    return Obj(("value", value), ("quality", quality))
+
+
+def _write(obj, out):
+    if obj is None or obj is True or obj is False or isinstance(obj, (int, str)):
+        out.append(json.dumps(obj))
+    elif isinstance(obj, float):
+        if obj != obj or obj in (float("inf"), float("-inf")):
+            raise EnosError("JSON has no NaN or infinity: send a number or leave the point out")
+        out.append(json.dumps(obj))
+    elif isinstance(obj, Obj):
+        _write_pairs(obj.pairs, out)
+    elif isinstance(obj, dict):
+        keys = sorted(obj)
+        _write_pairs([(k, obj[k]) for k in keys], out)
+    elif isinstance(obj, (list, tuple)):
+        out.append("[")
+        first = True
+        for v in obj:
+            if not first:
+                out.append(",")
+            first = False
+            _write(v, out)
+        out.append("]")
+    else:
+        raise EnosError("cannot send a %s in JSON: use numbers, strings, lists or dicts"
+                        % type(obj).__name__)
+
+
+def _write_pairs(pairs, out):
+    out.append("{")
+    first = True
+    for k, v in pairs:
+        if not isinstance(k, str):
+            raise EnosError("JSON object keys must be strings")
+        if not first:
+            out.append(",")
+        first = False
+        out.append(json.dumps(k))
+        out.append(":")
+        _write(v, out)
+    out.append("}")
+
+
+def dumps(obj):
+    """Compact JSON text of obj (no spaces, sorted dict keys, Obj keeps its order)."""
+    out = []
+    _write(obj, out)
+    return "".join(out)
+
+
+def request(msg_id, method, params):
+    """{"id":..,"version":"1.0","method":..,"params":..} as bytes; params is already JSON text."""
+    return ('{"id":%s,"version":"%s","method":%s,"params":%s}' % (
+        json.dumps(str(msg_id)), VERSION, json.dumps(method), params)).encode()
+
+
+def _points_params(key, points, time_ms):
+    if not isinstance(points, (dict, Obj)):
+        raise EnosError("%s must be a dict of name -> value" % key)
+    if time_ms is None:
+        return '{"%s":%s}' % (key, dumps(points))
+    return '{"%s":%s,"time":%d}' % (key, dumps(points), time_ms)
+
+
+def measurepoints(msg_id, points, time_ms=None, method="thing.measurepoint.post"):
+    """thing.measurepoint.post (or .resume): {"measurepoints":{..},"time":ms}."""
+    return request(msg_id, method, _points_params("measurepoints", points, time_ms))
+
+
+def measurepoints_batch(msg_id, items, method="thing.measurepoint.post.batch"):
+    """A batch: items are dicts with "measurepoints" and optional "time", "productKey", "deviceKey"."""
+    if not items:
+        raise EnosError("a batch needs at least one element")
+    parts = []
+    for it in items:
+        pairs = []
+        for key in ("productKey", "deviceKey", "measurepoints", "time"):
+            if key in it and it[key] is not None:
+                pairs.append((key, it[key]))
+        if "measurepoints" not in it:
+            raise EnosError("every batch element needs measurepoints")
+        parts.append(dumps(Obj(*pairs)))
+    return request(msg_id, method, "[" + ",".join(parts) + "]")
+
+
+def event(msg_id, event_id, values, time_ms=None):
+    """thing.event.{eventId}.post: {"events":{..},"time":ms}."""
+    return request(msg_id, "thing.event.%s.post" % event_id,
+                   _points_params("events", values, time_ms))
+
+
+def attribute_update(msg_id, attributes):
+    return request(msg_id, "thing.attribute.update", '{"attributes":%s}' % dumps(attributes))
+
+
+def attribute_names(msg_id, names, method):
+    """thing.attribute.query / .delete with a list of names (empty = all, for query)."""
+    return request(msg_id, method, '{"attributes":%s}' % dumps(list(names)))
+
+
+def reply(msg_id, code=200, data=None):
+    """A command reply: {"id":..,"code":200,"data":{..}} (§11.6)."""
+    return ('{"id":%s,"code":%d,"data":%s}' % (
+        json.dumps(str(msg_id)), code, dumps({} if data is None else data))).encode()
+
+
+def loads(payload, what):
+    """Parse a JSON payload into a dict; EnosError naming `what` when it is not one."""
+    try:
+        obj = json.loads(bytes(payload))
+    except (ValueError, UnicodeError, RuntimeError):
+        # RuntimeError: nesting deeper than the parser's recursion limit.
+        raise EnosProtocolError("%s is not valid JSON" % what)
+    if not isinstance(obj, dict):
+        raise EnosProtocolError("%s is not a JSON object" % what)
+    return obj

@@ -72,7 +72,7 @@ bench: deps mpy
 	$(PY) tools/bench.py
 
 budget: deps mpy
-	$(PY) tools/budget.py
+	$(PY) -m tools.budget --table docs/budget.md
 
 # Put the firmware on a board: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-<version>.bin,
 # make secrets, make deploy PORT=/dev/ttyUSB0 BOARD=esp32-sim7020 SECRETS=1 (DRY=1 only prints).

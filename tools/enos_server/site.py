@@ -188,17 +188,21 @@ class EnosSite(interfaces.Resource):
     # --- uplinks (§8) ---
 
     @staticmethod
-    def _json(code, obj):
+    def _json(code, obj, content_format=True):
         m = aiocoap.Message(code=code, payload=json.dumps(obj, separators=(",", ":")).encode())
-        m.opt.content_format = CF_JSON
+        if content_format:
+            m.opt.content_format = CF_JSON
         return m
 
     def _reply(self, b, topic, method, payload, msg_id, code, data=None):
         self.db.log(b.pk, b.dk, topic, method, payload, code)
         if code != 200:
             self.log("%s/%s %s: EnOS code %d" % (b.pk, b.dk, topic, code))
+        # EnOS answers uplinks with a bare 2.04 and its JSON body (spec §9, §17): no
+        # Content-Format, which keeps the reference exchange at its minimal 286 bytes.
         return self._json(Code.CHANGED, {"id": msg_id, "code": code,
-                                         "data": {} if data is None else data})
+                                         "data": {} if data is None else data},
+                          content_format=False)
 
     def _uplink(self, b, topic, suffix, payload):
         if suffix == "thing/model/up_raw":

@@ -7,6 +7,11 @@
 //   node tools/mpvm/run.mjs --script path/to/file.py [--heap N] [-- args...]
 //       runs one script with the firmware package importable (benchmarks use this);
 //       sys.argv holds the args after "--".
+//   node tools/mpvm/run.mjs --script file.py --steps
+//       then calls the script's step() again and again, each in its own top-level call with a
+//       gc.collect() before it, until step() returns a false value. The WebAssembly port can
+//       collect garbage only between top-level calls (the wasm stack cannot be scanned), so
+//       heap measurements need these boundaries.
 //
 // The VM's filesystem lives in memory, so the firmware package (firmware/lib), the test
 // suite (host_tests/vm) and the test vectors (host_tests/vectors) are copied in at the same
@@ -25,6 +30,7 @@ for (let i = 0; i < argv.length; i++) {
   if (a === "--") { opts.args = argv.slice(i + 1); break; }
   else if (a === "--suite") opts.suite = argv[++i];
   else if (a === "--script") opts.script = argv[++i];
+  else if (a === "--steps") opts.steps = true;
   else if (a === "--heap") opts.heap = parseInt(argv[++i], 10);
   else if (a === "--only") opts.only = argv[++i].split(",");
   else { console.error(`unknown argument ${a}`); process.exit(2); }
@@ -80,7 +86,15 @@ try {
   if (opts.script) {
     mp.FS.writeFile("/main_script.py", fs.readFileSync(path.resolve(opts.script)));
     mp.runPython(`sys.argv[:] = ${JSON.stringify([opts.script, ...opts.args])}\n` +
-      `exec(open('/main_script.py').read(), {'__name__': '__main__'})`);
+      `_script_ns = {'__name__': '__main__'}\n` +
+      `exec(open('/main_script.py').read(), _script_ns)`);
+    if (opts.steps) {
+      for (;;) {
+        mp.runPython("import gc\ngc.collect()");
+        mp.runPython("_more = _script_ns['step']()");
+        if (!mp.globals.get("_more")) break;
+      }
+    }
   } else {
     const dir = path.resolve(opts.suite);
     let mods = fs.readdirSync(dir).filter((f) => /^test_.*\.py$/.test(f)).map((f) => f.slice(0, -3)).sort();

@@ -1,0 +1,127 @@
+"""Our DTLS client against `openssl s_server -dtls1_2 -nocert -psk` on 127.0.0.1 (spec §18.2):
+both suites, with and without a hint, data both ways, resumption, wrong key."""
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from enosnb.dtls import DtlsSession, DtlsTimeout, Timers
+from enosnb.udp import UdpEndpoint
+
+KEY = bytes(range(16))
+FAST = Timers(initial_ms=300, cap_ms=1200, max_retransmit=4, deadline_ms=4000)
+
+
+def _free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class SServer:
+    """openssl s_server in DTLS PSK mode; its stdout is collected line by line."""
+
+    def __init__(self, cipher, naccept=1, hint=None, key=KEY):
+        self.port = _free_udp_port()
+        cmd = ["openssl", "s_server", "-dtls1_2", "-accept", "127.0.0.1:%d" % self.port,
+               "-nocert", "-psk", key.hex(), "-cipher", cipher, "-naccept", str(naccept)]
+        if hint:
+            cmd += ["-psk_hint", hint]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wait_for(b"ACCEPT")
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text, timeout=5.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(text in line for line in self.lines):
+                return True
+            time.sleep(0.02)
+        raise AssertionError("s_server never printed %r; output: %r" % (text, self.lines[-10:]))
+
+    def say(self, text):
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def sserver():
+    servers = []
+
+    def start(*args, **kw):
+        servers.append(SServer(*args, **kw))
+        return servers[-1]
+    yield start
+    for s in servers:
+        s.stop()
+
+
+@pytest.mark.parametrize("cipher,suite,hint", [
+    ("PSK-AES128-CCM8", 0xC0A8, None),
+    ("PSK-AES128-CCM8", 0xC0A8, "myhint"),
+    ("PSK-AES128-CBC-SHA256", 0x00AE, "myhint"),
+])
+def test_handshake_and_data_both_ways_with_openssl(sserver, cipher, suite, hint):
+    srv = sserver(cipher, hint=hint)
+    s = DtlsSession(UdpEndpoint("127.0.0.1", srv.port), b"Client_identity", KEY, timers=FAST)
+    s.handshake()
+    assert s.suite == suite and len(s.session_id) == 32
+    assert s.psk_identity_hint == (hint.encode() if hint else None)
+    s.send(b"hello from enosnb\n")
+    srv.wait_for(b"hello from enosnb")
+    srv.say(b"hello from openssl\n")
+    assert s.recv(3000) == b"hello from openssl\n"
+    s.close()
+    srv.wait_for(b"DONE")
+
+
+def test_resumption_with_openssl_after_save_and_restore(sserver):
+    srv = sserver("PSK-AES128-CCM8", naccept=2)
+    first = DtlsSession(UdpEndpoint("127.0.0.1", srv.port), b"Client_identity", KEY, timers=FAST)
+    first.handshake()
+    first.send(b"first connection\n")
+    srv.wait_for(b"first connection")
+    blob = first.save()
+    first.close()
+    srv.wait_for(b"DONE")
+    again = DtlsSession.restore(UdpEndpoint("127.0.0.1", srv.port), b"Client_identity", KEY,
+                                blob, timers=FAST)
+    again.resume()
+    assert again.resumed
+    again.send(b"resumed connection\n")
+    srv.wait_for(b"resumed connection")
+    srv.wait_for(b"Reused session-id")
+    srv.say(b"welcome back\n")
+    assert again.recv(3000) == b"welcome back\n"
+    again.close()
+
+
+def test_wrong_key_against_openssl_is_a_bounded_timeout(sserver):
+    srv = sserver("PSK-AES128-CCM8")
+    s = DtlsSession(UdpEndpoint("127.0.0.1", srv.port), b"Client_identity", b"another key 1234",
+                    timers=FAST)
+    start = time.monotonic()
+    with pytest.raises(DtlsTimeout) as e:
+        s.handshake()
+    assert time.monotonic() - start < FAST.deadline_ms / 1000 + 1.0
+    assert "check the PSK and identity" in str(e.value)
+    s.close()

@@ -1,0 +1,87 @@
+"""dtls_client: our DTLS 1.2 PSK client by hand, in the manner of `openssl s_client -dtls1_2`.
+
+  python tools/dtls_client.py HOST PORT --identity ID --psk KEY [--suite ccm8|cbc|both]
+      [--timers loopback|nbiot] [--cid] [--resume] [-v]
+
+KEY is hex (even length, hex digits only) or else taken as text. Each line typed on stdin is
+sent as one application record; every record received is printed. --resume saves the session
+after the first handshake, reconnects from a new port and resumes it (RFC 5246 §7.3).
+End with Ctrl-D (sends close_notify).
+"""
+import argparse
+import binascii
+import os
+import select
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _p in (os.path.join(_ROOT, "firmware", "lib"), os.path.join(_ROOT, "tools", "host")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from enosnb.dtls import DtlsError, DtlsSession, LOOPBACK, NBIOT  # noqa: E402
+from enosnb.udp import UdpEndpoint  # noqa: E402
+
+SUITES = {"ccm8": (0xC0A8,), "cbc": (0x00AE,), "both": (0xC0A8, 0x00AE)}
+
+
+def parse_key(text):
+    if len(text) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return binascii.unhexlify(text)
+    return text.encode()
+
+
+def describe(s):
+    return "suite %04X, EMS %s, hint %r, session id %d bytes, CID %s, resumed %s" % (
+        s.suite, s.extended_master_secret, s.psk_identity_hint, len(s.session_id),
+        s.cid.hex() if s.cid else "-", s.resumed)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("host")
+    ap.add_argument("port", type=int)
+    ap.add_argument("--identity", required=True)
+    ap.add_argument("--psk", required=True, help="hex, or text")
+    ap.add_argument("--suite", choices=sorted(SUITES), default="both")
+    ap.add_argument("--timers", choices=("loopback", "nbiot"), default="loopback")
+    ap.add_argument("--cid", action="store_true", help="offer a Connection ID (RFC 9146)")
+    ap.add_argument("--resume", action="store_true")
+    a = ap.parse_args(argv)
+    timers = LOOPBACK if a.timers == "loopback" else NBIOT
+    key = parse_key(a.psk)
+    try:
+        s = DtlsSession(UdpEndpoint(a.host, a.port), a.identity.encode(), key, timers=timers,
+                        suites=SUITES[a.suite], cid=a.cid)
+        s.handshake()
+        print("# handshake done: " + describe(s), file=sys.stderr)
+        if a.resume:
+            blob = s.save()
+            s.close()
+            s = DtlsSession.restore(UdpEndpoint(a.host, a.port), a.identity.encode(), key, blob,
+                                    timers=timers)
+            s.resume(piggyback=False)
+            print("# resumed: " + describe(s), file=sys.stderr)
+        while True:
+            ready, _, _ = select.select([sys.stdin], [], [], 0.1)
+            if ready:
+                line = sys.stdin.buffer.readline()
+                if not line:
+                    break
+                s.send(line)
+            data = s.recv(100)
+            while data is not None:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+                data = s.recv(0)
+        s.close()
+    except DtlsError as e:
+        print("dtls_client: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        s.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

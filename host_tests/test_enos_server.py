@@ -1,5 +1,7 @@
-"""The local EnOS server checked with clients nobody here wrote: aiocoap and libcoap's
-coap-client (plain, and DTLS with OpenSSL and GnuTLS), plus its CLI and its limits."""
+"""The local EnOS server checked with clients nobody here wrote: aiocoap (plain, and DTLS with
+tinydtls) and libcoap's coap-client (plain, and DTLS with OpenSSL and GnuTLS), its DTLS front
+end's stateless cookie exchange (RFC 6347 §4.2.1) with hand-made ClientHellos, plus its CLI
+and its limits."""
 import asyncio
 import json
 import os
@@ -9,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import aiocoap
 from aiocoap.numbers.codes import Code
@@ -16,6 +19,7 @@ from aiocoap.numbers.codes import Code
 from enosnb.coap import message as cm
 from tools.enos_server.db import Db
 from tools.enos_server.registry import Registry, expected_sign, parse_identity, psk_key
+from tools.enos_server import dtls_front
 from tools.enos_server.server import EnosServer, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -182,6 +186,174 @@ def test_libcoap_client_with_a_wrong_key_gets_no_answer(server):
               "-e", post_body("d2", 1),
               "coaps://127.0.0.1:%d%s" % (server.dtls_port, mp_path(PRINTABLE_DK))])
     assert '"code"' not in r.stdout
+
+
+def test_tinydtls_client_posts_over_dtls_psk(server):
+    pytest.importorskip("DTLSSocket")
+    before = _hello_verifies(server)
+    ident = "%s,%s,2,3600" % (PK, PRINTABLE_DK)
+    uri = "coaps://127.0.0.1:%d%s" % (server.dtls_port, mp_path(PRINTABLE_DK))
+
+    async def run():
+        ctx = await aiocoap.Context.create_client_context()
+        try:
+            ctx.client_credentials.load_from_dict({uri: {"dtls": {
+                "psk": {"ascii": PRINTABLE_KEY}, "client-identity": {"ascii": ident}}}})
+            return await ctx.request(aiocoap.Message(
+                code=Code.POST, uri=uri, payload=post_body("t1", 53.5).encode(),
+                content_format=50)).response
+        finally:
+            await ctx.shutdown()
+    r = asyncio.run(asyncio.wait_for(run(), 20))
+    assert r.code == Code.CHANGED and json.loads(r.payload)["code"] == 200
+    assert 53.5 in temps(server, PRINTABLE_DK)
+    assert _hello_verifies(server) > before
+
+
+# ---- the DTLS front end's cookie exchange, with hand-made ClientHellos (dtls.md §5, §6) ----
+
+def _client_hello(random, session_id=b"", cookie=b"", message_seq=0, record_seq=0):
+    """A ClientHello datagram shaped like the spec §5 template (CCM-8, CBC-SHA256, SCSV, EMS)."""
+    body = b"\xfe\xfd" + random + bytes((len(session_id),)) + session_id + \
+        bytes((len(cookie),)) + cookie + bytes.fromhex("0006c0a800ae00ff0100000400170000")
+    n = len(body).to_bytes(3, "big")
+    hs = b"\x01" + n + message_seq.to_bytes(2, "big") + b"\x00\x00\x00" + n + body
+    return b"\x16\xfe\xff\x00\x00" + record_seq.to_bytes(6, "big") + \
+        len(hs).to_bytes(2, "big") + hs
+
+
+@pytest.fixture
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(5)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _hello(server, sock, datagram):
+    sock.sendto(datagram, ("127.0.0.1", server.dtls_port))
+    return sock.recv(4096)
+
+
+def _hvr_cookie(datagram):
+    """The cookie of a HelloVerifyRequest datagram (record 13 + handshake 12 + version 2)."""
+    assert datagram[0] == 22 and datagram[13] == 3
+    return datagram[28:28 + datagram[27]]
+
+
+def _peer_of(server, sock):
+    return server.call(server.front.peers.get, sock.getsockname())
+
+
+def _hello_verifies(server):
+    return server.call(lambda: server.front.hello_verifies)
+
+
+def test_first_client_hello_gets_a_stateless_hello_verify_request_with_a_16_byte_cookie(
+        server, udp):
+    hvr = _hello(server, udp, _client_hello(os.urandom(32), record_seq=7))
+    # 16 FEFF epoch 0, the ClientHello's record sequence number, then HelloVerifyRequest
+    # message_seq 0, server_version FE FF and a 16-byte cookie: 44 bytes in all.
+    assert len(hvr) == 13 + 12 + 3 + 16
+    assert hvr[:13] == bytes.fromhex("16feff0000000000000007001f")
+    assert hvr[13:25] == bytes.fromhex("030000130000000000000013")
+    assert hvr[25:28] == bytes.fromhex("feff10")
+    assert _peer_of(server, udp) is None
+
+
+def test_client_hello_with_the_cookie_starts_the_handshake(server, udp):
+    rnd = os.urandom(32)
+    cookie = _hvr_cookie(_hello(server, udp, _client_hello(rnd)))
+    reply = _hello(server, udp, _client_hello(rnd, cookie=cookie, message_seq=1, record_seq=1))
+    # Mbed TLS answers with ServerHello, continuing the sequence numbers the cookie
+    # exchange started (message_seq 1, the ClientHello's record sequence number 1).
+    assert reply[0] == 22 and reply[13] == 2
+    assert reply[5:11] == bytes.fromhex("000000000001") and reply[17:19] == b"\x00\x01"
+    assert _peer_of(server, udp) is not None
+
+
+def test_forged_or_old_cookie_gets_a_fresh_hello_verify_request_and_no_handshake(server, udp):
+    rnd = os.urandom(32)
+    cookie = _hvr_cookie(_hello(server, udp, _client_hello(rnd)))
+    before = _hello_verifies(server)
+    forged = bytes(16)
+    fresh = _hvr_cookie(_hello(server, udp, _client_hello(rnd, cookie=forged, message_seq=1)))
+    assert len(fresh) == 16 and fresh != forged
+    # The cookie binds the ClientHello's parameters: another random needs another cookie.
+    other = _hello(server, udp, _client_hello(os.urandom(32), cookie=cookie, message_seq=1))
+    assert _hvr_cookie(other) != cookie
+    # After two secret rotations the cookie is too old.
+    server.call(server.front.cookies.rotate)
+    server.call(server.front.cookies.rotate)
+    old = _hello(server, udp, _client_hello(rnd, cookie=cookie, message_seq=1))
+    assert len(_hvr_cookie(old)) == 16
+    assert _hello_verifies(server) == before + 3
+    assert _peer_of(server, udp) is None
+
+
+def test_cookie_from_another_address_is_refused(server, udp):
+    rnd = os.urandom(32)
+    cookie = _hvr_cookie(_hello(server, udp, _client_hello(rnd)))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.settimeout(5)
+        reply = _hello(server, other, _client_hello(rnd, cookie=cookie, message_seq=1))
+        assert reply[13] == 3 and _peer_of(server, other) is None
+
+
+def _session_id(server):
+    """A session id the front end issued, after a libcoap client's full handshake."""
+    test_libcoap_client_posts_over_dtls_psk(server, "coap-client-openssl")
+    sessions = server.call(lambda: list(server.front.sessions))
+    assert sessions
+    return sessions[-1]
+
+
+def test_resuming_client_hello_skips_the_cookie(server, udp):
+    sid = _session_id(server)
+    before = _hello_verifies(server)
+    reply = _hello(server, udp, _client_hello(os.urandom(32), session_id=sid))
+    # An abbreviated handshake at once: ServerHello echoing the session id (message_seq 0).
+    assert reply[0] == 22 and reply[13] == 2 and reply[17:19] == b"\x00\x00"
+    assert dtls_front.server_hello_session_id(reply) == sid
+    assert _hello_verifies(server) == before
+
+
+def test_unknown_session_id_gets_a_hello_verify_request(server, udp):
+    hvr = _hello(server, udp, _client_hello(os.urandom(32), session_id=os.urandom(32)))
+    assert len(_hvr_cookie(hvr)) == 16 and _peer_of(server, udp) is None
+
+
+def test_malformed_client_hellos_are_dropped_without_an_answer(server, udp):
+    good = _client_hello(os.urandom(32))
+    udp.settimeout(0.3)
+    for bad in (good[:40], good[:13] + b"\x01\x00\x00\x50" + good[17:],
+                good[:11] + b"\xff\xff" + good[13:]):
+        udp.sendto(bad, ("127.0.0.1", server.dtls_port))
+        with pytest.raises(socket.timeout):
+            udp.recv(4096)
+    assert _peer_of(server, udp) is None
+
+
+def test_client_hello_parser_reads_the_fields_the_cookie_covers():
+    rnd, sid, cookie = os.urandom(32), os.urandom(32), os.urandom(16)
+    h = dtls_front.parse_client_hello(_client_hello(rnd, sid, cookie, 1, 5))
+    assert (h.random, h.session_id, h.cookie, h.message_seq) == (rnd, sid, cookie, 1)
+    assert h.record_seq == bytes.fromhex("000000000005")
+    assert h.params == dtls_front.parse_client_hello(_client_hello(rnd, sid)).params
+    assert dtls_front.parse_client_hello(b"\x17" + _client_hello(rnd)[1:]) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120), st.integers(0, 120), st.binary(max_size=8))
+def test_client_hello_parser_takes_any_bytes_without_raising(noise, cut, patch):
+    for data in (noise, b"\x16\xfe\xff\x00\x00" + noise,
+                 (lambda g: g[:cut] + patch + g[cut + len(patch):])(_client_hello(bytes(32)))):
+        h = dtls_front.parse_client_hello(data)
+        assert h is None or (len(h.random) == 32 and len(h.session_id) <= 32)
 
 
 def _cli(db_path, *args):

@@ -87,16 +87,16 @@ def parse_uri(uri):
 
 
 def parse_key(text):
-    """--psk-key: "0x...", "hex:..." or an even number of hex digits is hex, anything else is
-    text ("hex:" and "0x" force hex, for keys that could be read either way)."""
+    """--psk-key: "0x..." or "hex:..." is hex, anything else is the key's text, as libcoap's
+    coap-client -k takes it (a bare "cafe" is four text bytes, never guessed to be hex)."""
     low = text.lower()
     prefix = 2 if low.startswith("0x") else (4 if low.startswith("hex:") else 0)
+    if not prefix:
+        return text.encode()
     t = text[prefix:]
     if t and len(t) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in t):
         return binascii.unhexlify(t)
-    if prefix:
-        raise UsageError("--psk-key %s... must be an even number of hex digits" % text[:prefix])
-    return text.encode()
+    raise UsageError("--psk-key %s... must be an even number of hex digits" % text[:prefix])
 
 
 def make_endpoint(uri, args, clock=None):

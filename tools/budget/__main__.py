@@ -21,7 +21,7 @@ for _p in (os.path.join(ROOT, "firmware", "lib"), os.path.join(ROOT, "tools", "h
 from tools.budget import readme_table, sizes, trace_svg, wire  # noqa: E402
 
 SCENARIO_NAMES = {"cold": "report.cold", "warm": "report.warm", "raw_warm": "report.raw.warm",
-                  "wake": "report.wake", "wake_local": "report.wake_cookie"}
+                  "wake": "report.wake"}
 KEYS = ("round_trips", "datagrams_up", "datagrams_down", "bytes_up", "bytes_down", "bytes",
         "ip_bytes")
 
@@ -44,22 +44,9 @@ class Out:
 
 def wire_figures(out):
     from tools.enos_server.server import EnosServer
-    try:
-        from tools.budget.openssl_front import OpensslFront
-    except ImportError as e:
-        OpensslFront = None
-        out.note("no OpenSSL front (%s: pip install pyOpenSSL): report.wake.* not measured" % e)
     srv = EnosServer(port=0, dtls_port=0, log=None).start()
     try:
-        front = None
-        if OpensslFront is not None:
-            front = OpensslFront(srv.registry, srv.port,
-                                 lambda *a: srv.call(srv.site.bind_dtls, *a)).start()
-        try:
-            wires, notes = wire.run_local(srv, front)
-        finally:
-            if front is not None:
-                front.stop()
+        wires, notes = wire.run_local(srv)
     finally:
         srv.stop()
     out.note("wire: the real EnosClient/DtlsSession/CoAP Client on CPython over UdpEndpoint with "
@@ -68,9 +55,8 @@ def wire_figures(out):
     out.note("bytes = UDP payload both ways; ip_bytes = bytes + 28 per datagram (IPv4 + UDP)")
     for n in notes:
         out.note(n)
-    out.note("report.wake.*: abbreviated handshake against the OpenSSL front (no cookie on "
-             "resumption, spec/dtls.md §16); report.wake_cookie.*: the same wake against the "
-             "local server's Mbed TLS front, which resumes but demands a cookie first (+1 round trip)")
+    out.note("report.wake.*: abbreviated handshake against the local server (no cookie on "
+             "resumption, spec/dtls.md §16), the client's Finished and the request in one datagram")
     for key, w in wires.items():
         f = w.figures()
         for k in KEYS:
@@ -104,11 +90,9 @@ def mqtt_figures(out, wires):
     no_ts = m["ip_bytes_to_puback"] - 12 * m["segments_to_puback"]
     out.fig("mqtt_tls.reconnect.ip_bytes_no_tcp_timestamps", no_ts, "B")
     mq = float(m["ip_bytes_to_puback"])
-    if "wake" in wires:
-        out.fig("report.wake.ratio_vs_mqtt_tls", wires["wake"].figures()["ip_bytes"] / mq)
-        out.fig("report.wake.ratio_vs_mqtt_tls_no_tcp_timestamps",
-                wires["wake"].figures()["ip_bytes"] / float(no_ts))
-    out.fig("report.wake_cookie.ratio_vs_mqtt_tls", wires["wake_local"].figures()["ip_bytes"] / mq)
+    out.fig("report.wake.ratio_vs_mqtt_tls", wires["wake"].figures()["ip_bytes"] / mq)
+    out.fig("report.wake.ratio_vs_mqtt_tls_no_tcp_timestamps",
+            wires["wake"].figures()["ip_bytes"] / float(no_ts))
     out.fig("report.cold.ratio_vs_mqtt_tls", wires["cold"].figures()["ip_bytes"] / mq)
 
 
@@ -187,7 +171,7 @@ def main(argv=None):
     if not twin_figures(out, a.svg):
         os.makedirs(os.path.dirname(a.svg), exist_ok=True)
         events = trace_svg.events_from_wire(wires["cold"].events)
-        wake = wires.get("wake") or wires["wake_local"]
+        wake = wires["wake"]
         events += trace_svg.events_from_wire(
             [(d, b, t + events[-1][0] + 0.05) for d, b, t in wake.events])
         trace_svg.write(a.svg, events, "Cold report cycle, then a wake from deep sleep (resumed)")

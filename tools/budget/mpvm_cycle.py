@@ -55,20 +55,38 @@ CONFIG = {"productKey": PK, "deviceKey": DK, "deviceSecret": SECRET, "lifetime":
 
 
 class DetRng:
-    """Deterministic stand-in for rng.urandom, so that pass 2 repeats pass 1 exactly."""
+    """Deterministic stand-in for rng.urandom, so that pass 2 repeats pass 1 exactly.
+
+    The bytes come from a pool filled by reset() (a SHA-256 chain), so urandom(n) allocates
+    only its n-byte result, as os.urandom does on the device: the warm figure must count the
+    firmware's allocations, not hash objects of this stand-in.
+    """
+
+    _POOL = 256
 
     def __init__(self):
         self.reset(b"budget")
 
     def reset(self, seed):
         self.state = hashlib.sha256(seed).digest()
+        self.pool = b""
+        self.pos = 0
+        self._refill(self._POOL)
 
-    def urandom(self, n):
-        out = b""
+    def _refill(self, n):
+        out = self.pool[self.pos:]
         while len(out) < n:
             self.state = hashlib.sha256(self.state).digest()
             out += self.state
-        return out[:n]
+        self.pool = out
+        self.pos = 0
+
+    def urandom(self, n):
+        if self.pos + n > len(self.pool):
+            self._refill(max(n, self._POOL))
+        out = self.pool[self.pos:self.pos + n]
+        self.pos += n
+        return out
 
 
 DET = DetRng()

@@ -24,8 +24,9 @@ class EnosServer:
     """host/port: plain CoAP; dtls_port: DTLS-PSK (None: no DTLS). Port 0 picks a free one.
 
     dtls_commands / plain_commands: "get" (2100 only, the device GETs the topic) or
-    "option" (2100 + 2102 with the payload). hello_verify=False skips the DTLS cookie
-    exchange. DTLS sessions can be resumed by session id (Mbed TLS session cache).
+    "option" (2100 + 2102 with the payload). The DTLS front end sends a 16-byte cookie
+    before a full handshake; hello_verify=False skips the cookie exchange. DTLS sessions can
+    be resumed by session id (Mbed TLS session cache), without a cookie.
     """
 
     def __init__(self, registry=None, db_path=":memory:", host="127.0.0.1", port=5683,

@@ -179,8 +179,8 @@ def build_parser():
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print every datagram, decoded, and the exchange's cost to stderr")
     p.add_argument("--psk-identity", help="DTLS PSK identity (coaps://)")
-    p.add_argument("--psk-key", help="DTLS PSK: hex (0x..., hex:... or hex digits) or text "
-                   "(coaps://)")
+    p.add_argument("--psk-key", help="DTLS PSK: hex with a 0x or hex: prefix, otherwise "
+                   "the key's text as libcoap's -k takes it (coaps://)")
     return p
 
 

@@ -1,0 +1,761 @@
+"""The report cycle: measure, queue, report to EnOS, handle commands, sleep (issue 7).
+
+One wake-up of the device is one call of App.run(). Its steps, in order:
+
+  1. restore the state kept across deep sleep (enosnb.state): CoAP and EnOS counters, the
+     DTLS session, the plain-mode auth binding, the modem socket, the back-off counters;
+  2. read the sensor and append the reading to the flash queue (enosnb.store) BEFORE any
+     radio work, so no later failure can lose it;
+  3. bring up the modem (power key only when it is silent, registration) and take the
+     UDP socket that survived the sleep, or open one;
+  4. connect: restore the saved DTLS session (0 handshake round trips when the server still
+     knows it), else resume it (abbreviated handshake), else a full handshake; in plain mode
+     reuse the /auth binding, else POST /auth (enos-coap.md §5.3, §5.4, §6.4, dtls.md §16);
+  5. report the queue oldest first: one record goes to thing.measurepoint.post; records left
+     over from an outage go first to thing.measurepoint.resume(.batch), in order (§8.3);
+     a record leaves the queue only after EnOS answered code 200 for it;
+  6. cloud commands ride on every response (enos.commands); their dedupe memory is kept;
+  7. save the state, release the radio (release assistance / AT+CNMPSD), return the time
+     to sleep.
+
+Every failure of a layer (ModemError, DtlsError, CoapError, EnosError, StoreError, a sensor
+error) is caught here: the reading stays queued, the error is logged without secrets, state
+is saved and the device sleeps. After consecutive failures the next wakes only measure and
+queue, skipping the radio for 1, 3, then at most MAX_SKIP cycles (bounded back-off).
+
+The watchdog is fed through the clock every layer already calls (CycleClock) as long as the
+cycle is within its time budget; a layer stuck without calling the clock, or a cycle over
+budget, lets the watchdog reset the board.
+"""
+import hashlib
+import json
+import struct
+import time
+
+from micropython import const
+
+from enosnb.clock import SYSTEM
+from enosnb.coap.errors import CoapError, CoapTimeout
+from enosnb.config import ConfigError, load_board, load_secrets
+from enosnb.dtls.errors import DtlsError
+from enosnb.enos import identity as eid
+from enosnb.enos.errors import EnosCoapError, EnosError, EnosReplyError
+from enosnb.modem.errors import ModemError
+from enosnb.sensor import check_points
+from enosnb.state import State, StateError
+from enosnb.store import Store, StoreError
+
+# Timings a board or a test may override (milliseconds).
+DEFAULTS = {
+    "attach_timeout_ms": 120000,   # radio on -> registered (modems.md §6)
+    "cycle_budget_ms": 170000,     # longest report cycle before the watchdog may fire
+    "dtls_timers": None,           # None: enosnb.dtls.timers.NBIOT
+    "coap_timing": None,           # None: ack_timeout_ms / max_retransmit of secrets.json
+    "probe_retransmit": 1,         # CoAP retransmissions on a restored DTLS session
+    "min_sleep_ms": 1000,
+}
+MAX_SKIP = const(3)
+RESTORE_BACKOFF = const(8)  # wakes that resume instead of restoring after a failed restore
+MAX_BATCHES = const(20)
+# EnOS answers these when the record itself is wrong: resending cannot help (§9, §10).
+_REJECTED_CODES = (1008, 1204, 1206, 1220, 1251)
+_REJECTED_COAP = (0x80, 0x8D)  # 4.00 Bad Request, 4.13 Request Entity Too Large
+_EPOCH_2000 = const(946684800)
+_CLOCK_VALID_S = const(1735689600)  # 2025-01-01: an RTC before that was never set
+_SECRET_FILE = "device_secret.json"
+
+
+def log(msg):
+    print("[enosnb] " + msg)
+
+
+def _err(e):
+    return "%s: %s" % (type(e).__name__, e)
+
+
+def now_ms():
+    """Wall-clock epoch milliseconds, or None while the RTC has not been set."""
+    ms = time.time_ns() // 1000000 if hasattr(time, "time_ns") else int(time.time() * 1000)
+    if time.gmtime(0)[0] == 2000:
+        ms += _EPOCH_2000 * 1000
+    return ms if ms >= _CLOCK_VALID_S * 1000 else None
+
+
+class CycleClock:
+    """The system clock, feeding the watchdog on every use while the cycle is in budget."""
+
+    def __init__(self, base=SYSTEM, wdt=None, budget_ms=None):
+        self.base = base
+        self.wdt = wdt
+        self.start = base.ticks_ms()
+        self.budget_ms = budget_ms
+
+    def elapsed_ms(self):
+        return self.base.ticks_diff(self.base.ticks_ms(), self.start)
+
+    def feed(self):
+        if self.wdt is not None and (self.budget_ms is None or
+                                     self.elapsed_ms() < self.budget_ms):
+            self.wdt.feed()
+
+    def ticks_ms(self):
+        self.feed()
+        return self.base.ticks_ms()
+
+    def ticks_diff(self, a, b):
+        return self.base.ticks_diff(a, b)
+
+    def ticks_add(self, a, d):
+        return self.base.ticks_add(a, d)
+
+    def sleep_ms(self, n):
+        self.feed()
+        self.base.sleep_ms(n)
+
+
+def encode_record(points, time_ms):
+    from enosnb.enos.bodies import dumps
+    rec = {"p": points}
+    if time_ms is not None:
+        rec["t"] = time_ms
+    return dumps(rec).encode()
+
+
+def decode_record(data):
+    """(points, time_ms) of a queued record; ValueError when it is not one of ours."""
+    obj = json.loads(bytes(data))
+    if not isinstance(obj, dict) or not isinstance(obj.get("p"), dict):
+        raise ValueError("queued record is not {p, t}")
+    return obj["p"], obj.get("t")
+
+
+def parse_cclk(answer):
+    """RTC().datetime tuple (UTC) from a +CCLK answer "yy/MM/dd,hh:mm:ss+zz" (zz: quarter
+    hours of local offset, 27.007 §8.15), or None when the modem has no network time."""
+    if not answer:
+        return None
+    text = answer.split(":", 1)[1] if answer.startswith("+CCLK") else answer
+    date, clock = text.strip().strip('"').split(",")
+    yy, mo, dd = [int(x) for x in date.split("/")]
+    zone = 0
+    for ch in "+-":
+        if ch in clock:
+            clock, z = clock.split(ch)
+            zone = int(z) if ch == "+" else -int(z)
+    hh, mi, ss = [int(x) for x in clock.split(":")]
+    if not 24 <= yy < 70:  # 70/01/01 or 80/01/06 before the modem got NITZ
+        return None
+    mins = _days_from_civil(2000 + yy, mo, dd) * 1440 + hh * 60 + mi - zone * 15
+    days, mins = divmod(mins, 1440)
+    y, mo, dd = _civil_from_days(days)
+    return (y, mo, dd, (days + 3) % 7, mins // 60, mins % 60, ss, 0)
+
+
+def _days_from_civil(y, m, d):
+    """Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def _civil_from_days(z):
+    z += 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + (3 if mp < 10 else -9)
+    return yoe + era * 400 + (m <= 2), m, d
+
+
+def _rejected(e):
+    if isinstance(e, EnosReplyError):
+        return e.code in _REJECTED_CODES
+    if isinstance(e, EnosCoapError):
+        return e.coap_code in _REJECTED_COAP
+    return False
+
+
+class _Link:
+    """The EnOS client's transport (enos/transport.py contract): opens CoAP over the modem
+    socket, inside a DTLS session when secrets.json says dtls (restore/resume/full)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.secure = app.secrets.dtls
+        self.session = None
+        self.how = None
+
+    def open(self, identity, psk):
+        self.drop()
+        ep = self.app.endpoint()
+        if not self.secure:
+            self.how = "plain"
+            return self.app.coap_client(ep)
+        self.session, self.how = self.app.dtls_session(ep, identity, psk)
+        return self.app.coap_client(self.session)
+
+    def drop(self):
+        """Forget the session without close_notify; the socket stays open."""
+        self.session = None
+
+    def close(self):
+        s, self.session = self.session, None
+        if s is not None:
+            try:
+                s.close()
+            except DtlsError:
+                pass
+
+
+class App:
+    """One device: App(secrets, board, sensor, root="", clock=SYSTEM, tune=None,
+    machine=None, rtc=True). root is the flash directory; rtc=None keeps state on flash only.
+
+    run(wdt=None, woke=False) -> milliseconds to deep sleep; woke is True when this boot is
+    a wake from deep sleep (RTC memory and the modem's socket are then trusted). Never raises
+    for a failure of
+    the modem, DTLS, CoAP, EnOS, the queue or the sensor. Attributes after run():
+    .report (dict of what happened this cycle, for logs and tests).
+    """
+
+    def __init__(self, secrets, board, sensor=None, root="", clock=SYSTEM, tune=None,
+                 machine=None, rtc=True):
+        self.secrets = secrets
+        self.board = board
+        self.sensor = sensor
+        self.root = root
+        self.base_clock = clock
+        self.tune = dict(DEFAULTS)
+        for key in DEFAULTS:
+            v = getattr(board, key, None)
+            if v is not None:
+                self.tune[key] = v
+        if tune:
+            self.tune.update(tune)
+        self._machine = machine
+        self._rtc = rtc
+        self.modem = None
+        self.sock = None
+        self.coap = None
+        self.enos = None
+        self.commands = None
+        self.last_points = None
+
+    # --- files ---------------------------------------------------------------------------
+
+    def _path(self, name):
+        return self.root + name if not self.root or self.root.endswith("/") \
+            else self.root + "/" + name
+
+    def _mach(self):
+        if self._machine is None:
+            import machine
+            self._machine = machine
+        return self._machine
+
+    # --- the cycle -----------------------------------------------------------------------
+
+    def run(self, wdt=None, woke=False):
+        self.clock = CycleClock(self.base_clock, wdt, self.tune["cycle_budget_ms"])
+        self.clock.feed()
+        self.report = {"queued": None, "sent": 0, "rejected": 0, "dropped": 0,
+                       "connect": None, "error": None, "skipped_radio": False,
+                       "commands": 0, "pending": None, "socket": None}
+        interval_ms = self.secrets.report_interval_s * 1000
+        self._unproven = False
+        try:
+            self.state = State(rtc=self._rtc, path=self._path("state.bin"))
+        except Exception as e:  # a state we cannot read is a cold start, not a failure
+            log("state unreadable (%s); starting cold" % _err(e))
+            self.state = State(rtc=None, path=self._path("state.tmp.bin"))
+            self.state.clear()
+        if not woke:
+            # Power-on, reset button or watchdog: the modem may have been reset as well, so
+            # no session is restored as is and PSM is requested again.
+            self.state.delete("dtok")
+            self.state.delete("psm")
+        self._consume_session()
+        self.store = None
+        current = None
+        try:
+            self.store = Store(self._path("queue"), max_records=self.secrets.queue_max_records)
+            current = self.measure()
+        except (StoreError, OSError) as e:
+            self._failed("queue", e)
+        if self.store is not None and self._skip_radio():
+            self.report["skipped_radio"] = True
+        elif self.store is not None:
+            try:
+                self.connect()
+                self.send_queue(current)
+                self._succeeded()
+            except (ModemError, DtlsError, CoapError, EnosError, StoreError, StateError,
+                    ConfigError, OSError) as e:
+                self._failed("report", e)
+            except Exception as e:
+                # A bug in a layer must not stop the device: log it, treat it as a failure.
+                self._failed("unexpected", e)
+        if self.store is not None:
+            self.report["pending"] = len(self.store)
+            self.report["dropped"] = self.store.dropped
+        self.finish()
+        return max(self.tune["min_sleep_ms"], interval_ms - self.clock.elapsed_ms())
+
+    def measure(self):
+        """Reads the sensor and queues the reading; returns its queue seq (None if none)."""
+        if self.sensor is None:
+            return None
+        try:
+            points = check_points(self.sensor.read())
+        except Exception as e:  # the device maker's code: any error is a sensor error
+            log("sensor: %s" % _err(e))
+            return None
+        self.last_points = points
+        seq = self.store.append(encode_record(points, now_ms()))
+        self.report["queued"] = seq
+        return seq
+
+    # --- back-off ------------------------------------------------------------------------
+
+    def _skip_radio(self):
+        skip = self._u8("skip")
+        if skip:
+            self.state.set("skip", bytes((skip - 1,)))
+            log("back-off: radio skipped this cycle (%d more), %d queued" % (
+                skip - 1, len(self.store)))
+            return True
+        return False
+
+    def _failed(self, stage, e):
+        fails = min(self._u8("fail") + 1, 255)
+        self.state.set("fail", bytes((fails,)))
+        self.state.set("skip", bytes((min((1 << (fails - 1)) - 1, MAX_SKIP),)))
+        if fails >= 2:
+            self.state.delete("ip")  # the server may have moved: resolve its name again
+        self.report["error"] = "%s: %s" % (stage, _err(e))
+        log("%s failed (%d in a row): %s" % (stage, fails, _err(e)))
+
+    def _succeeded(self):
+        self.state.delete("fail")
+        self.state.delete("skip")
+
+    def _u8(self, key):
+        v = self.state.get(key)
+        return v[0] if v else 0
+
+    # --- radio ---------------------------------------------------------------------------
+
+    def bring_up_modem(self):
+        from enosnb.modem import driver
+        m = self._mach()
+        b = self.board
+        if b.power_enable:
+            m.Pin(b.power_enable["pin"], m.Pin.OUT,
+                  value=1 if b.power_enable["active_high"] else 0)
+        uart = m.UART(b.uart["id"], **b.uart_kwargs())
+        self.modem = driver(b.modem)(uart, self.clock, **b.modem_kwargs())
+        self.modem.power_on()
+        self.modem.init()
+        if self.secrets.uses_imei:
+            self.secrets.set_device_key(self.modem.imei())
+        self.modem.attach(self.secrets.apn or None, b.bands, self.tune["attach_timeout_ms"])
+        if now_ms() is None:
+            self.sync_clock()
+        if not self.state.get("psm"):
+            # Ask once per power-on for PSM (TAU = a day, active time 10 s, modems.md §5);
+            # the network may grant other values.
+            try:
+                self.modem.psm(86400, 10)
+                self.state.set("psm", b"1")
+            except ModemError as e:
+                log("PSM request refused: %s" % _err(e))
+
+    def sync_clock(self):
+        """Sets the RTC from the network time (AT+CCLK?, NITZ) so queued readings carry
+        their real time; the RTC keeps it through deep sleep. Best effort."""
+        try:
+            t = parse_cclk(self.modem.query("AT+CCLK?", prefix="+CCLK"))
+        except (ModemError, ValueError, TypeError, IndexError):
+            t = None
+        if t is None:
+            log("no network time: readings are sent without a timestamp")
+            return
+        self._mach().RTC().datetime(t)
+
+    def server_ip(self):
+        host = self.secrets.host
+        cached = self.state.get("ip")
+        if cached and cached.split(b"|")[0] == host.encode():
+            return cached.split(b"|")[1].decode()
+        from enosnb.modem.base import is_ipv4
+        ip = host if is_ipv4(host) else self.modem.resolve(host)
+        self.state.set("ip", host.encode() + b"|" + ip.encode())
+        return ip
+
+    def endpoint(self):
+        """The modem UDP socket to the server: the one kept over the sleep, else a new one."""
+        if self.sock is not None and not self.sock.closed:
+            return self.sock
+        ip = self.server_ip()
+        port = self.secrets.port
+        saved = self.state.get("sock")
+        self.state.delete("sock")
+        self.sock = None
+        if saved and len(saved) == 3:
+            sid, sport = struct.unpack(">BH", saved)
+            if sport == port:
+                self.sock = _adopt_socket(self.modem, sid, ip, port)
+                self.report["socket"] = "kept"
+        if self.sock is None:
+            self.sock = self.modem.socket(ip, port)
+            self.report["socket"] = "new"
+        return self.sock
+
+    # --- connection ----------------------------------------------------------------------
+
+    def _consume_session(self):
+        """A restorable DTLS blob is good for one wake only: a crash later in this cycle
+        would otherwise restore sequence numbers the server has already seen."""
+        self._restorable = self.state.get("dtok") == b"1"
+        self._restored_sock = self.state.get("sock")
+        if self._restorable:
+            self.state.delete("dtok")
+            try:
+                self.state.save()
+            except (OSError, StateError) as e:
+                log("state save failed: %s" % _err(e))
+
+    def _blob_key(self, identity, psk):
+        return hashlib.sha256(bytes(identity) + b"|" + bytes(psk)).digest()[:8]
+
+    def dtls_session(self, ep, identity, psk, restore=False):
+        """(session, how): "restored" (no handshake), "resumed" or "full"."""
+        from enosnb.dtls.session import DtlsSession
+        timers = self.tune["dtls_timers"]
+        self._dtid = self._blob_key(identity, psk)
+        blob = self.state.get("dtls")
+        if blob and self.state.get("dtid") != self._dtid:
+            blob = None
+        s = None
+        if blob:
+            try:
+                s = DtlsSession.restore(ep, identity, psk, blob, clock=self.clock, timers=timers)
+            except DtlsError as e:
+                log("saved DTLS session unusable: %s" % _err(e))
+                self.state.delete("dtls")
+        if s is not None and restore:
+            return s, "restored"
+        if s is not None:
+            s.resume()
+            return s, "resumed" if s.resumed else "full"
+        s = DtlsSession(ep, identity, psk, clock=self.clock, timers=timers)
+        s.handshake()
+        return s, "full"
+
+    def coap_client(self, ep):
+        from enosnb.coap.client import Client, Timing
+        timing = self.tune["coap_timing"] or Timing(ack_timeout_ms=self.secrets.ack_timeout_ms,
+                                                    max_retransmit=self.secrets.max_retransmit)
+        c = Client(ep, self.clock, timing)
+        prev = self.coap.state() if self.coap is not None else self.state.get("coap")
+        if prev:
+            try:
+                c.restore(prev)
+            except CoapError:
+                pass
+        self.coap = c
+        return c
+
+    def _enos(self):
+        from enosnb.enos.client import EnosClient
+        from enosnb.enos.commands import Commands
+        s = self.secrets
+        secret = s.device_secret or self._activated_secret()
+        cfg = {"productKey": s.product_key, "deviceKey": s.device_key,
+               "deviceSecret": secret, "productSecret": s.product_secret,
+               "lifetime": s.lifetime, "pskOffset": s.psk_slice[0],
+               "dtlsAuth": s.auth_fallback}
+        self.commands = Commands(max_per_wake=8, log=log)
+        self._command_handlers(self.commands)
+        saved = self.state.get("cmds")
+        if saved and hasattr(self.commands, "restore"):
+            try:
+                self.commands.restore(saved)
+            except (EnosError, ValueError):
+                pass
+        self.link = _Link(self)
+        enos = EnosClient(self.link, cfg, on_secret=self._persist_secret,
+                          commands=self.commands, clock=self.clock)
+        saved = self.state.get("enos")
+        if saved:
+            try:
+                enos.restore(saved)
+            except EnosError:
+                pass
+        return enos
+
+    def connect(self):
+        self.bring_up_modem()
+        self.enos = enos = self._enos()
+        kept = self._restored_sock is not None
+        how = None
+        secret = self.secrets.device_secret or self._activated_secret()
+        restore = kept and secret and self.secrets.dtls and self._restorable and \
+            self.state.get("dtls")
+        skip = self._u8("rskip")
+        if restore and skip:
+            # The last restore went unanswered (the carrier's NAT forgets idle bindings):
+            # resume instead for a while rather than pay a probe timeout on every wake.
+            self.state.set("rskip", bytes((skip - 1,)))
+            restore = False
+        if restore:
+            s = self.secrets
+            ident = eid.psk_identity(s.product_key, s.device_key, eid.MODE_DEVICE, s.lifetime)
+            psk = eid.psk_key(secret, s.psk_slice[0])
+            session, how = self.dtls_session(self.endpoint(), ident, psk, restore=True)
+            self.link.session, self.link.how = session, how
+            enos.attach(self.coap_client(session))
+        elif kept and not self.secrets.dtls and self.state.get("auth") == b"1":
+            # Plain mode: EnOS binds the /auth to our address, which the kept socket keeps;
+            # a 4.01 makes the EnOS client re-authenticate once (§6.4).
+            enos.attach(self.link.open(None, None))
+            how = "plain-kept"
+        if how is None:
+            enos.connect()
+            how = self.link.how
+        self.report["connect"] = how
+        self._unproven = how == "restored"
+        log("connected (%s)" % how)
+
+    # --- reporting -----------------------------------------------------------------------
+
+    def _probe(self, fn):
+        """Runs fn(); on a restored session whose server forgot it, reconnects and runs fn()
+        again. The restored session gets few retransmissions: silence means it is gone."""
+        if not self._unproven:
+            return fn()
+        self._unproven = False
+        timing = self.coap.timing
+        from enosnb.coap.client import Timing
+        self.coap.timing = Timing(timing.ack_timeout_ms, timing.ack_random_factor,
+                                  self.tune["probe_retransmit"])
+        try:
+            return fn()
+        except (CoapTimeout, DtlsError) as e:
+            log("restored DTLS session not answered (%s); handshake again, resuming if the "
+                "server still caches the session" % type(e).__name__)
+            self.state.set("rskip", bytes((RESTORE_BACKOFF,)))
+            self.link.drop()
+            self.enos.coap = None
+            self.enos.connect()
+            self.report["connect"] = "restore-failed/" + str(self.link.how)
+            return fn()
+        finally:
+            if self.coap is not None:
+                self.coap.timing = timing
+
+    def send_queue(self, current):
+        """Reports queued records oldest first; acks each batch after EnOS's code 200."""
+        singles = False
+        for _ in range(MAX_BATCHES):
+            recs = self.store.peek(1 if singles else self.secrets.batch_max)
+            if not recs:
+                return
+            old = [r for r in recs if r[0] != current]
+            batch = old if old else recs
+            items = []
+            for seq, data in batch:
+                try:
+                    points, t = decode_record(data)
+                except ValueError:
+                    log("queued record %d is corrupt; dropped" % seq)
+                    self.report["rejected"] += 1
+                    self.store.ack(seq)
+                    break
+                items.append({"measurepoints": points, "time": t})
+            else:
+                if len(batch) == len(self.store) and self.sock is not None:
+                    # The queue's last request: the modem may release the RRC connection as
+                    # soon as the reply is in (BC95 AT+NSOSTF 0x400, modems.md §3.7).
+                    self.sock.last_exchange = True
+                try:
+                    self._probe(lambda: self._post(batch, items, current))
+                except EnosError as e:
+                    if not _rejected(e):
+                        raise
+                    if len(batch) > 1:
+                        log("EnOS rejected a batch (%s); sending one by one" % e)
+                        singles = True
+                        continue
+                    log("EnOS rejected record %d (%s); dropped" % (batch[0][0], e))
+                    self.report["rejected"] += 1
+                self.store.ack(batch[-1][0])
+                self.report["sent"] += len(batch)
+                self._save_progress()
+        log("%d records still queued; the rest goes next cycle" % len(self.store))
+
+    def _post(self, batch, items, current):
+        enos = self.enos
+        if len(batch) == 1 and batch[0][0] == current:
+            return enos.post_measurepoints(items[0]["measurepoints"], items[0]["time"])
+        if len(batch) == 1:
+            return enos.resume_measurepoint(items[0]["measurepoints"], items[0]["time"])
+        return enos.resume_measurepoints(items)
+
+    def _save_progress(self):
+        """Counters after each acknowledged batch, so a crash cannot reuse message ids."""
+        if self.coap is not None:
+            self.state.set("coap", self.coap.state())
+        if self.enos is not None:
+            self.state.set("enos", self.enos.state())
+
+    # --- commands ------------------------------------------------------------------------
+
+    def _command_handlers(self, commands):
+        sensor = self.sensor
+
+        def on_set(params):
+            fn = getattr(sensor, "set_points", None)
+            if fn is None:
+                return 404
+            return fn(params)
+
+        def on_get(params):
+            pts = self.last_points or {}
+            if isinstance(params, list) and params:
+                return dict((k, pts[k]) for k in params if k in pts)
+            return dict(pts)
+
+        def on_service(service_id, params):
+            fn = getattr(sensor, "service", None)
+            if fn is None:
+                return 404, {}
+            return fn(service_id, params)
+
+        commands.on_set(on_set)
+        commands.on_get(on_get)
+        commands.on_service(on_service)
+        raw = getattr(sensor, "raw_command", None)
+        if raw is not None:
+            commands.on_raw(raw)
+
+    # --- per-product activation (§7 step 5) --------------------------------------------
+
+    def _activated_secret(self):
+        try:
+            with open(self._path(_SECRET_FILE)) as f:
+                v = json.loads(f.read()).get("deviceSecret")
+            return v if isinstance(v, str) and v else None
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def _persist_secret(self, secret):
+        import os
+        path = self._path(_SECRET_FILE)
+        with open(path + ".tmp", "w") as f:
+            f.write(json.dumps({"deviceSecret": secret}))
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        os.rename(path + ".tmp", path)
+        if self._activated_secret() != secret:
+            raise OSError("activated deviceSecret did not read back from flash")
+
+    # --- end of cycle --------------------------------------------------------------------
+
+    def finish(self):
+        """Saves the state and releases the radio; nothing here may raise."""
+        st = self.state
+        link = getattr(self, "link", None)
+        session = link.session if link is not None else None
+        try:
+            if self.coap is not None:
+                st.set("coap", self.coap.state())
+            if self.enos is not None:
+                st.set("enos", self.enos.state())
+                if self.commands is not None and hasattr(self.commands, "state"):
+                    st.set("cmds", self.commands.state())
+            if session is not None and session.established:
+                st.set("dtls", session.save())
+                st.set("dtid", self._dtid)
+                st.set("dtok", b"1")
+            elif self.enos is not None and self.secrets.dtls:
+                st.delete("dtok")
+            if self.enos is not None and not self.secrets.dtls:
+                st.set("auth", b"1" if self.enos.coap is not None else b"0")
+            if self.sock is not None and not self.sock.closed and self.sock.id is not None:
+                st.set("sock", struct.pack(">BH", self.sock.id, self.secrets.port))
+            elif self.sock is not None:
+                st.delete("sock")
+            elif self._restored_sock is not None:
+                # Not used this cycle (no radio, or it failed before): still open on the modem.
+                st.set("sock", self._restored_sock)
+        except Exception as e:
+            log("state not updated: %s" % _err(e))
+        try:
+            where = st.save()
+        except Exception as e:
+            log("state save failed: %s" % _err(e))
+            where = None
+        self.report["state"] = where
+        if self.commands is not None:
+            self.report["commands"] = self.commands.executed
+        if self.modem is not None:
+            try:
+                self.modem.release()
+            except Exception as e:
+                log("radio release: %s" % _err(e))
+        self.clock.feed()
+        r = self.report
+        log("cycle: queued %s, sent %d, pending %s, connect %s%s" % (
+            r["queued"], r["sent"], r["pending"], r["connect"],
+            ", error " + r["error"] if r["error"] else ""))
+
+
+def _adopt_socket(modem, sid, ip, port):
+    """The modem socket that stayed open over the ESP32's deep sleep. If the modem lost it,
+    the driver's send fails once, drops it and opens a new one (modem/base.py _send)."""
+    adopt = getattr(modem, "adopt_socket", None)
+    if adopt is not None:
+        return adopt(sid, ip, port)
+    from enosnb.modem.base import ModemSocket
+    s = ModemSocket(modem, ip, port)
+    s.id = sid
+    modem.sockets.append(s)
+    return s
+
+
+def build(secrets_path="secrets.json", board_path="board.json", root=""):
+    """App from the two config files and the device maker's sensors.py; ConfigError when a
+    file is missing or wrong (main.py prints it and returns to the REPL)."""
+    secrets = load_secrets(secrets_path)
+    board = load_board(board_path)
+    for w in secrets.warnings + board.warnings:
+        log("warning: " + w)
+    return App(secrets, board, make_sensor(), root=root)
+
+
+def make_sensor():
+    """The device maker's sensors.make_sensor(), set up; the demo sensor when there is no
+    sensors.py; None (queue still reported) when their code fails."""
+    try:
+        import sensors
+    except ImportError as e:
+        log("no sensors.py (%s): using the demo sensor" % e)
+        from enosnb.sensor import DemoSensor
+        return DemoSensor()
+    try:
+        sensor = sensors.make_sensor()
+        setup = getattr(sensor, "setup", None)
+        if setup is not None:
+            setup()
+        return sensor
+    except Exception as e:
+        log("sensor setup failed: %s" % _err(e))
+        return None

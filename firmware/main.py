@@ -1,0 +1,36 @@
+"""Device entry point: one report cycle, then deep sleep (issue 7; the cycle is enosnb.app).
+
+board.json and secrets.json are read from the current directory (the root of the board's
+flash). A configuration error prints what to fix and returns to the REPL without arming the
+watchdog or sleeping, so a wrong file never locks the board out. Ctrl-C during a cycle also
+stops at the REPL; the watchdog then resets the board after its timeout unless you call
+machine.WDT().feed() or reset it yourself.
+"""
+import machine
+
+from enosnb import app
+
+
+def main():
+    try:
+        device = app.build()
+    except app.ConfigError as e:
+        print("enosnb: configuration error: %s" % e)
+        print("enosnb: fix the file (make secrets / make deploy) and reset the board")
+        return
+    # The cycle feeds the watchdog while it is within its budget (enosnb.app.CycleClock);
+    # the timeout must exceed the longest gap between two feeds, not the whole cycle.
+    wdt = machine.WDT(timeout=device.board.wdt_timeout_ms)
+    try:
+        sleep_ms = device.run(wdt, machine.reset_cause() == machine.DEEPSLEEP_RESET)
+    except KeyboardInterrupt:
+        print("enosnb: stopped by Ctrl-C; the watchdog resets the board in %d s"
+              % (device.board.wdt_timeout_ms // 1000))
+        return
+    except Exception as e:  # run() catches every layer's failure; this is a last resort
+        print("enosnb: cycle failed: %s: %s" % (type(e).__name__, e))
+        sleep_ms = device.secrets.report_interval_s * 1000
+    machine.deepsleep(sleep_ms)
+
+
+main()

@@ -1,0 +1,179 @@
+"""The report cycle's own decisions (enosnb/app.py), with the radio and EnOS replaced by a
+fake: what is queued, sent, acknowledged, dropped, and when the radio is skipped."""
+import json
+import os
+
+import pytest
+
+from enosnb import app as appmod
+from enosnb.config import parse_board, parse_secrets
+from enosnb.enos.errors import EnosCoapError, reply_error
+from enosnb.modem.errors import ModemError
+from enosnb.store import Store
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Counter:
+    def __init__(self):
+        self.n = 0
+        self.fail = False
+
+    def read(self):
+        if self.fail:
+            raise OSError("I2C bus stuck")
+        self.n += 1
+        return {"reading": self.n}
+
+
+class FakeEnos:
+    """Records what the app reports; `refuse(items)` returns an exception to raise or None."""
+
+    def __init__(self, refuse=None):
+        self.sent = []
+        self.refuse = refuse or (lambda items: None)
+
+    def _call(self, kind, items):
+        e = self.refuse(items)
+        if e is not None:
+            raise e
+        self.sent.append((kind, [it["measurepoints"]["reading"] for it in items]))
+
+    def post_measurepoints(self, points, time_ms):
+        self._call("post", [{"measurepoints": points, "time": time_ms}])
+
+    def resume_measurepoint(self, points, time_ms):
+        self._call("resume", [{"measurepoints": points, "time": time_ms}])
+
+    def resume_measurepoints(self, items):
+        self._call("resume/batch", items)
+
+    def state(self):
+        return b"\x01\x00\x00\x00\x07"
+
+
+class FakeApp(appmod.App):
+    network = True
+    connects = 0
+
+    def connect(self):
+        FakeApp.connects += 1
+        if not FakeApp.network:
+            raise ModemError("not registered")
+        self.enos = self.fake
+        self.report["connect"] = "fake"
+
+
+@pytest.fixture
+def device(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENOSNB_RTC_FILE", str(tmp_path / "rtc.bin"))
+    with open(os.path.join(ROOT, "boards", "esp32-sim7020", "board.json")) as f:
+        board = parse_board(json.load(f))
+    secrets = parse_secrets({"productKey": "MuGsF6W4", "deviceKey": "15bBZlRknc",
+                             "deviceSecret": "ExampleDeviceSecret0123456789abc",
+                             "host": "127.0.0.1", "batch_max": 3, "report_interval_s": 600})
+    FakeApp.network = True
+    FakeApp.connects = 0
+    sensor = Counter()
+    made = []
+
+    def make(refuse=None):
+        a = FakeApp(secrets, board, sensor, root=str(tmp_path) + "/")
+        a.fake = FakeEnos(refuse)
+        made.append(a)
+        return a
+    make.sensor = sensor
+    make.queue = lambda: Store(str(tmp_path / "queue"))
+    return make
+
+
+def test_a_reading_stays_queued_through_a_network_failure_and_goes_out_as_resume_first(device):
+    FakeApp.network = False
+    a = device()
+    sleep_ms = a.run(woke=False)
+    assert a.report["queued"] == 1 and a.report["sent"] == 0
+    assert "not registered" in a.report["error"]
+    assert 590000 < sleep_ms <= 600000
+    assert len(device.queue()) == 1
+    FakeApp.network = True
+    b = device()
+    b.run(woke=True)
+    assert b.fake.sent == [("resume", [1]), ("post", [2])]
+    assert len(device.queue()) == 0
+
+
+def test_after_an_outage_the_backlog_goes_in_order_in_batches_then_the_new_reading(device):
+    FakeApp.network = False
+    for _ in range(5):
+        device().run(woke=True)
+    FakeApp.network = True
+    for _ in range(4):  # back-off may skip the radio a few cycles
+        a = device()
+        a.run(woke=True)
+        if a.fake.sent:
+            break
+    sent = a.fake.sent
+    assert [k for k, _ in sent] == ["resume/batch", "resume/batch", "resume", "post"]
+    assert [r for _, rs in sent for r in rs] == list(range(1, device.sensor.n + 1))
+    assert all(len(rs) <= 3 for _, rs in sent)
+
+
+def test_back_off_skips_the_radio_for_1_then_3_cycles_at_most_but_keeps_measuring(device):
+    FakeApp.network = False
+    attempts = []
+    for _ in range(12):
+        before = FakeApp.connects
+        device().run(woke=True)
+        attempts.append(FakeApp.connects - before)
+    assert attempts == [1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]
+    assert len(device.queue()) == 12
+
+
+def test_a_record_enos_rejects_is_dropped_alone_and_the_others_are_delivered(device):
+    FakeApp.network = False
+    for _ in range(3):
+        device().run(woke=True)
+    FakeApp.network = True
+
+    def refuse(items):
+        if any(it["measurepoints"]["reading"] == 2 for it in items):
+            return reply_error(1204, "/topic/sys/x/y/thing/measurepoint/resume/batch")
+        return None
+    for _ in range(4):
+        a = device(refuse)
+        a.run(woke=True)
+        if a.fake.sent:
+            break
+    assert a.fake.sent == [("resume", [1]), ("resume", [3]), ("post", [4])]
+    assert a.report["rejected"] == 1
+    assert len(device.queue()) == 0
+
+
+def test_a_server_error_leaves_every_reading_queued_for_the_next_cycle(device):
+    a = device(lambda items: EnosCoapError(0xA0, "/topic/x"))
+    a.run(woke=True)
+    assert "5.00" in a.report["error"]
+    assert len(device.queue()) == 1
+    b = device()
+    b.run(woke=True)  # first failure: no back-off skip yet
+    assert b.fake.sent == [("resume", [1]), ("post", [2])]
+
+
+def test_a_failing_sensor_does_not_stop_the_queue_from_being_reported(device):
+    FakeApp.network = False
+    device().run(woke=True)
+    FakeApp.network = True
+    device.sensor.fail = True
+    a = device()
+    a.run(woke=True)
+    assert a.report["queued"] is None
+    assert a.fake.sent == [("resume", [1])]
+
+
+def test_a_corrupt_queued_record_is_dropped_and_counted(device):
+    device.queue().append(b"\xff not json")
+    a = device()
+    a.run(woke=True)
+    assert a.report["rejected"] == 1
+    assert a.fake.sent == [("post", [1])]
+    assert len(device.queue()) == 0

@@ -71,6 +71,14 @@ test-vm: deps
 bench: deps mpy
 	$(PY) tools/bench.py
 
+# The host twin: firmware/main.py unchanged, through the modem emulator, to the local EnOS server.
+demo: deps mpy
+	@mkdir -p out
+	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap
+
+server: deps
+	$(PY) -m tools.enos_server serve
+
 budget: deps mpy
 	$(PY) -m tools.budget --table docs/budget.md
 

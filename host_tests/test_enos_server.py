@@ -3,6 +3,7 @@ tinydtls) and libcoap's coap-client (plain, and DTLS with OpenSSL and GnuTLS), i
 end's stateless cookie exchange (RFC 6347 §4.2.1) with hand-made ClientHellos, plus its CLI
 and its limits."""
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -32,9 +33,14 @@ SIGN = "D67FA0998B09ACD507369F68D3E68EA88B93D9716ADC89B8B833A1F2DCA55EDF"
 AUTH_BODY = '{"secureMode":2,"lifetime":3600,"sign":"%s"}' % SIGN
 
 
+_TIMES = itertools.count(1764115200000, 1000)
+
+
 def post_body(msg_id, temp):
+    """A measurement-point post; each body has its own time, since the server keeps one value
+    per point and timestamp (as EnOS does)."""
     return ('{"id":"%s","version":"1.0","method":"thing.measurepoint.post",'
-            '"params":{"measurepoints":{"temp":%s},"time":1764115200000}}' % (msg_id, temp))
+            '"params":{"measurepoints":{"temp":%s},"time":%d}}' % (msg_id, temp, next(_TIMES)))
 
 
 def mp_path(dk):
@@ -419,3 +425,20 @@ def test_cli_rejects_bad_raw_hex_and_unknown_devices(tmp_path):
     assert r.returncode != 0 and "hex" in r.stderr
     r = _cli(db, "command", "nobody", "raw", "00")
     assert r.returncode != 0 and "unknown device" in r.stderr
+
+
+def test_resent_report_with_the_same_time_is_stored_once_and_counted(server):
+    """A device that lost power between the server's answer and its queue acknowledgement sends
+    the same report again (new MID and token): EnOS keeps one value per point and time."""
+    local = free_port()
+    auth = cm.Message(cm.CON, 2, 0x2100, b"\x09\x09\x08\x01", AUTH_BODY.encode())
+    auth.set_path("/auth/%s/%s" % (PK, DK))
+    _raw_exchange(server.port, auth, local)
+    body = post_body("resent", 66.5).encode()
+    for mid, token in ((0x2101, b"\x09\x09\x08\x02"), (0x2102, b"\x09\x09\x08\x03")):
+        req = cm.Message(cm.CON, 2, mid, token, body)
+        req.set_path(mp_path(DK))
+        assert _raw_exchange(server.port, req, local).code == 0x44
+    rows = [p for p in server.db_view.points(DK, 1000) if p["name"] == "temp"
+            and json.loads(p["value"]) == 66.5]
+    assert len(rows) == 1 and rows[0]["deliveries"] == 2

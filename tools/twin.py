@@ -389,9 +389,8 @@ def powercut(twin, kills=200, seed=1, drain_cycles=12):
         if p["name"] != "reading":
             continue
         r = json.loads(p["value"])
-        if r in times:
-            redelivered += 1
-        else:
+        redelivered += p["deliveries"] - 1
+        if r not in times:
             if r < last:
                 order += 1
             last = r

@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS devices (
     attributes TEXT DEFAULT '{}', secret TEXT, PRIMARY KEY (pk, dk));
 CREATE TABLE IF NOT EXISTS points (
     id INTEGER PRIMARY KEY, pk TEXT, dk TEXT, name TEXT, value TEXT, quality INTEGER,
-    time_ms INTEGER, topic TEXT, received REAL);
+    time_ms INTEGER, topic TEXT, received REAL, deliveries INTEGER DEFAULT 1);
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY, pk TEXT, dk TEXT, topic TEXT, method TEXT, payload BLOB,
     code INTEGER, received REAL);
@@ -28,6 +28,11 @@ class Db:
                                     isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.executescript(SCHEMA)
+        columns = [r[1] for r in self.conn.execute("PRAGMA table_info(points)")]
+        if "deliveries" not in columns:  # a database made before resends were counted
+            self.conn.execute("ALTER TABLE points ADD COLUMN deliveries INTEGER DEFAULT 1")
+        self.conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS points_at_time "
+                          "ON points (pk, dk, name, time_ms)")
         self.conn.row_factory = sqlite3.Row
 
     def close(self):
@@ -84,9 +89,14 @@ class Db:
                 quality = v.get("quality")
                 v = v["value"]
             rows.append((pk, dk, name, json.dumps(v), quality, time_ms, topic, now))
+        # EnOS keeps one value per point and timestamp: a resent report (a device that lost
+        # power between our answer and its queue acknowledgement) updates the row and is
+        # counted in `deliveries`. Points without a time are all distinct (NULLs never clash).
         self.conn.executemany(
             "INSERT INTO points (pk, dk, name, value, quality, time_ms, topic, received) "
-            "VALUES (?,?,?,?,?,?,?,?)", rows)
+            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (pk, dk, name, time_ms) DO UPDATE SET "
+            "value=excluded.value, quality=excluded.quality, received=excluded.received, "
+            "deliveries=deliveries+1", rows)
 
     def points(self, dk=None, limit=50):
         q = "SELECT * FROM points"

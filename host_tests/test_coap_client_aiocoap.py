@@ -9,26 +9,22 @@ from enosnb.coap import codes
 from enosnb.coap.client import Client, Timing
 from enosnb.coap.errors import CoapTimeout
 from enosnb.udp import UdpEndpoint
+from coap_peers import client_to
 from tools.aiocoap_server import AiocoapServer, big_body
 from tools.lossy import LossyEndpoint, LossyRelay
+from tools.netutil import free_udp_port
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = AiocoapServer()
-    try:
+    with AiocoapServer() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
 def client(server):
-    ep = UdpEndpoint("127.0.0.1", server.port)
-    try:
-        yield Client(ep)
-    finally:
-        ep.close()
+    with client_to(server.port) as c:
+        yield c
 
 
 def test_piggybacked_get_returns_the_resource(client):
@@ -75,28 +71,19 @@ def test_block1_upload_is_assembled_by_the_server(client):
 
 
 def test_small_blocks_upload_and_download(server):
-    ep = UdpEndpoint("127.0.0.1", server.port)
-    try:
-        c = Client(ep, block_szx=1)
+    with client_to(server.port, block_szx=1) as c:
         body = bytes(range(256)) * 2
         assert c.put("/upload", body).code == codes.CHANGED
         res = c.get("/upload")
         assert res.payload == body and res.round_trips == 16
-    finally:
-        ep.close()
 
 
 def test_no_server_gives_a_timeout_error():
-    from tools.aiocoap_server import free_udp_port
-    ep = UdpEndpoint("127.0.0.1", free_udp_port())
-    try:
-        c = Client(ep, timing=Timing(ack_timeout_ms=50, max_retransmit=2))
+    with client_to(free_udp_port(), timing=Timing(ack_timeout_ms=50, max_retransmit=2)) as c:
         with pytest.raises(CoapTimeout) as e:
             c.get("/hello")
         assert "no answer" in str(e.value)
         assert e.value.result.retransmissions == 2
-    finally:
-        ep.close()
 
 
 # --- through a lossy link ---
@@ -107,24 +94,17 @@ FAST = Timing(ack_timeout_ms=30, max_retransmit=8)
 
 
 def _stats(port):
-    ep = UdpEndpoint("127.0.0.1", port)
-    try:
-        return json.loads(Client(ep).get("/stats").payload)
-    finally:
-        ep.close()
+    with client_to(port) as c:
+        return json.loads(c.get("/stats").payload)
 
 
 def test_requests_complete_through_a_lossy_relay_without_double_processing(server):
     before = _stats(server.port)
     with LossyRelay(("127.0.0.1", server.port), loss=0.25, dup=0.1, reorder=0.1,
                     delay_ms=(0, 5), seed=7) as relay:
-        ep = UdpEndpoint("127.0.0.1", relay.port)
-        try:
-            c = Client(ep, timing=FAST)
+        with client_to(relay.port, timing=FAST) as c:
             for i in range(30):
                 assert c.post("/count", b"lossy-%d" % i).code == codes.CHANGED
-        finally:
-            ep.close()
         assert relay.up.dropped and relay.down.dropped and relay.up.duplicated
     after = _stats(server.port)
     assert after["double"] == before["double"]
@@ -135,15 +115,11 @@ def test_block_transfers_survive_a_lossy_relay(server):
     body = big_body(2500)[::-1]
     with LossyRelay(("127.0.0.1", server.port), loss=0.2, dup=0.1, reorder=0.1,
                     seed=3) as relay:
-        ep = UdpEndpoint("127.0.0.1", relay.port)
-        try:
-            c = Client(ep, timing=FAST)
+        with client_to(relay.port, timing=FAST) as c:
             res = c.put("/upload", body)
             assert res.payload.startswith(b"2500 " + hashlib.sha256(body).hexdigest().encode())
             assert c.get("/upload").payload == body
             assert c.get("/big?n=3000").payload == big_body(3000)
-        finally:
-            ep.close()
 
 
 def test_client_over_a_lossy_endpoint_wrapper_completes(server):

@@ -3,28 +3,20 @@ DELETE, a separate response, a large Block2 resource and a Block1 upload to a dy
 resource (-d)."""
 import pytest
 
-from coap_peers import LibcoapServer
+from coap_peers import LibcoapServer, client_to
 from enosnb.coap import codes
-from enosnb.coap.client import Client
-from enosnb.udp import UdpEndpoint
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = LibcoapServer()
-    try:
+    with LibcoapServer() as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
 def client(server):
-    ep = UdpEndpoint("127.0.0.1", server.port)
-    try:
-        yield Client(ep)
-    finally:
-        ep.close()
+    with client_to(server.port) as c:
+        yield c
 
 
 def test_get_root_returns_libcoaps_banner(client):
@@ -74,11 +66,7 @@ def test_block1_upload_to_a_dynamic_resource_reads_back_whole(client):
 
 
 def test_block1_upload_in_small_blocks(server):
-    ep = UdpEndpoint("127.0.0.1", server.port)
-    try:
-        c = Client(ep, block_szx=2)
+    with client_to(server.port, block_szx=2) as c:
         body = b"0123456789abcdef" * 40
         assert c.put("/dyn/small", body).code in (codes.CREATED, codes.CHANGED)
         assert c.get("/dyn/small").payload == body
-    finally:
-        ep.close()

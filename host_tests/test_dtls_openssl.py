@@ -1,66 +1,33 @@
 """Our DTLS client against `openssl s_server -dtls1_2 -nocert -psk` on 127.0.0.1 (spec §18.2):
 both suites, with and without a hint, data both ways, resumption, wrong key."""
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 from enosnb.dtls import DtlsSession, DtlsTimeout, Timers
 from enosnb.udp import UdpEndpoint
+from tools.netutil import Process, free_udp_port
 
 KEY = bytes(range(16))
 FAST = Timers(initial_ms=300, cap_ms=1200, max_retransmit=4, deadline_ms=4000)
 
 
-def _free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class SServer:
-    """openssl s_server in DTLS PSK mode; its stdout is collected line by line."""
+class SServer(Process):
+    """openssl s_server in DTLS PSK mode; its output is collected line by line."""
 
     def __init__(self, cipher, naccept=1, hint=None, key=KEY):
-        self.port = _free_udp_port()
+        self.port = free_udp_port()
         cmd = ["openssl", "s_server", "-dtls1_2", "-accept", "127.0.0.1:%d" % self.port,
                "-nocert", "-psk", key.hex(), "-cipher", cipher, "-naccept", str(naccept)]
         if hint:
             cmd += ["-psk_hint", hint]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        self.lines = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        Process.__init__(self, cmd, lines=True, stdin=subprocess.PIPE)
         self.wait_for(b"ACCEPT")
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, text, timeout=5.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if any(text in line for line in self.lines):
-                return True
-            time.sleep(0.02)
-        raise AssertionError("s_server never printed %r; output: %r" % (text, self.lines[-10:]))
 
     def say(self, text):
         self.proc.stdin.write(text)
         self.proc.stdin.flush()
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import tty
 import pytest
 
 from tools.modem_emulator import ModemEmulator
+from tools.netutil import Process
 
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR:[^\r\n]*)\r\n")
 SIM_BANNER = b"\r\n+CPIN: READY\r\n"
@@ -893,20 +894,16 @@ def test_pcap_decodes_in_tshark_with_lengths_checksums_and_dtls(make, peer, tmp_
 
 def test_cli_prints_the_pty_and_answers_until_terminated(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen([sys.executable, "-m", "tools.modem_emulator", "--dialect", "bc95",
-                             "--early-error", "0", "--pcap", str(tmp_path / "x.pcap")],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        port = proc.stdout.readline().decode().strip()
-        assert proc.stdout.readline().strip() == b"ready"
+    with Process([sys.executable, "-m", "tools.modem_emulator", "--dialect", "bc95",
+                  "--early-error", "0", "--pcap", str(tmp_path / "x.pcap")], grace=10,
+                 cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as cli:
+        port = cli.proc.stdout.readline().decode().strip()
+        assert cli.proc.stdout.readline().strip() == b"ready"
         term = Term(port)
         term.read_until(BC95_BANNER_END)
         assert term.at("AT+CGSN=1") == b"AT+CGSN=1\r\r\n+CGSN:866425031234567\r\n\r\nOK\r\n"
         term.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    assert proc.returncode == 0
+    assert cli.proc.returncode == 0
     assert os.path.getsize(str(tmp_path / "x.pcap")) == 24
 
 

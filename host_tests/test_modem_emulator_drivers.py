@@ -4,9 +4,6 @@ Bring-up, a UDP round trip through the emulator to a real echo server on 127.0.0
 of issue 5 with the recovery or error the driver promises, and the CoAP client over the modem
 socket to an aiocoap server. Real time, short emulator delays; every loop is bounded.
 """
-import asyncio
-import socket
-import threading
 import time
 
 import pytest
@@ -16,49 +13,17 @@ from enosnb.modem.bc95 import Bc95
 from enosnb.modem.errors import AtCommandError, AtTimeout, ModemError, RegistrationError
 from enosnb.modem.sim7020 import Sim7020
 from tools.modem_emulator import ModemEmulator
+from tools.netutil import UdpEcho
 
 DIALECTS = ("sim7020", "bc95")
 DRIVERS = {"sim7020": Sim7020, "bc95": Bc95}
 BUDGET = {"sim7020": 12, "bc95": 10}
 
 
-class EchoServer:
-    """UDP echo on 127.0.0.1; records what it received."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.received = []
-        self._run = True
-        self._t = threading.Thread(target=self._loop, daemon=True)
-        self._t.start()
-
-    def _loop(self):
-        while self._run:
-            try:
-                data, src = self.sock.recvfrom(2048)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.received.append(data)
-            self.sock.sendto(data, src)
-
-    def stop(self):
-        self._run = False
-        self._t.join(2)
-        self.sock.close()
-
-
 @pytest.fixture
 def echo():
-    e = EchoServer()
-    try:
+    with UdpEcho() as e:
         yield e
-    finally:
-        e.stop()
 
 
 _UART_ID = [100]
@@ -81,6 +46,27 @@ def driver(emu, dialect, **kw):
     return DRIVERS[dialect](uart, **opts)
 
 
+def attached(emu, dialect, timeout_ms=120000, **kw):
+    """A driver on emu, powered on, initialised and attached with APN iot.example."""
+    m = driver(emu, dialect, **kw)
+    m.power_on()
+    m.init()
+    m.attach("iot.example", timeout_ms=timeout_ms)
+    return m
+
+
+def cold(emu, dialect):
+    """A driver on emu, initialised, with the radio off as on a module never attached."""
+    m = driver(emu, dialect)
+    m.power_on()
+    m.init()
+    if dialect == "sim7020":
+        # The emulated SIM7020 comes up registered; a cold module has the radio off.
+        m.cmd("AT+CFUN=0")
+        m.cereg()
+    return m
+
+
 @pytest.fixture(params=DIALECTS)
 def rig(request, echo):
     """(dialect, emulator, driver with a socket to the echo server), already brought up."""
@@ -88,10 +74,7 @@ def rig(request, echo):
     emu = start(dialect)
     try:
         assert emu.wait_registered(5)
-        m = driver(emu, dialect)
-        m.power_on()
-        m.init()
-        m.attach("iot.example", timeout_ms=5000)
+        m = attached(emu, dialect, 5000)
         s = m.socket("127.0.0.1", echo.port)
         yield dialect, emu, m, s
     finally:
@@ -110,10 +93,7 @@ def test_warm_bringup_to_first_datagram_stays_within_the_command_budget(dialect,
     with start(dialect) as emu:
         assert emu.wait_registered(5)
         time.sleep(0.15)
-        m = driver(emu, dialect)
-        m.power_on()
-        m.init()
-        m.attach("iot.example")
+        m = attached(emu, dialect)
         s = m.socket("127.0.0.1", echo.port)
         s.send(b"x" * 100)
         assert m.at.commands <= BUDGET[dialect]
@@ -124,13 +104,7 @@ def test_warm_bringup_to_first_datagram_stays_within_the_command_budget(dialect,
 def test_cold_bringup_configures_apn_and_waits_for_delayed_registration(dialect, echo):
     with start(dialect, registration_delay=1.0, autoconnect=False) if dialect == "bc95" \
             else start(dialect, registration_delay=1.0) as emu:
-        m = driver(emu, dialect)
-        m.power_on()
-        m.init()
-        if dialect == "sim7020":
-            # The emulated SIM7020 comes up registered; a cold module has the radio off.
-            m.cmd("AT+CFUN=0")
-            m.cereg()
+        m = cold(emu, dialect)
         t0 = time.monotonic()
         m.attach("iot.example", bands=(20,) if dialect == "sim7020" else (8,), timeout_ms=5000)
         assert m.registered and time.monotonic() - t0 >= 0.9
@@ -145,12 +119,7 @@ def test_cold_bringup_configures_apn_and_waits_for_delayed_registration(dialect,
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_registration_that_never_comes_gives_registration_error_by_the_deadline(dialect):
     with start(dialect, registration_delay=60.0) as emu:
-        m = driver(emu, dialect)
-        m.power_on()
-        m.init()
-        if dialect == "sim7020":
-            m.cmd("AT+CFUN=0")
-            m.cereg()
+        m = cold(emu, dialect)
         t0 = time.monotonic()
         with pytest.raises(RegistrationError) as e:
             m.attach("iot.example", timeout_ms=800)
@@ -365,10 +334,7 @@ def test_psm_wake_reinitialises_and_the_socket_still_carries_datagrams(dialect, 
             machine.Pin.watch(pin_id, lambda _id, v: v and emu.pwrkey())
             kw = dict(pwrkey=machine.Pin(pin_id, machine.Pin.OUT), pwrkey_active_high=True,
                       pwrkey_ms=50)
-        m = driver(emu, dialect, **kw)
-        m.power_on()
-        m.init()
-        m.attach("iot.example")
+        m = attached(emu, dialect, **kw)
         s = m.socket("127.0.0.1", echo.port)
         m.psm(6 * 3600, 10)
         assert emu.psm_req == ("00100110", "00000101")
@@ -384,75 +350,26 @@ def test_psm_wake_reinitialises_and_the_socket_still_carries_datagrams(dialect, 
 
 # -- CoAP over the modem socket ----------------------------------------------------------------
 
-aiocoap = pytest.importorskip("aiocoap")
-
-
-class CoapServer:
-    """aiocoap on 127.0.0.1 in its own thread, with a /hello resource echoing the payload."""
-
-    def __init__(self):
-        import aiocoap.resource as resource
-
-        class Hello(resource.Resource):
-            async def render_post(self, request):
-                return aiocoap.Message(code=aiocoap.CHANGED, payload=b"hi " + request.payload)
-
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.port = _free_udp_port()
-        site = resource.Site()
-        site.add_resource(["hello"], Hello())
-
-        async def main():
-            self.ctx = await aiocoap.Context.create_server_context(
-                site, bind=("127.0.0.1", self.port))
-            self.ready.set()
-
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(main())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(5)
-
-    def stop(self):
-        fut = asyncio.run_coroutine_threadsafe(self.ctx.shutdown(), self.loop)
-        try:
-            fut.result(5)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
-
-
-def _free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_coap_client_over_the_modem_socket_talks_to_aiocoap(dialect):
-    client_mod = pytest.importorskip("enosnb.coap.client")
-    server = CoapServer()
-    try:
-        with start(dialect) as emu:
-            assert emu.wait_registered(5)
-            m = driver(emu, dialect)
-            m.power_on()
-            m.init()
-            m.attach("iot.example")
-            s = m.socket("127.0.0.1", server.port)
-            s.last_exchange = True
-            c = client_mod.Client(s, timing=client_mod.Timing(ack_timeout_ms=1000,
-                                                             max_retransmit=2))
-            r = c.post("/hello", b"modem")
-            assert r.code == 0x44 and r.payload == b"hi modem"
-            emu.drop_uplink(1)
-            r = c.post("/hello", b"again")
-            assert r.payload == b"hi again" and r.retransmissions == 1
-    finally:
-        server.stop()
+    aiocoap = pytest.importorskip("aiocoap")
+    from aiocoap.resource import Resource
+    from enosnb.coap.client import Client, Timing
+    from tools.aiocoap_server import AiocoapServer
+
+    class Hello(Resource):
+        async def render_post(self, request):
+            return aiocoap.Message(code=aiocoap.CHANGED, payload=b"hi " + request.payload)
+
+    with AiocoapServer() as server, start(dialect) as emu:
+        server.site.add_resource(["hello"], Hello())
+        assert emu.wait_registered(5)
+        m = attached(emu, dialect)
+        s = m.socket("127.0.0.1", server.port)
+        s.last_exchange = True
+        c = Client(s, timing=Timing(ack_timeout_ms=1000, max_retransmit=2))
+        r = c.post("/hello", b"modem")
+        assert r.code == 0x44 and r.payload == b"hi modem"
+        emu.drop_uplink(1)
+        r = c.post("/hello", b"again")
+        assert r.payload == b"hi again" and r.retransmissions == 1

@@ -17,24 +17,22 @@ Run in a thread (AiocoapServer) or as a process: python tools/aiocoap_server.py 
 import asyncio
 import hashlib
 import json
-import socket
+import os
 import sys
 import threading
 
 import aiocoap
 import aiocoap.resource as resource
 
+# Run as a script, only tools/ is on the path; tools.netutil needs the repository root.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+from tools.netutil import free_udp_port  # noqa: E402
+
 
 def big_body(n):
     return bytes((i * 31 + 7) & 0xFF for i in range(n))
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _query(request):

@@ -6,27 +6,25 @@ from vmcheck import raises
 SECRET = "S3cr3t-Do-Not-Print-0123456789"
 
 
-def _secrets(**kw):
-    d = {"productKey": "MuGsF6W4", "deviceKey": "15bBZlRknc", "deviceSecret": SECRET,
-         "host": "coap-enos.example.com"}
+def _with(d, kw):
+    """d with the keyword fields set, and those given as None removed."""
     for k in kw:
         if kw[k] is None:
             d.pop(k, None)
         else:
             d[k] = kw[k]
     return d
+
+
+def _secrets(**kw):
+    return _with({"productKey": "MuGsF6W4", "deviceKey": "15bBZlRknc", "deviceSecret": SECRET,
+                  "host": "coap-enos.example.com"}, kw)
 
 
 def _board(**kw):
-    d = {"name": "t", "modem": "sim7020",
-         "uart": {"id": 1, "baudrate": 115200, "tx": 27, "rx": 26},
-         "pwrkey": {"pin": 4, "active_high": True, "pulse_ms": 500}}
-    for k in kw:
-        if kw[k] is None:
-            d.pop(k, None)
-        else:
-            d[k] = kw[k]
-    return d
+    return _with({"name": "t", "modem": "sim7020",
+                  "uart": {"id": 1, "baudrate": 115200, "tx": 27, "rx": 26},
+                  "pwrkey": {"pin": 4, "active_high": True, "pulse_ms": 500}}, kw)
 
 
 def _secrets_error(**kw):

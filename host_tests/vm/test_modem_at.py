@@ -189,19 +189,28 @@ SIM_WARM = [
 ]
 
 
-def sim7020(script, **kw):
+def scripted(cls, script, **kw):
+    """(driver of class cls on a FakeUart playing script, the uart, the virtual clock)."""
     clock = VirtualClock()
     uart = FakeUart(script, clock)
-    m = Sim7020(uart, clock, reg_poll_ms=500, **kw)
-    return m, uart, clock
+    return cls(uart, clock, reg_poll_ms=500, **kw), uart, clock
+
+
+def sim7020(script, **kw):
+    return scripted(Sim7020, script, **kw)
+
+
+def socket_up(m, apn=None):
+    """Power on, init, attach, and the socket to the test server the transcripts expect."""
+    m.power_on()
+    m.init()
+    m.attach(apn)
+    return m.socket("203.0.113.10", 5684)
 
 
 def test_sim7020_warm_bringup_reaches_first_datagram_in_9_commands_with_hex_char_length():
     m, uart, _ = sim7020(SIM_WARM + [("AT+CSOSEND=0,8,DEADBEEF", ok())])
-    m.power_on()
-    m.init()
-    m.attach("iot.example")
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m, "iot.example")
     s.send(b"\xde\xad\xbe\xef")
     assert uart.done() and m.at.commands == 9 <= 12
     assert s.mtu == 512
@@ -211,10 +220,7 @@ def test_sim7020_datagram_arrives_in_csonmi_even_inside_another_response():
     m, uart, _ = sim7020(SIM_WARM + [
         ("AT+CSQ", b"\r\n+CSQ: 20,99\r\n\r\n+CSONMI: 0,28,68656C6C6F2053494D3730323045\r\n"
                    b"\r\nOK\r\n")])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     assert m.signal() == -73
     assert s.recv(0) == b"hello SIM7020E"
     uart.feed(b"\r\n+CSONMI: 0,8,cafebabe\r\n", 400)
@@ -258,10 +264,7 @@ def test_sim7020_reboot_during_send_reinitialises_and_sends_the_datagram():
         ("AT+CSOC=1,2,1", ok(b"+CSOC: 0")), ('AT+CSOCON=0,5684,"203.0.113.10"', ok()),
         ("AT+CSOSEND=0,4,0102", ok()),
     ])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     s.send(b"\x01\x02")
     assert uart.done() and m.recoveries == 1 and s.datagrams_sent == 1
 
@@ -274,10 +277,7 @@ def test_sim7020_send_refused_twice_raises_instead_of_losing_the_datagram():
         ("AT+CSOSEND=1,4,0102", b"\r\n+CME ERROR: 50\r\n"),
         ("AT+CEREG?", ok(b"+CEREG: 1,1")), ("AT+CSOCL=1", ok()),
     ])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     e = raises(SocketError, s.send, b"\x01\x02")
     assert isinstance(e, OSError) and "2 bytes not sent" in str(e) and uart.done()
     assert s.datagrams_sent == 0
@@ -289,10 +289,7 @@ def test_sim7020_socket_closed_by_network_is_reopened_on_next_send():
         ("AT+CSOC=1,2,1", ok(b"+CSOC: 0")), ('AT+CSOCON=0,5684,"203.0.113.10"', ok()),
         ("AT+CSOSEND=0,2,AA", ok()),
     ])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     m.signal()
     assert s.id is None and s.net_closed == 1
     s.send(b"\xaa")
@@ -308,15 +305,36 @@ def test_sim7020_psm_exit_reissues_receive_flag_before_next_send():
         ("AT+CSOSTATUS=0", ok(b"+CSOSTATUS: 0,2")),
         ("AT+CSOSEND=0,2,AA", ok()),
     ])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     m.psm(6 * 3600, 10)
     uart.feed(b'\r\n+CPSMSTATUS: "ENTER PSM"\r\n\r\n+CPSMSTATUS: "EXIT PSM"\r\n')
     s.recv(10)
     s.send(b"\xaa")
     assert uart.done()
+
+
+def test_sim7020_release_is_asked_once_and_dropped_after_the_firmware_refuses_it():
+    m, uart, _ = sim7020([("AT", ok()), ("AT+CNMPSD", b"\r\n+CME ERROR: 4\r\n")])
+    m.power_on()
+    assert m.release() is False and m.has_cnmpsd is False
+    assert m.release() is False
+    assert uart.done() and m.at.commands == 2
+
+
+def test_release_refused_for_a_passing_reason_is_asked_again_next_time():
+    m, uart, _ = sim7020([("AT", ok()), ("AT+CNMPSD", b"\r\n+CME ERROR: 3\r\n"),
+                          ("AT+CNMPSD", ok())])
+    m.power_on()
+    assert m.release() is False and m.has_cnmpsd
+    assert m.release() is True
+    assert uart.done()
+
+
+def test_release_known_unsupported_from_the_last_boot_sends_nothing():
+    m, uart, _ = sim7020([("AT", ok())], has_cnmpsd=False)
+    m.power_on()
+    assert m.release() is False
+    assert uart.done() and m.at.commands == 1
 
 
 # -- BC95 transcripts ------------------------------------------------------------------------
@@ -333,18 +351,12 @@ BC_WARM = [
 
 
 def bc95(script, **kw):
-    clock = VirtualClock()
-    uart = FakeUart(script, clock)
-    m = Bc95(uart, clock, reg_poll_ms=500, **kw)
-    return m, uart, clock
+    return scripted(Bc95, script, **kw)
 
 
 def test_bc95_warm_bringup_reaches_first_datagram_with_byte_length():
     m, uart, _ = bc95(BC_WARM + [("AT+NSOST=0,203.0.113.10,5684,4,DEADBEEF", ok(b"0,4"))])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     s.send(b"\xde\xad\xbe\xef")
     assert uart.done() and m.at.commands == 8 <= 10
 
@@ -355,10 +367,7 @@ def test_bc95_nsonmi_is_drained_with_nsorf_until_nothing_remains():
         ("AT+NSORF=0,512", ok(b"0,203.0.113.10,5684,2,0102,0")),
         ("AT+NSORF=0,512", ok()),
     ])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     uart.feed(b"\r\n+NSONMI:0,4\r\n", 200)
     assert s.recv(1000) == b"\xca\xfe\xba\xbe"
     assert s.recv(0) == b"\x01\x02"
@@ -371,10 +380,7 @@ def test_bc95_busy_uplink_is_retried_and_release_flag_goes_out_with_nsostf():
         ("AT+NSOSTF=0,203.0.113.10,5684,0x400,1,FF", ok(b"0,1")),
         ("AT+NSOSTF=0,203.0.113.10,5684,0x200,1,FF", ok(b"0,1")),
     ])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     s.last_exchange = True
     s.send(b"\xff")
     s.send(b"\xff", release=0x200)
@@ -388,10 +394,7 @@ def test_bc95_unsolicited_banner_makes_next_command_reinitialise_and_reopen_sock
         ("AT+CEREG?", ok(b"+CEREG:1,1")), ("AT+NSOCR=DGRAM,17,0,1", ok(b"1")),
         ("AT+NSOST=1,203.0.113.10,5684,1,00", ok(b"1,1")),
     ])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     uart.feed(b"\r\nREBOOTING\r\n\r\nBoot: Unsigned\r\n\r\nNeul\r\n\r\nOK\r\n")
     assert s.recv(10) is None
     s.send(b"\x00")
@@ -412,10 +415,7 @@ def test_bc95_lost_registration_waits_for_it_before_sending():
         ("AT+CEREG?", ok(b"+CEREG:1,1")),
         ("AT+NSOST=0,203.0.113.10,5684,1,00", ok(b"0,1")),
     ])
-    m.power_on()
-    m.init()
-    m.attach()
-    s = m.socket("203.0.113.10", 5684)
+    s = socket_up(m)
     uart.feed(b"\r\n+CEREG:2\r\n")
     assert s.recv(10) is None and not m.registered
     s.send(b"\x00")

@@ -27,6 +27,20 @@ def _seg_files(d):
     return sorted(n for n in os.listdir(d) if n.startswith("s"))
 
 
+def _tail_segment(d):
+    return d + "/" + _seg_files(d)[-1]
+
+
+def _write(path, data, mode="wb"):
+    with open(path, mode) as f:
+        f.write(data)
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def test_records_come_back_in_the_order_they_were_queued():
     d = _fresh("order")
     s = Store(d, seg_bytes=64)
@@ -89,10 +103,7 @@ def test_a_torn_record_at_the_end_is_skipped_and_later_appends_survive():
     s = Store(d)
     s.append(b"kept-1")
     s.append(b"kept-2")
-    tail = d + "/" + _seg_files(d)[-1]
-    f = open(tail, "ab")
-    f.write(b"\xa7\x40\x00\x03\x00\x00\x00garbage")
-    f.close()
+    _write(_tail_segment(d), b"\xa7\x40\x00\x03\x00\x00\x00garbage", "ab")
     s2 = Store(d)
     assert _payloads(s2) == [b"kept-1", b"kept-2"]
     s2.append(b"after")
@@ -105,14 +116,10 @@ def test_a_record_with_a_bad_crc_is_not_returned():
     s = Store(d)
     s.append(b"good")
     s.append(b"evil")
-    tail = d + "/" + _seg_files(d)[-1]
-    f = open(tail, "rb")
-    data = bytearray(f.read())
-    f.close()
+    tail = _tail_segment(d)
+    data = bytearray(_read(tail))
     data[-1] ^= 0x01
-    f = open(tail, "wb")
-    f.write(data)
-    f.close()
+    _write(tail, data)
     assert _payloads(Store(d)) == [b"good"]
 
 
@@ -123,10 +130,7 @@ def test_a_corrupt_head_slot_falls_back_to_the_other_one():
         s.append(b"h%d" % i)
     s.ack(1)
     s.ack(2)
-    newest = "h%d" % s._slot
-    f = open(d + "/" + newest, "wb")
-    f.write(b"\x00" * 5)
-    f.close()
+    _write(d + "/h%d" % s._slot, b"\x00" * 5)
     assert _payloads(Store(d)) == [b"h1", b"h2", b"h3"]
 
 

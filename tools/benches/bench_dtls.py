@@ -13,7 +13,6 @@
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 from enosnb.dtls import DtlsSession, Timers  # noqa: E402
 from enosnb.udp import UdpEndpoint  # noqa: E402
+from tools.netutil import Process, free_udp_port  # noqa: E402
 
 KEY = bytes(range(16))
 FAST = Timers(300, 1200, 4, 5000)
@@ -51,22 +51,12 @@ class Counting:
         self.ep.close()
 
 
-def _free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def openssl_figures():
-    port = _free_port()
-    proc = subprocess.Popen(["openssl", "s_server", "-dtls1_2", "-accept", "127.0.0.1:%d" % port,
-                             "-nocert", "-psk", KEY.hex(), "-cipher", "PSK-AES128-CCM8",
-                             "-naccept", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.4)
+    port = free_udp_port()
+    with Process(["openssl", "s_server", "-dtls1_2", "-accept", "127.0.0.1:%d" % port,
+                  "-nocert", "-psk", KEY.hex(), "-cipher", "PSK-AES128-CCM8", "-naccept", "1"],
+                 lines=True, stdin=subprocess.PIPE) as server:
+        server.wait_for(b"ACCEPT")
         ep = Counting(UdpEndpoint("127.0.0.1", port))
         s = DtlsSession(ep, b"Client_identity", KEY, timers=FAST)
         s.handshake()
@@ -78,9 +68,6 @@ def openssl_figures():
         print("dtls.record_overhead_bytes: %d B" % (ep.out[-1] - 5))
         print("dtls.saved_state_bytes: %d B" % len(s.save()))
         s.close()
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def _handshake_bytes(log):

@@ -5,37 +5,15 @@ modem.<dialect>.bringup_commands: AT commands from power_on() to the first datag
 modem.<dialect>.uart_bytes_per_100B: bytes written to the UART to send one 100-byte datagram
     (the hex encoding doubles the payload; the command head and CR make the rest).
 """
-import socket
-import threading
 import time
 
 import machine
 from enosnb.modem.bc95 import Bc95
 from enosnb.modem.sim7020 import Sim7020
 from tools.modem_emulator import ModemEmulator
+from tools.netutil import UdpEcho
 
 DRIVERS = (("sim7020", Sim7020, {}), ("bc95", Bc95, {"early_error": 0.05}))
-
-
-def _echo():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.05)
-    stop = threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            try:
-                data, src = sock.recvfrom(2048)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            sock.sendto(data, src)
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    return sock, stop, t
 
 
 def measure(dialect, cls, opts, port, uart_id):
@@ -63,17 +41,11 @@ def measure(dialect, cls, opts, port, uart_id):
 
 
 def main():
-    sock, stop, t = _echo()
-    try:
-        port = sock.getsockname()[1]
+    with UdpEcho() as echo:
         for i, (dialect, cls, opts) in enumerate(DRIVERS):
-            bringup, per_100 = measure(dialect, cls, opts, port, 900 + i)
+            bringup, per_100 = measure(dialect, cls, opts, echo.port, 900 + i)
             print("modem.%s.bringup_commands: %d" % (dialect, bringup))
             print("modem.%s.uart_bytes_per_100B: %d B" % (dialect, per_100))
-    finally:
-        stop.set()
-        t.join(2)
-        sock.close()
 
 
 if __name__ == "__main__":

@@ -6,10 +6,9 @@ buffer was empty (mode 1), NSORF with <remaining>, NSOSTF release-assistance fla
 +CSCON, REBOOTING + banner + OK on reboot, ERROR to everything for a while after boot,
 NCONFIG surviving reboots, no URC ever inside a response.
 """
-import binascii
 import time
 
-from .core import CmdError, ModemEmulator, Response, parse_hex, unquote
+from .core import CmdError, ModemEmulator, Response, hexup, parse_hex, unquote
 
 BANNER = ["Boot: Unsigned", "Security B.. Verified", "Protocol A.. Verified",
           "Apps A...... Verified", "{cause}", "Neul"]
@@ -26,7 +25,6 @@ class Bc95Emulator(ModemEmulator):
     SEP = ":"
     CME_FMT = "+CME ERROR:%s"
     MAX_SOCKETS = 7
-    MAX_DATAGRAM = 512
 
     def configure_dialect(self, early_error=2.0, autoconnect=True, bands=(8,),
                           revision="V100R100C10B657SP3", nsorf_remaining="message",
@@ -81,7 +79,6 @@ class Bc95Emulator(ModemEmulator):
         return True             # UART data wakes it; the first character is lost (§3.7)
 
     def psm_exit_effects(self):
-        self.echo = True
         if self.psm_urc:
             self._out(self.frame(self.p("+NPSMR", "0")))
 
@@ -98,7 +95,7 @@ class Bc95Emulator(ModemEmulator):
             self.urc(self.p("+NSONMI", "%d,%d" % (s.id, len(data))))
         elif self.nsonmi_mode in (2, 3):
             s.rxbuf.pop()
-            hx = binascii.hexlify(data).decode().upper()
+            hx = hexup(data)
             if self.nsonmi_mode == 2:
                 self.urc(self.p("+NSONMI", "%d,%s,%d,%d,%s" % (s.id, ip, port, len(data), hx)))
             else:
@@ -110,15 +107,6 @@ class Bc95Emulator(ModemEmulator):
             self._rrc_activity()
 
     # ---------------------------------------------------------------- basic commands
-
-    def at_(self, cmd):
-        return Response()
-
-    def at_e0(self, cmd):
-        self.echo = False
-
-    def at_e1(self, cmd):
-        self.echo = True
 
     def at_i(self, cmd):
         return Response(["Quectel", "BC95", "Revision:" + self.revision])
@@ -153,15 +141,9 @@ class Bc95Emulator(ModemEmulator):
             self.nconfig[key] = value
 
     def at__nband(self, cmd):
-        if cmd.kind == "query":
-            return Response([self.p("+NBAND", ",".join(str(b) for b in self.bands))])
-        if cmd.kind == "set":
-            if self.cfun != 0:
-                raise CmdError(None)
-            try:
-                self.bands = [int(b) for b in cmd.args]
-            except ValueError:
-                raise CmdError(50)
+        if cmd.kind == "set" and self.cfun != 0:
+            raise CmdError(None)
+        return self.bands_command(cmd, "+NBAND")
 
     def at__qregswt(self, cmd):
         pass
@@ -187,11 +169,6 @@ class Bc95Emulator(ModemEmulator):
             raise CmdError(None)
         return Response([self.imsi])
 
-    def at__cgsn(self, cmd):
-        if cmd.kind == "set" and cmd.arg(0) == "1":
-            return Response([self.p("+CGSN", self.imei)])
-        return Response([self.imei])
-
     def at__cgdcont(self, cmd):
         if cmd.kind == "set":
             if len(cmd.args) >= 3:
@@ -199,34 +176,11 @@ class Bc95Emulator(ModemEmulator):
         elif cmd.kind == "query":
             return Response([self.p("+CGDCONT", '0,"IP","%s",,0,0,,,,,1' % self.apn)])
 
-    def at__cgatt(self, cmd):
-        if cmd.kind == "query":
-            return Response([self.p("+CGATT", "1" if self.registered else "0")])
-        if cmd.kind == "set":
-            n = cmd.int_arg(0)
-            if n == 1 and self.cfun != 1:
-                self._radio_on()
-            elif n == 0:
-                self._set_stat(0)
-
     def at__cereg(self, cmd):
         if cmd.kind == "query":
             return Response([self.p("+CEREG", "%d,%d" % (self.cereg_n, self.stat))])
         if cmd.kind == "set":
-            n = cmd.int_arg(0)
-            if n not in (0, 1, 2, 3, 4, 5):
-                raise CmdError(50)
-            self.cereg_n = n
-
-    def at__cscon(self, cmd):
-        if cmd.kind == "query":
-            return Response([self.p("+CSCON", "%d,%d" % (1 if self.cscon_urc else 0, self.rrc))])
-        if cmd.kind == "set":
-            self.cscon_urc = cmd.arg(0) == "1"
-
-    def at__csq(self, cmd):
-        rssi, ber = self.csq if self.cfun == 1 else (99, 99)
-        return Response([self.p("+CSQ", "%d,%d" % (rssi, ber))])
+            self.set_cereg(cmd)
 
     def at__nuestats(self, cmd):
         return Response(["Signal power:-819", "Total power:-752", "TX power:230", "TX time:1234",
@@ -241,36 +195,14 @@ class Bc95Emulator(ModemEmulator):
     def at__qdns(self, cmd):
         if cmd.kind != "set" or len(cmd.args) < 2:
             raise CmdError(50)
-        host = unquote(cmd.args[1])
-        if not self.registered:
-            raise CmdError(30)
-        ip = self.dns.get(host)
-        resp = Response()
-        if ip is None:
-            resp.after.append(lambda: self._at(self.dns_fail_delay, self.urc, self.p("+QDNS", "QUERY_DNS_FAILED")))
-        else:
-            resp.after.append(lambda: self._at(0.05, self.urc, self.p("+QDNS", ip)))
-        return resp
-
-    def at__cpsms(self, cmd):
-        if cmd.kind == "set":
-            if cmd.arg(0) == "1" and len(cmd.args) >= 5:
-                self.psm_req = (unquote(cmd.args[3]), unquote(cmd.args[4]))
-            elif cmd.arg(0) == "0":
-                self.psm_req = None
-        elif cmd.kind == "query":
-            mode = 1 if self.psm_req else 0
-            t = ',,,"%s","%s"' % self.psm_req if self.psm_req else ""
-            return Response([self.p("+CPSMS", "%d%s" % (mode, t))])
+        return self.resolve(unquote(cmd.args[1]), lambda ip: self.p("+QDNS", ip),
+                            self.p("+QDNS", "QUERY_DNS_FAILED"))
 
     def at__npsmr(self, cmd):
         if cmd.kind == "set":
             self.psm_urc = cmd.arg(0) == "1"
         elif cmd.kind == "query":
             return Response([self.p("+NPSMR", "%d,%d" % (1 if self.psm_urc else 0, 1 if self.in_psm else 0))])
-
-    def at__cedrxs(self, cmd):
-        pass
 
     def at__nptwedrxs(self, cmd):
         pass
@@ -304,8 +236,6 @@ class Bc95Emulator(ModemEmulator):
         if self.nsocr_no_id > 0:
             self.nsocr_no_id -= 1
             return Response()
-        if len(self.socks) >= self.MAX_SOCKETS:
-            raise CmdError(None)
         s = self.new_socket()
         return Response([str(s.id)])
 
@@ -367,10 +297,8 @@ class Bc95Emulator(ModemEmulator):
             remaining = sum(len(e[2]) for e in s.rxbuf)
         else:
             remaining = len(data)
-        hx = binascii.hexlify(chunk).decode().upper()
+        hx = hexup(chunk)
         return Response(["%d,%s,%d,%d,%s,%d" % (s.id, ip, port, len(chunk), hx, remaining)])
 
     def at__nsocl(self, cmd):
-        s = self.get_socket(cmd)
-        s.close()
-        del self.socks[s.id]
+        self.close_socket(cmd)

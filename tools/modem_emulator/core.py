@@ -2,7 +2,8 @@
 
 Implements the dialect-independent parts of spec/modems.md §10.1 (framing `\\r\\n<line>\\r\\n`,
 echo until ATE0, one final result per command, CMEE modes, timing knobs, fault injection,
-real UDP data path). The dialects (sim7020.py, bc95.py) add the command tables of §10.2/§10.4.
+real UDP data path) and the commands both dialects answer alike, spelled through p() and
+error_text(). The dialects (sim7020.py, bc95.py) add the rest of the tables of §10.2/§10.4.
 
 Threading: one engine thread owns the pty master, the UDP sockets, the timers and all modem
 state. Public methods called from other threads post a function to the engine and wait for
@@ -121,6 +122,11 @@ def parse_hex(text, what=50):
         raise CmdError(what)
 
 
+def hexup(data):
+    """Upper-case hex text, as both modems write data."""
+    return binascii.hexlify(data).decode().upper()
+
+
 class Response:
     """What a command sends back: framed lines / raw chunks, a final result, follow-up actions."""
 
@@ -223,18 +229,9 @@ class ModemEmulator:
         # modem state (engine thread only)
         self.powered = False
         self.booting = False
-        self.in_psm = False
-        self.asleep = False
         self.gen = 0
-        self.echo = True
-        self.cmee = 0
         self.cfun = 0
-        self.stat = 0
-        self.cereg_n = 0
-        self.cscon_urc = False
-        self.rrc = 0
-        self.psm_urc = False
-        self.csclk = 0
+        self._boot_state()
         self.reg_blocked_until = None   # None = not blocked; float('inf') = until regained
         self.socks = {}
         self.psm_req = None
@@ -291,9 +288,7 @@ class ModemEmulator:
             self._thread.join(5)
         if self.master < 0:
             return
-        for s in list(self.socks.values()):
-            s.close()
-        self.socks = {}
+        self._close_sockets()
         for fd in (self.master, self.slave, self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -635,9 +630,13 @@ class ModemEmulator:
         self._raw_expect = None
         self._raw_got = b""
         del self._inbuf[:]
-        for s in list(self.socks.values()):
-            s.close()
-        self.socks = {}
+        self._close_sockets()
+        self._boot_state()
+        self.reset_dialect_state()
+        self._at(self.boot_time, self._boot_done, reason)
+
+    def _boot_state(self):
+        """What every boot resets (the dialect adds reset_dialect_state)."""
         self.echo = True
         self.cmee = 0
         self.stat = 0
@@ -648,8 +647,6 @@ class ModemEmulator:
         self.csclk = 0
         self.in_psm = False
         self.asleep = False
-        self.reset_dialect_state()
-        self._at(self.boot_time, self._boot_done, reason)
 
     def _boot_done(self, reason):
         self.booting = False
@@ -698,6 +695,72 @@ class ModemEmulator:
         if self.cereg_n:
             self.urc(self.cereg_urc())
 
+    # ------------------------------------------------------------------ commands both dialects answer alike
+
+    def at_(self, cmd):
+        return Response()
+
+    def at_e0(self, cmd):
+        self.echo = False
+
+    def at_e1(self, cmd):
+        self.echo = True
+
+    def at__cgsn(self, cmd):
+        if cmd.kind == "set" and cmd.arg(0) == "1":
+            return Response([self.p("+CGSN", self.imei)])
+        return Response([self.imei])
+
+    def at__cgatt(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CGATT", "1" if self.registered else "0")])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n == 1 and self.cfun != 1:
+                self._radio_on()
+            elif n == 0:
+                self._set_stat(0)
+
+    def set_cereg(self, cmd):
+        n = cmd.int_arg(0)
+        if n not in (0, 1, 2, 3, 4, 5):
+            raise CmdError(50)
+        self.cereg_n = n
+
+    def at__cscon(self, cmd):
+        if cmd.kind == "set":
+            self.cscon_urc = cmd.arg(0) == "1"
+        elif cmd.kind == "query":
+            return Response([self.p("+CSCON", "%d,%d" % (1 if self.cscon_urc else 0, self.rrc))])
+
+    def at__csq(self, cmd):
+        rssi, ber = self.csq if self.cfun == 1 else (99, 99)
+        return Response([self.p("+CSQ", "%d,%d" % (rssi, ber))])
+
+    def at__cpsms(self, cmd):
+        if cmd.kind == "set":
+            if cmd.arg(0) == "1" and len(cmd.args) >= 5:
+                self.psm_req = (unquote(cmd.args[3]), unquote(cmd.args[4]))
+            elif cmd.arg(0) == "0":
+                self.psm_req = None
+        elif cmd.kind == "query":
+            mode = 1 if self.psm_req else 0
+            t = ',,,"%s","%s"' % self.psm_req if self.psm_req else ""
+            return Response([self.p("+CPSMS", "%d%s" % (mode, t))])
+
+    def at__cedrxs(self, cmd):
+        pass
+
+    def bands_command(self, cmd, name):
+        """AT+CBAND / AT+NBAND: query the band list or set it."""
+        if cmd.kind == "query":
+            return Response([self.p(name, ",".join(str(b) for b in self.bands))])
+        if cmd.kind == "set":
+            try:
+                self.bands = [int(b) for b in cmd.args]
+            except ValueError:
+                raise CmdError(50)
+
     def cereg_urc(self):
         if self.cereg_n >= 2 and self.registered:
             return self.p("+CEREG", '%d,"5B57","01A50B1A",9' % self.stat)
@@ -726,6 +789,7 @@ class ModemEmulator:
 
     def _exit_psm(self):
         self.in_psm = False
+        self.echo = True            # both modems come out of PSM with echo on (§10.6)
         self.psm_exit_effects()
 
     def psm_enter_urc(self):
@@ -737,12 +801,13 @@ class ModemEmulator:
     # ------------------------------------------------------------------ data path
 
     def new_socket(self):
+        """The lowest free socket id; plain ERROR when all are in use (both dialects)."""
         for sid in range(self.MAX_SOCKETS):
             if sid not in self.socks:
                 s = ModemSocket(sid)
                 self.socks[sid] = s
                 return s
-        raise CmdError(3)
+        raise CmdError(None)
 
     def get_socket(self, cmd, i=0):
         sid = cmd.int_arg(i)
@@ -750,6 +815,23 @@ class ModemEmulator:
         if s is None:
             raise CmdError(3)
         return s
+
+    def close_socket(self, cmd):
+        s = self.get_socket(cmd)
+        s.close()
+        del self.socks[s.id]
+
+    def resolve(self, host, found, failed):
+        """DNS: OK now, then the URC found(ip) shortly, or failed after dns_fail_delay."""
+        if not self.registered:
+            raise CmdError(30)
+        ip = self.dns.get(host)
+        resp = Response()
+        if ip is None:
+            resp.after.append(lambda: self._at(self.dns_fail_delay, self.urc, failed))
+        else:
+            resp.after.append(lambda: self._at(0.05, self.urc, found(ip)))
+        return resp
 
     def map_remote(self, ip, port):
         """Device-given destination -> host address (any IPv4 goes to remote_host by default)."""
@@ -1022,7 +1104,10 @@ class ModemEmulator:
         self.powered = False
         self.booting = False
         self.gen += 1
-        for s in list(self.socks.values()):
+        self._close_sockets()
+
+    def _close_sockets(self):
+        for s in self.socks.values():
             s.close()
         self.socks = {}
 

@@ -4,18 +4,13 @@ One space after the colon, bare CIMI/CGSN (and CCID unless ccid_prefixed), socke
 in hex characters, `+CSONMI: <id>,<hexlen>,<HEX>` carrying the data, URCs possibly between
 the information lines and `OK`, `+CPIN: READY` as boot output, CSORCVFLAG reset on reboot.
 """
-import binascii
 import time
 
-from .core import CmdError, ModemEmulator, Response, parse_hex, unquote
+from .core import CmdError, ModemEmulator, Response, hexup, parse_hex, unquote
 
 
 class Sim7020Emulator(ModemEmulator):
     DIALECT = "sim7020"
-    SEP = ": "
-    CME_FMT = "+CME ERROR: %s"
-    MAX_SOCKETS = 5
-    MAX_DATAGRAM = 512
 
     def configure_dialect(self, revision="1910B05SIM7020G", ccid_prefixed=False,
                           csosend_length="hex", sim_present=True, bands=(1, 3, 5, 8, 20, 28)):
@@ -56,7 +51,6 @@ class Sim7020Emulator(ModemEmulator):
         return False            # UART is dead in PSM; only PWRKEY wakes it (§2.6)
 
     def psm_exit_effects(self):
-        self.echo = True
         self.rcvflag = 0
         self._out(self.frame(self.p("+CPIN", "READY")))
         if self.cpsmstatus:
@@ -67,19 +61,10 @@ class Sim7020Emulator(ModemEmulator):
             head = self.p("+CSONMI", "%d,%d," % (s.id, len(data))).encode()
             self.urc(b"\r\n" + head + data + b"\r\n")
         else:
-            hx = binascii.hexlify(data).decode().upper()
+            hx = hexup(data)
             self.urc(self.p("+CSONMI", "%d,%d,%s" % (s.id, len(hx), hx)))
 
     # ---------------------------------------------------------------- basic commands
-
-    def at_(self, cmd):
-        return Response()
-
-    def at_e0(self, cmd):
-        self.echo = False
-
-    def at_e1(self, cmd):
-        self.echo = True
 
     def at_i(self, cmd):
         return Response(["SIMCOM_Ltd", "SIMCOM_SIM7020G", "Revision:" + self.revision])
@@ -114,11 +99,9 @@ class Sim7020Emulator(ModemEmulator):
         return Response([self.imsi])
 
     def at__cgsn(self, cmd):
-        if cmd.kind == "set" and cmd.arg(0) == "1":
-            return Response([self.p("+CGSN", self.imei)])
         if cmd.kind == "test":
             return Response()
-        return Response([self.imei])
+        return ModemEmulator.at__cgsn(self, cmd)
 
     def at__gsn(self, cmd):
         return Response([self.imei])
@@ -156,23 +139,7 @@ class Sim7020Emulator(ModemEmulator):
             return Response([self.p("*MCGDEFCONT", '"IP","%s"' % self.apn)])
 
     def at__cband(self, cmd):
-        if cmd.kind == "query":
-            return Response([self.p("+CBAND", ",".join(str(b) for b in self.bands))])
-        if cmd.kind == "set":
-            try:
-                self.bands = [int(b) for b in cmd.args]
-            except ValueError:
-                raise CmdError(50)
-
-    def at__cgatt(self, cmd):
-        if cmd.kind == "query":
-            return Response([self.p("+CGATT", "1" if self.registered else "0")])
-        if cmd.kind == "set":
-            n = cmd.int_arg(0)
-            if n == 1 and self.cfun != 1:
-                self._radio_on()
-            elif n == 0:
-                self._set_stat(0)
+        return self.bands_command(cmd, "+CBAND")
 
     def at__cereg(self, cmd):
         if cmd.kind == "query":
@@ -184,18 +151,11 @@ class Sim7020Emulator(ModemEmulator):
                 return Response([self.p("+CEREG", "%d,%d,%s" % (self.cereg_n, self.stat, extra))])
             return Response([self.p("+CEREG", "%d,%d" % (self.cereg_n, self.stat))])
         if cmd.kind == "set":
-            n = cmd.int_arg(0)
-            if n not in (0, 1, 2, 3, 4, 5):
-                raise CmdError(50)
-            self.cereg_n = n
+            self.set_cereg(cmd)
 
     def at__cgreg(self, cmd):
         if cmd.kind == "query":
             return Response([self.p("+CGREG", "0,%d" % self.stat)])
-
-    def at__csq(self, cmd):
-        rssi, ber = self.csq if self.cfun == 1 else (99, 99)
-        return Response([self.p("+CSQ", "%d,%d" % (rssi, ber))])
 
     def at__cgpaddr(self, cmd):
         if self.registered:
@@ -215,26 +175,8 @@ class Sim7020Emulator(ModemEmulator):
         if cmd.kind != "set":
             raise CmdError(50)
         host = unquote(cmd.arg(0, ""))
-        if not self.registered:
-            raise CmdError(30)
-        ip = self.dns.get(host)
-        resp = Response()
-        if ip is None:
-            resp.after.append(lambda: self._at(self.dns_fail_delay, self.urc, self.p("+CDNSGIP", "0,8")))
-        else:
-            resp.after.append(lambda: self._at(0.05, self.urc, self.p("+CDNSGIP", '1,"%s","%s"' % (host, ip))))
-        return resp
-
-    def at__cpsms(self, cmd):
-        if cmd.kind == "set":
-            if cmd.arg(0) == "1" and len(cmd.args) >= 5:
-                self.psm_req = (unquote(cmd.args[3]), unquote(cmd.args[4]))
-            elif cmd.arg(0) == "0":
-                self.psm_req = None
-        elif cmd.kind == "query":
-            mode = 1 if self.psm_req else 0
-            t = ',,,"%s","%s"' % self.psm_req if self.psm_req else ""
-            return Response([self.p("+CPSMS", "%d%s" % (mode, t))])
+        return self.resolve(host, lambda ip: self.p("+CDNSGIP", '1,"%s","%s"' % (host, ip)),
+                            self.p("+CDNSGIP", "0,8"))
 
     def at__cpsmstatus(self, cmd):
         if cmd.kind == "set":
@@ -253,15 +195,6 @@ class Sim7020Emulator(ModemEmulator):
 
     def at__retention(self, cmd):
         pass
-
-    def at__cedrxs(self, cmd):
-        pass
-
-    def at__cscon(self, cmd):
-        if cmd.kind == "set":
-            self.cscon_urc = cmd.arg(0) == "1"
-        elif cmd.kind == "query":
-            return Response([self.p("+CSCON", "%d,%d" % (1 if self.cscon_urc else 0, self.rrc))])
 
     def at__ipr(self, cmd):
         pass
@@ -304,8 +237,6 @@ class Sim7020Emulator(ModemEmulator):
         domain, typ, proto = cmd.int_arg(0), cmd.int_arg(1), cmd.int_arg(2, 1)
         if (domain, typ, proto) != (1, 2, 1):
             raise CmdError(4)          # the emulator carries UDP over IPv4 only
-        if len(self.socks) >= self.MAX_SOCKETS:
-            raise CmdError(None)
         s = self.new_socket()
         return Response([self.p("+CSOC", str(s.id))])
 
@@ -374,6 +305,4 @@ class Sim7020Emulator(ModemEmulator):
         return Response([self.p("+CSOSTATUS", "%d,%d" % (s.id, state))])
 
     def at__csocl(self, cmd):
-        s = self.get_socket(cmd)
-        s.close()
-        del self.socks[s.id]
+        self.close_socket(cmd)

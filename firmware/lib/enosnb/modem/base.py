@@ -106,8 +106,13 @@ class ModemSocket:
         self.rx.append(data)
 
 
+def _ignore(line):
+    return None
+
+
 class Modem:
-    """Common part of the drivers; subclasses set the dialect hooks."""
+    """Common part of the drivers. Subclasses name their dialect's commands in the class
+    attributes below and implement check_sim, _radio_up, _open, _send_once and the URCs."""
 
     NAME = "modem"
     BOOT_LINES = ()
@@ -115,17 +120,28 @@ class Modem:
     SYNC_INTERVAL_MS = 500
     TIMEOUTS = {}
     DEFAULT_TIMEOUT_MS = 1000
+    IGNORED_URCS = ()       # URCs that carry nothing the driver needs
+    BAND_CMD = None         # "AT+CBAND=" / "AT+NBAND=", followed by the band list
+    APN_CMD = None          # with %s for the APN
+    ICCID_CMD = None
+    IP_CMD = None
+    PSM_URC_CMD = None      # switches on the PSM entry/exit URCs
+    DNS_CMD = None          # with %s for the host name; the answer comes as a URC
+    DNS_TIMEOUT_MS = 90000
+    CLOSE_CMD = None        # with %d for the socket id
 
     def __init__(self, uart, clock=SYSTEM, pwrkey=None, pwrkey_active_high=False,
                  pwrkey_ms=800, boot_timeout_ms=20000, reg_poll_ms=2000,
                  reattach_timeout_ms=60000, reinit_attempts=2, send_attempts=2, timeouts=None,
-                 boot_lines=None, boot_prefixes=None):
+                 boot_lines=None, boot_prefixes=None, has_cnmpsd=True):
         self.clock = clock
         self.at = AtEngine(uart, clock)
         self.at.boot_markers(self.BOOT_LINES if boot_lines is None else boot_lines,
                              self.BOOT_PREFIXES if boot_prefixes is None else boot_prefixes)
         self.at.on_reboot = self._on_reboot
         self.at.urc("+CEREG", self._urc_cereg)
+        for prefix in self.IGNORED_URCS:
+            self.at.urc(prefix, _ignore)
         self.pwrkey = pwrkey
         self.pwrkey_active_high = pwrkey_active_high
         self.pwrkey_ms = pwrkey_ms
@@ -148,6 +164,10 @@ class Modem:
         self.resyncs = 0
         self._recovering = False
         self._reinit_needed = False
+        self._dns = None
+        # False once the firmware refused AT+CNMPSD; the app may persist it across deep
+        # sleep and pass it back, so the command is not retried every cycle.
+        self.has_cnmpsd = has_cnmpsd
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -236,30 +256,35 @@ class Modem:
 
     def init(self):
         """Echo off, numeric errors, registration URCs; SIM check unless already registered."""
+        self._setup()
+        self.at.rebooted = False
+        self.cereg()
+        if not self.registered:
+            self.check_sim()
+
+    def _setup(self):
+        # A reboot or a PSM exit resets all three (spec §10.6).
         self.cmd("ATE0")
         self.cmd("AT+CMEE=1")
         try:
             self.cmd("AT+CEREG=1")
         except AtCommandError:
             pass
-        self.at.rebooted = False
         self._reinit_needed = False
-        self.cereg()
-        if not self.registered:
-            self.check_sim()
 
     def cereg(self):
         """AT+CEREG? -> stat (1 home, 5 roaming, 2 searching, 0/3/4 not registered)."""
-        lines = self.cmd("AT+CEREG?")
-        for line in lines:
+        stat = None
+        for line in self.cmd("AT+CEREG?"):
             if line.startswith("+CEREG"):
                 f = fields(line)
                 if len(f) >= 2:
-                    self._set_stat(number(f[1], "AT+CEREG?"))
-                    return self.stat
-        for line in lines:
-            if line.startswith("+CEREG"):
-                self._set_stat(number(fields(line)[0], "AT+CEREG?"))
+                    stat = f[1]
+                    break
+                # A bare "+CEREG: <stat>" is a URC that came with the answer: the answer wins.
+                stat = f[0]
+        if stat is not None:
+            self._set_stat(number(stat, "AT+CEREG?"))
         return self.stat
 
     def attach(self, apn=None, bands=None, timeout_ms=120000):
@@ -271,6 +296,16 @@ class Modem:
             return
         self._radio_on(apn, bands)
         self._wait_registered(timeout_ms)
+
+    def _radio_on(self, apn, bands):
+        # Bands and APN only take effect with the radio off: skip the detach when not asked.
+        if apn is not None or bands:
+            self.cmd("AT+CFUN=0")
+            if bands:
+                self.cmd(self.BAND_CMD + ",".join(str(b) for b in bands))
+            if apn is not None:
+                self.cmd(self.APN_CMD % apn)
+        self._radio_up()
 
     def _wait_registered(self, timeout_ms):
         clock = self.clock
@@ -288,17 +323,26 @@ class Modem:
 
     # -- information -----------------------------------------------------------------------
 
-    def imei(self):
-        return self._must(self.query("AT+CGSN=1", prefix="+CGSN"), "AT+CGSN=1")
-
-    def _must(self, answer, cmd):
+    def _ask(self, cmd):
+        """The answer of a query that must have one."""
+        answer = self.query(cmd)
         if not answer:
             raise ModemError("no answer line to %s; check the module firmware (AT+CGMR)" % cmd)
         return answer
 
+    def imei(self):
+        return self._ask("AT+CGSN=1")
+
+    def iccid(self):
+        return self._ask(self.ICCID_CMD)
+
+    def ip(self):
+        f = fields("+CGPADDR:" + (self.query(self.IP_CMD) or ""))
+        return f[1] if len(f) > 1 else None
+
     def signal(self):
         """Received signal strength in dBm from AT+CSQ, or None when unknown (99)."""
-        f = fields("+CSQ:" + self._must(self.query("AT+CSQ"), "AT+CSQ"))
+        f = fields("+CSQ:" + self._ask("AT+CSQ"))
         rssi = number(f[0], "AT+CSQ")
         return None if rssi == 99 else -113 + 2 * rssi
 
@@ -313,10 +357,7 @@ class Modem:
             self.cmd("AT+CPSMS=0")
             return
         self.cmd('AT+CPSMS=1,,,"%s","%s"' % (encode_t3412(t3412_s), encode_t3324(t3324_s)))
-        self._psm_urcs()
-
-    def _psm_urcs(self):
-        """Enable the dialect's PSM entry/exit URCs."""
+        self.cmd(self.PSM_URC_CMD)
 
     def _psm_changed(self, entered):
         self.in_psm = entered
@@ -337,11 +378,19 @@ class Modem:
             self.cmd('AT+CEDRXS=1,5,"%s"' % encode_edrx(cycle_s))
 
     def release(self):
-        """Ask the network to release the RRC connection now (AT+CNMPSD, where supported)."""
+        """Ask the network to release the RRC connection now (AT+CNMPSD, where supported).
+
+        Many firmwares do not have it (spec §2.6): after one ERROR or +CME ERROR: 4 (not
+        supported) .has_cnmpsd is False and release() no longer keeps the radio busy with it.
+        """
+        if not self.has_cnmpsd:
+            return False
         try:
             self.cmd("AT+CNMPSD")
             return True
-        except AtCommandError:
+        except AtCommandError as e:
+            if e.code in (None, 4):
+                self.has_cnmpsd = False
             return False
 
     # -- recovery ------------------------------------------------------------------------
@@ -374,8 +423,8 @@ class Modem:
                     if self.at.rebooted:
                         raise ModemRebooted(self.at.reboot_marker)
                     return
-                except RegistrationError as e:
-                    raise e
+                except RegistrationError:
+                    raise
                 except ModemError as e:
                     last = e
             raise ModemError("%s did not recover after %d re-initialisations (%s); power-cycle "
@@ -384,13 +433,7 @@ class Modem:
             self._recovering = False
 
     def _reinit(self):
-        self.cmd("ATE0")
-        self.cmd("AT+CMEE=1")
-        try:
-            self.cmd("AT+CEREG=1")
-        except AtCommandError:
-            pass
-        self._reinit_needed = False
+        self._setup()
         self.cereg()
 
     # -- sockets -------------------------------------------------------------------------
@@ -439,7 +482,7 @@ class Modem:
             sid = sock.id
             sock.id = None
             try:
-                self._close_id(sid)
+                self.cmd(self.CLOSE_CMD % sid)
             except ModemError:
                 pass
 
@@ -464,13 +507,7 @@ class Modem:
     def _close(self, sock):
         if sock in self.sockets:
             self.sockets.remove(sock)
-        if sock.id is not None:
-            sid = sock.id
-            sock.id = None
-            try:
-                self._close_id(sid)
-            except AtCommandError:
-                pass
+        self._drop_socket(sock)
 
     def _socket_by_id(self, sid):
         for s in self.sockets:
@@ -489,6 +526,13 @@ class Modem:
         for s in list(self.sockets):
             s.close()
 
-    def resolve(self, host, timeout_ms=90000):
-        raise ModemError("%s cannot resolve %r; configure the server as an IPv4 address"
-                         % (self.NAME, host))
+    def resolve(self, host, timeout_ms=None):
+        """IPv4 address of host via the modem's DNS (answer in a URC the dialect parses)."""
+        self._dns = None
+        self.cmd(self.DNS_CMD % host, 5000)
+        self.at.poll(self.DNS_TIMEOUT_MS if timeout_ms is None else timeout_ms,
+                     lambda: self._dns is not None)
+        if not self._dns:
+            raise ModemError("DNS lookup of %r failed or timed out; configure the server as an "
+                             "IPv4 address or cache it" % host)
+        return self._dns

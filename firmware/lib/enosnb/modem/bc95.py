@@ -13,7 +13,7 @@ from micropython import const
 
 from enosnb.clock import SYSTEM
 from enosnb.modem.base import Modem, RELEASE_NONE, fields, number
-from enosnb.modem.errors import AtCommandError, ModemError, SimError, SocketError
+from enosnb.modem.errors import AtCommandError, SimError, SocketError
 
 CME_UPLINK_BUSY = const(159)
 CME_UART_BUFFER = const(536)
@@ -37,17 +37,23 @@ class Bc95(Modem):
         "AT+NRB": 40000,
         "AT+CPSMS": 5000,
     }
+    IGNORED_URCS = ("+CSCON", "+NSOSTR")
+    BAND_CMD = "AT+NBAND="
+    APN_CMD = 'AT+CGDCONT=0,"IP","%s"'
+    ICCID_CMD = "AT+NCCID"
+    IP_CMD = "AT+CGPADDR"
+    PSM_URC_CMD = "AT+NPSMR=1"
+    DNS_CMD = "AT+QDNS=0,%s"
+    DNS_TIMEOUT_MS = 60000
+    CLOSE_CMD = "AT+NSOCL=%d"
 
     def __init__(self, uart, clock=SYSTEM, **kw):
         Modem.__init__(self, uart, clock, **kw)
         self.has_nsostf = True
-        self._dns = None
         self.at.urc("+NSONMI", self._urc_nsonmi)
         self.at.urc("+NSOCLI", self._urc_nsocli)
         self.at.urc("+NPSMR", self._urc_npsmr)
         self.at.urc("+QDNS", self._urc_dns)
-        self.at.urc("+CSCON", _ignore)
-        self.at.urc("+NSOSTR", _ignore)
 
     # -- URCs ----------------------------------------------------------------------------
 
@@ -71,7 +77,7 @@ class Bc95(Modem):
 
     def check_sim(self):
         try:
-            if self.query("AT+NCCID", prefix="+NCCID"):
+            if self.query("AT+NCCID"):
                 return
         except AtCommandError:
             pass
@@ -83,36 +89,9 @@ class Bc95(Modem):
                            % e)
         raise SimError("no SIM identity from AT+NCCID or AT+CIMI; insert or reseat the SIM")
 
-    def _radio_on(self, apn, bands):
-        if apn is not None or bands:
-            self.cmd("AT+CFUN=0")
-            if bands:
-                self.cmd("AT+NBAND=" + ",".join(str(b) for b in bands))
-            if apn is not None:
-                self.cmd('AT+CGDCONT=0,"IP","%s"' % apn)
+    def _radio_up(self):
         self.cmd("AT+CFUN=1")
         self.cmd("AT+CGATT=1")
-
-    def _psm_urcs(self):
-        self.cmd("AT+NPSMR=1")
-
-    # -- information ---------------------------------------------------------------------
-
-    def iccid(self):
-        return self._must(self.query("AT+NCCID", prefix="+NCCID"), "AT+NCCID")
-
-    def ip(self):
-        f = fields("+CGPADDR:" + (self.query("AT+CGPADDR") or ""))
-        return f[1] if len(f) > 1 else None
-
-    def resolve(self, host, timeout_ms=60000):
-        self._dns = None
-        self.cmd("AT+QDNS=0,%s" % host, 5000)
-        self.at.poll(timeout_ms, lambda: self._dns is not None)
-        if not self._dns:
-            raise ModemError("DNS lookup of %r failed or timed out; configure the server as an "
-                             "IPv4 address or cache it" % host)
-        return self._dns
 
     # -- sockets -------------------------------------------------------------------------
 
@@ -175,10 +154,3 @@ class Bc95(Modem):
             if not got:
                 return
         sock.rx_pending = True
-
-    def _close_id(self, sid):
-        self.cmd("AT+NSOCL=%d" % sid)
-
-
-def _ignore(line):
-    return None

@@ -19,9 +19,6 @@ from enosnb.modem.errors import AtCommandError, ModemError, SimError, SocketErro
 class Sim7020(Modem):
     NAME = "SIM7020"
     BOOT_LINES = ("RDY", "NORMAL POWER DOWN")
-    BOOT_PREFIXES = ()
-    SYNC_INTERVAL_MS = 500
-    DEFAULT_TIMEOUT_MS = 1000
     PSM_WAKE_PULSE_MS = 800
     PSM_WAKE_MS = 10000
     TIMEOUTS = {
@@ -33,6 +30,14 @@ class Sim7020(Modem):
         "AT+CGCONTRDP": 10000,
         "AT+CPSMS": 5000,
     }
+    IGNORED_URCS = ("+CLTS", "+CTZV", "+CSCON")
+    BAND_CMD = "AT+CBAND="
+    APN_CMD = 'AT*MCGDEFCONT="IP","%s"'
+    ICCID_CMD = "AT+CCID"      # answered with or without a "+CCID:" prefix
+    IP_CMD = "AT+CGPADDR=1"
+    PSM_URC_CMD = "AT+CPSMSTATUS=1"
+    DNS_CMD = 'AT+CDNSGIP="%s"'
+    CLOSE_CMD = "AT+CSOCL=%d"
 
     def __init__(self, uart, clock=SYSTEM, **kw):
         Modem.__init__(self, uart, clock, **kw)
@@ -43,10 +48,6 @@ class Sim7020(Modem):
         self.at.urc("+CSOERR", self._urc_csoerr)
         self.at.urc("+CPSMSTATUS", self._urc_psm)
         self.at.urc("+CDNSGIP", self._urc_dns)
-        self.at.urc("+CLTS", _ignore)
-        self.at.urc("+CTZV", _ignore)
-        self.at.urc("+CSCON", _ignore)
-        self._dns = None
 
     # -- URCs ----------------------------------------------------------------------------
 
@@ -110,13 +111,7 @@ class Sim7020(Modem):
             raise SimError("SIM not ready (+CPIN: %s); unlock it or use a SIM without PIN"
                            % state)
 
-    def _radio_on(self, apn, bands):
-        if apn is not None or bands:
-            self.cmd("AT+CFUN=0")
-            if bands:
-                self.cmd("AT+CBAND=" + ",".join(str(b) for b in bands))
-            if apn is not None:
-                self.cmd('AT*MCGDEFCONT="IP","%s"' % apn)
+    def _radio_up(self):
         self._expect_cpin = True
         self.cmd("AT+CFUN=1")
 
@@ -130,28 +125,6 @@ class Sim7020(Modem):
                 f = fields("+CSOSTATUS:" + (self.query("AT+CSOSTATUS=%d" % s.id) or ""))
                 if len(f) < 2 or f[1] != "2":
                     self._drop_socket(s)
-
-    def _psm_urcs(self):
-        self.cmd("AT+CPSMSTATUS=1")
-
-    # -- information ---------------------------------------------------------------------
-
-    def iccid(self):
-        """ICCID digits; AT+CCID answers with or without a "+CCID:" prefix."""
-        return self._must(self.query("AT+CCID"), "AT+CCID")
-
-    def ip(self):
-        f = fields("+CGPADDR:" + (self.query("AT+CGPADDR=1") or ""))
-        return f[1] if len(f) > 1 else None
-
-    def resolve(self, host, timeout_ms=90000):
-        self._dns = None
-        self.cmd('AT+CDNSGIP="%s"' % host, 5000)
-        self.at.poll(timeout_ms, lambda: self._dns is not None)
-        if not self._dns:
-            raise ModemError("DNS lookup of %r failed or timed out; configure the server as an "
-                             "IPv4 address or cache it" % host)
-        return self._dns
 
     # -- sockets -------------------------------------------------------------------------
 
@@ -172,10 +145,3 @@ class Sim7020(Modem):
     def _send_once(self, sock, data, release):
         hexdata = binascii.hexlify(data).upper()
         self.cmd("AT+CSOSEND=%d,%d," % (sock.id, len(hexdata)), tail=hexdata)
-
-    def _close_id(self, sid):
-        self.cmd("AT+CSOCL=%d" % sid)
-
-
-def _ignore(line):
-    return None

@@ -170,6 +170,9 @@ class Client:
         # Peer MIDs of CON responses already ACKed (§4.5): a duplicate is ACKed again.
         self._recent = [-1] * _RECENT
         self._recent_pos = 0
+        # Requests are encoded here (one exchange at a time): the buffer keeps its capacity,
+        # so a request allocates only the bytes copy that is sent and retransmitted.
+        self._encode_buf = bytearray()
 
     # --- message-ID state across deep sleep (§4.4, spec §3.3) ---
 
@@ -364,7 +367,8 @@ class Client:
     def _exchange(self, msg, res):
         msg.mid = self._next_mid()
         msg.token = rng.urandom(self._token_len)
-        data = msg.encode()
+        msg.encode_into(self._encode_buf)
+        data = bytes(self._encode_buf)
         mtu = getattr(self.endpoint, "mtu", 0)
         if mtu and len(data) > mtu:
             raise CoapError("request is %d bytes, more than the link's %d-byte MTU; use a "

@@ -18,6 +18,11 @@ RST = const(3)
 
 TYPE_NAMES = ("CON", "NON", "ACK", "RST")
 
+# set_path() keeps (path, its Uri-Path options) of the last path it split: a device sends to
+# the same path report after report, and splitting and encoding it again allocated ~600 bytes
+# each time. Messages may share these (number, bytes) tuples because neither can change.
+_last_path = (None, ())
+
 _PAYLOAD_MARKER = const(0xFF)
 _MAX_OPTION_LEN = const(65804)  # 269 + 0xFFFF: the largest length the 14 form can express
 
@@ -82,16 +87,31 @@ class Message:
 
     def set_path(self, path):
         """Replaces the Uri-Path options by the segments of "/a/b"."""
+        global _last_path
+        last = _last_path  # read once: another thread may replace it (CPython peers)
+        if last[0] != path:
+            segs = []
+            p = path[1:] if path and path[0] == "/" else path
+            if p:
+                for seg in p.split("/"):
+                    segs.append((URI_PATH, seg.encode()))
+            last = _last_path = (path, segs)
         opts = [o for o in self.options if o[0] != URI_PATH]
-        if path and path[0] == "/":
-            path = path[1:]
-        if path:
-            for seg in path.split("/"):
-                opts.append((URI_PATH, seg.encode()))
+        opts.extend(last[1])
         self.options = opts
 
     def encode(self):
         """The datagram as bytes; raises CoapError for a message that cannot be sent."""
+        out = bytearray()
+        self.encode_into(out)
+        return bytes(out)
+
+    def encode_into(self, out):
+        """encode() written into the bytearray out, replacing its contents.
+
+        For a sender that keeps one buffer: MicroPython keeps a bytearray's capacity when it
+        is emptied, so encoding message after message into it allocates nothing.
+        """
         token = self.token
         tkl = len(token)
         mtype = self.mtype
@@ -103,22 +123,21 @@ class Message:
             raise CoapError("type %r, code %r or message ID %r out of range" % (mtype, code, mid))
         if code == 0 and (tkl or self.options or self.payload):
             raise CoapError("an Empty message (0.00) carries no token, options or payload")
-        out = bytearray(4)
-        out[0] = 0x40 | (mtype << 4) | tkl
-        out[1] = code
-        out[2] = mid >> 8
-        out[3] = mid & 0xFF
+        out[0:] = b""
+        out.append(0x40 | (mtype << 4) | tkl)
+        out.append(code)
+        out.append(mid >> 8)
+        out.append(mid & 0xFF)
         out += token
         if not _put_options(out, self.options):
             # Options out of order: start the options over from a stably sorted copy.
-            out = out[:4 + tkl]
+            out[4 + tkl:] = b""
             if not _put_options(out, _stable_sorted(self.options)):
                 raise CoapError("negative option number; option numbers are 0..65535")
         payload = self.payload
         if payload:
             out.append(_PAYLOAD_MARKER)
             out += payload
-        return bytes(out)
 
     def __repr__(self):
         return "<Message %s %s mid=%d token=%s options=%r payload=%d bytes>" % (

@@ -222,3 +222,22 @@ def cbc_decrypt(key, iv, data):
             out[o + i] ^= prev[i]
         prev = data[o:o + 16]
     return bytes(out)
+
+
+class AesKey:
+    """One key's schedule, encrypting in place (the aes.AesKey interface; see aes.py)."""
+
+    def __init__(self, key):
+        self._rk = _expand(key)
+
+    def ecb_in_place(self, buf):
+        rk = self._rk
+        for o in range(0, len(buf), 16):
+            _enc(rk, buf, o, buf)
+
+    def cbc_mac(self, x, buf, n):
+        rk = self._rk
+        for o in range(0, n, 16):
+            for i in range(16):
+                x[i] ^= buf[o + i]
+            _enc(rk, x, 0, x)

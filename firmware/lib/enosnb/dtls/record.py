@@ -41,20 +41,26 @@ def seq8(epoch, seq):
 
 def header(ctype, version, epoch, seq, length, cid=None):
     """The 13-byte record header (RFC 6347 §4.1), with the CID before the length (RFC 9146)."""
-    n = len(cid) if cid is not None else 0
-    h = bytearray(13 + n)
-    h[0] = ctype
-    h[1] = version[0]
-    h[2] = version[1]
-    h[3] = epoch >> 8
-    h[4] = epoch & 0xFF
-    for i in range(6):
-        h[10 - i] = (seq >> (8 * i)) & 0xFF
-    if n:
-        h[11:11 + n] = cid
-    h[11 + n] = length >> 8
-    h[12 + n] = length & 0xFF
+    h = bytearray(13 + (len(cid) if cid is not None else 0))
+    header_into(h, 0, ctype, version, epoch, seq, length, cid)
     return h
+
+
+def header_into(out, pos, ctype, version, epoch, seq, length, cid=None):
+    """header() written at out[pos:]; returns the position after it."""
+    n = len(cid) if cid is not None else 0
+    out[pos] = ctype
+    out[pos + 1] = version[0]
+    out[pos + 2] = version[1]
+    out[pos + 3] = epoch >> 8
+    out[pos + 4] = epoch & 0xFF
+    for i in range(6):
+        out[pos + 10 - i] = (seq >> (8 * i)) & 0xFF
+    if n:
+        out[pos + 11:pos + 11 + n] = cid
+    out[pos + 11 + n] = length >> 8
+    out[pos + 12 + n] = length & 0xFF
+    return pos + 13 + n
 
 
 def split_records(data, cid_len=0):
@@ -71,9 +77,12 @@ def split_records(data, cid_len=0):
         ctype = data[pos]
         if data[pos + 1] != 0xFE or data[pos + 2] not in (0xFD, 0xFF):
             break
-        version = bytes(mv[pos + 1:pos + 3])
+        # The shared constants and shifts: slicing and int.from_bytes would allocate.
+        version = DTLS12 if data[pos + 2] == 0xFD else DTLS10
         epoch = (data[pos + 3] << 8) | data[pos + 4]
-        seq = int.from_bytes(bytes(mv[pos + 5:pos + 11]), "big")
+        seq = 0
+        for i in range(pos + 5, pos + 11):
+            seq = (seq << 8) | data[i]
         p = pos + 11
         cid = None
         if ctype == CT_TLS12_CID:
@@ -100,10 +109,16 @@ class RecordCipher:
         self.suite = suite
         self._key = key
         if suite == TLS_PSK_WITH_AES_128_CCM_8:
-            self._salt = iv_or_mac_key
+            self._ccm = ccm.Ccm8(key)
             self._mac = None
+            # Reused by every record (a warm report must not allocate): the nonce is
+            # salt | explicit part, the AAD epoch | seq | type | version | length. Both are
+            # rewritten at the start of each seal/open and read only inside it.
+            self._nonce = bytearray(12)
+            self._nonce[0:4] = iv_or_mac_key
+            self._aad = bytearray(13)
         else:
-            self._salt = None
+            self._ccm = None
             self._mac = HmacSha256(iv_or_mac_key)
 
     def __repr__(self):
@@ -125,30 +140,72 @@ class RecordCipher:
         return (_SEQ_PLACEHOLDER + bytes((CT_TLS12_CID, len(cid), CT_TLS12_CID)) + version
                 + seq8(epoch, seq) + cid)
 
+    def _ccm_aad(self, ctype, version, epoch, seq, n):
+        """The CCM AAD of a record without CID in the reused _aad buffer."""
+        a = self._aad
+        a[0] = epoch >> 8
+        a[1] = epoch & 0xFF
+        for i in range(6):
+            a[7 - i] = (seq >> (8 * i)) & 0xFF
+        a[8] = ctype
+        a[9] = version[0]
+        a[10] = version[1]
+        a[11] = n >> 8
+        a[12] = n & 0xFF
+        return a
+
     def seal(self, ctype, version, epoch, seq, content, cid=None):
+        if self._mac is None:
+            extra = 1 if cid is not None else 0
+            out = bytearray(len(content) + extra + 16)
+            self.seal_into(out, 0, ctype, version, epoch, seq, content, cid)
+            return out
         if cid is not None:
             content = bytes(content) + bytes((ctype,))
             ctype = CT_TLS12_CID
         prefix = self._prefix(ctype, version, epoch, seq, cid)
-        if self._mac is None:
-            n = len(content)
-            explicit = seq8(epoch, seq)
-            prefix.append(n >> 8)
-            prefix.append(n & 0xFF)
-            return explicit + ccm.seal(self._key, self._salt + explicit, prefix, content)
         return cbc.seal(self._mac, self._key, rng.urandom(16), prefix, content)
 
+    def seal_into(self, out, pos, ctype, version, epoch, seq, content, cid=None):
+        """seal() written at out[pos:] (which must have room); returns the end position."""
+        if self._mac is not None:
+            frag = self.seal(ctype, version, epoch, seq, content, cid)
+            end = pos + len(frag)
+            out[pos:end] = frag
+            return end
+        if cid is not None:
+            content = bytes(content) + bytes((ctype,))
+            n = len(content)
+            aad = self._prefix(CT_TLS12_CID, version, epoch, seq, cid)
+            aad.append(n >> 8)
+            aad.append(n & 0xFF)
+        else:
+            aad = self._ccm_aad(ctype, version, epoch, seq, len(content))
+        nonce = self._nonce
+        # The explicit nonce is epoch | seq, the first 8 bytes of the AAD form (spec §10).
+        out[pos] = nonce[4] = epoch >> 8
+        out[pos + 1] = nonce[5] = epoch & 0xFF
+        for i in range(6):
+            out[pos + 7 - i] = nonce[11 - i] = (seq >> (8 * i)) & 0xFF
+        return self._ccm.seal_into(nonce, aad, content, out, pos + 8)
+
     def open(self, ctype, version, epoch, seq, fragment, cid=None):
-        prefix = self._prefix(ctype, version, epoch, seq, cid)
         if self._mac is None:
             n = len(fragment) - 16
             if n < 0:
                 return None
-            nonce = self._salt + bytes(fragment[0:8])
-            prefix.append(n >> 8)
-            prefix.append(n & 0xFF)
-            content = ccm.open(self._key, nonce, prefix, bytes(fragment[8:]))
+            nonce = self._nonce
+            for i in range(8):
+                nonce[4 + i] = fragment[i]
+            if cid is None:
+                aad = self._ccm_aad(ctype, version, epoch, seq, n)
+            else:
+                aad = self._prefix(ctype, version, epoch, seq, cid)
+                aad.append(n >> 8)
+                aad.append(n & 0xFF)
+            content = self._ccm.open(nonce, aad, memoryview(fragment)[8:])
         else:
+            prefix = self._prefix(ctype, version, epoch, seq, cid)
             content = cbc.open(self._mac, self._key, prefix, fragment)
         if content is None:
             return None

@@ -104,6 +104,7 @@ class DtlsSession:
         self._ms = None
         self._ems = False
         self._phase = _P_IDLE
+        self._dgram = None
         self._reset_records()
 
     def __repr__(self):
@@ -173,10 +174,35 @@ class DtlsSession:
         r.extend(frag)
         return r
 
+    def _app_datagram(self, data):
+        """One application-data record built in the reused datagram buffer; a view of it.
+
+        Why reused: a warm report sends one record, and a fresh header, fragment and datagram
+        for it would be three allocations of its size. The view lives only until _tx has
+        copied it, so the buffer is free again when send() returns.
+        """
+        cid = self._cid_out
+        hlen = rl.HEADER_LEN + (len(cid) if cid is not None else 0)
+        # Room for header, CID inner type and the largest overhead (CBC: IV, MAC, padding),
+        # rounded up so that slightly longer reports do not each need a new buffer; sized
+        # to what is sent rather than to the MTU, since it stays allocated.
+        size = (hlen + 1 + len(data) + 64 + 63) & ~63
+        out = self._dgram
+        if out is None or len(out) < size:
+            out = self._dgram = bytearray(size)
+        seq = self._w_seq[1]
+        self._w_seq[1] = seq + 1
+        end = self._w_cipher.seal_into(out, hlen, rl.CT_APPLICATION_DATA, rl.DTLS12, 1, seq,
+                                       data, cid)
+        ctype = rl.CT_APPLICATION_DATA if cid is None else rl.CT_TLS12_CID
+        rl.header_into(out, 0, ctype, rl.DTLS12, 1, seq, end - hlen, cid)
+        return memoryview(out)[0:end]
+
     def _tx(self, data):
         self.datagrams_sent += 1
         self.bytes_sent += len(data)
         try:
+            # A copy: the endpoint may keep the datagram (a queue, a log) after send returns.
             self._ep.send(bytes(data))
         except OSError:
             pass  # a lost datagram: the retransmission timer covers it (spec §8)
@@ -592,12 +618,13 @@ class DtlsSession:
         if len(data) > self.mtu:
             raise DtlsError("datagram of %d bytes exceeds the DTLS payload limit of %d"
                             % (len(data), self.mtu))
-        records = [(rl.CT_APPLICATION_DATA, 1, bytes(data))]
-        if self._final is not None:
-            # The held-back final flight rides in front; _send_records splits if it must.
-            records = self._final + records
-            self._last_flight = self._final
-            self._final = None
+        if self._final is None:
+            self._tx(self._app_datagram(data))
+            return
+        # The held-back final flight rides in front; _send_records splits if it must.
+        records = self._final + [(rl.CT_APPLICATION_DATA, 1, bytes(data))]
+        self._last_flight = self._final
+        self._final = None
         self._send_records(records)
 
     def recv(self, timeout_ms):

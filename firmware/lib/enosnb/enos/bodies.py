@@ -24,19 +24,36 @@ def with_quality(value, quality):
     return Obj(("value", value), ("quality", quality))
 
 
+# Built once: tuples of types and float constants written inline in _write would be
+# allocated again on every call on MicroPython, and a report writes many values.
+_SCALARS = (int, str)
+_SEQUENCES = (list, tuple)
+_INF = float("inf")
+_NINF = float("-inf")
+
+
 def _write(obj, out):
-    if obj is None or obj is True or obj is False or isinstance(obj, (int, str)):
+    if obj is None or obj is True or obj is False or isinstance(obj, _SCALARS):
         out.append(json.dumps(obj))
     elif isinstance(obj, float):
-        if obj != obj or obj in (float("inf"), float("-inf")):
+        if obj != obj or obj == _INF or obj == _NINF:
             raise EnosError("JSON has no NaN or infinity: send a number or leave the point out")
         out.append(json.dumps(obj))
     elif isinstance(obj, Obj):
-        _write_pairs(obj.pairs, out)
+        out.append("{")
+        first = True
+        for k, v in obj.pairs:
+            _write_pair(k, v, first, out)
+            first = False
+        out.append("}")
     elif isinstance(obj, dict):
-        keys = sorted(obj)
-        _write_pairs([(k, obj[k]) for k in keys], out)
-    elif isinstance(obj, (list, tuple)):
+        out.append("{")
+        first = True
+        for k in sorted(obj):
+            _write_pair(k, obj[k], first, out)
+            first = False
+        out.append("}")
+    elif isinstance(obj, _SEQUENCES):
         out.append("[")
         first = True
         for v in obj:
@@ -50,19 +67,14 @@ def _write(obj, out):
                         % type(obj).__name__)
 
 
-def _write_pairs(pairs, out):
-    out.append("{")
-    first = True
-    for k, v in pairs:
-        if not isinstance(k, str):
-            raise EnosError("JSON object keys must be strings")
-        if not first:
-            out.append(",")
-        first = False
-        out.append(json.dumps(k))
-        out.append(":")
-        _write(v, out)
-    out.append("}")
+def _write_pair(k, v, first, out):
+    if not isinstance(k, str):
+        raise EnosError("JSON object keys must be strings")
+    if not first:
+        out.append(",")
+    out.append(json.dumps(k))
+    out.append(":")
+    _write(v, out)
 
 
 def dumps(obj):
@@ -79,16 +91,30 @@ def request(msg_id, method, params):
 
 
 def _points_params(key, points, time_ms):
+    out = []
+    _write_points(key, points, time_ms, out)
+    return "".join(out)
+
+
+def _write_points(key, points, time_ms, out):
     if not isinstance(points, (dict, Obj)):
         raise EnosError("%s must be a dict of name -> value" % key)
-    if time_ms is None:
-        return '{"%s":%s}' % (key, dumps(points))
-    return '{"%s":%s,"time":%d}' % (key, dumps(points), time_ms)
+    out.append('{"')
+    out.append(key)
+    out.append('":')
+    _write(points, out)
+    out.append('}' if time_ms is None else ',"time":%d}' % time_ms)
 
 
 def measurepoints(msg_id, points, time_ms=None, method="thing.measurepoint.post"):
     """thing.measurepoint.post (or .resume): {"measurepoints":{..},"time":ms}."""
-    return request(msg_id, method, _points_params("measurepoints", points, time_ms))
+    # request() written out into one list: one join instead of a string per nesting level,
+    # since this body is built on every report.
+    out = ['{"id":', json.dumps(str(msg_id)), ',"version":"', VERSION, '","method":',
+           json.dumps(method), ',"params":']
+    _write_points("measurepoints", points, time_ms, out)
+    out.append("}")
+    return "".join(out).encode()
 
 
 def measurepoints_batch(msg_id, items, method="thing.measurepoint.post.batch"):

@@ -89,6 +89,8 @@ class EnosClient:
         self.activated = False
         self.last_result = None
         self._last_ok = None
+        self._path_key = None
+        self._path = None
         r = rng.urandom(4)
         self._next_id = ((r[0] << 24) | (r[1] << 16) | (r[2] << 8) | r[3]) % _ID_SPAN
 
@@ -282,7 +284,13 @@ class EnosClient:
         return reply
 
     def _sys_path(self, suffix):
-        return topics.path(topics.sys_topic(self.pk, self.dk, suffix))
+        # The last path is kept: a device posts to the same topic report after report, and
+        # formatting it again allocated ~150 bytes each time (no collection runs mid-report).
+        key = self._path_key
+        if key is None or key[0] != suffix or key[1] is not self.pk or key[2] is not self.dk:
+            self._path = topics.path(topics.sys_topic(self.pk, self.dk, suffix))
+            self._path_key = (suffix, self.pk, self.dk)
+        return self._path
 
     def _post_json(self, suffix, build):
         msg_id = self.next_id()

@@ -1,15 +1,20 @@
 """AES-128 primitives for the record layer: ECB encrypt, CBC encrypt, CBC decrypt (spec §10, §15.2).
 
 The only platform shim of the DTLS package: cryptolib on MicroPython (ESP32 has modes 1 = ECB
-and 2 = CBC only, and a CBC object keeps chaining, so every call makes a new object); the
-`cryptography` package on CPython; else the pure-Python AES of aes_py.
-
-AesKey(key) is the allocation-free form CCM uses on every record: one object per session key,
-made at the handshake, that encrypts blocks in place (ecb_in_place) and advances a CBC-MAC
-chaining value over the first n bytes of a buffer (cbc_mac). An ECB object holds no chaining
-state, so unlike a CBC one it can be kept and reused: a warm report then allocates no AES
-objects or output buffers at all.
+and 2 = CBC only); the `cryptography` package on CPython; else the pure-Python AES of aes_py.
+"AES-ECB and AES-CBC are all that is needed" (spec §10), so all three backends offer the same
+two forms:
+- ecb_encrypt(key, data), cbc_encrypt(key, iv, data), cbc_decrypt(key, iv, data): a new
+  object per call and a fresh output (CBC-SHA256 records, tests);
+- AesKey(key), which CCM-8 uses on every record, one per session key made at the handshake:
+  ecb_in_place(buf) encrypts every block of buf in one ECB call, and cbc_mac_in_place(buf)
+  CBC-encrypts buf in one call as a new chain under a zero IV, so that its last block is the
+  CBC-MAC. buf is a bytearray or a memoryview of one, a multiple of 16 bytes, and is
+  overwritten: no output buffer is allocated. The ECB object holds no chaining state and is
+  kept; a cryptolib CBC object keeps chaining across calls, so each CBC-MAC makes a new one.
 """
+_ZERO_IV = bytes(16)
+
 try:
     import cryptolib
 
@@ -24,19 +29,14 @@ try:
 
     class AesKey:
         def __init__(self, key):
-            self._ecb = cryptolib.aes(key, 1)
+            self._key = bytes(key)
+            self._ecb = cryptolib.aes(self._key, 1)
 
         def ecb_in_place(self, buf):
-            """Encrypts buf (a multiple of 16 bytes, bytearray or memoryview) in place."""
             self._ecb.encrypt(buf, buf)
 
-        def cbc_mac(self, x, buf, n):
-            """x = E(x ^ block) for each 16-byte block of buf[0:n]; x is a 16-byte bytearray."""
-            enc = self._ecb.encrypt
-            for o in range(0, n, 16):
-                for i in range(16):
-                    x[i] ^= buf[o + i]
-                enc(x, x)
+        def cbc_mac_in_place(self, buf):
+            cryptolib.aes(self._key, 2, _ZERO_IV).encrypt(buf, buf)
 
     BACKEND = "cryptolib"
 except ImportError:
@@ -56,22 +56,17 @@ except ImportError:
             return d.update(bytes(data)) + d.finalize()
 
         class AesKey:
-            # CPython allocates freely; these keep the AesKey interface, not its thrift.
+            # update_into() wants 15 spare bytes after its output, so the scratch would have
+            # to be oversized for CPython's sake: copy update()'s result back instead.
             def __init__(self, key):
-                self._ecb = Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()
+                self._alg = algorithms.AES(bytes(key))
+                self._ecb = Cipher(self._alg, modes.ECB()).encryptor()
 
             def ecb_in_place(self, buf):
                 buf[:] = self._ecb.update(buf)
 
-            def cbc_mac(self, x, buf, n):
-                # Block by block on the kept ECB object: a new CBC Cipher per call costs
-                # more on CPython than the whole rest of a record.
-                upd = self._ecb.update
-                v = bytes(x)
-                for o in range(0, n, 16):
-                    v = upd((int.from_bytes(v, "big")
-                             ^ int.from_bytes(buf[o:o + 16], "big")).to_bytes(16, "big"))
-                x[:] = v
+            def cbc_mac_in_place(self, buf):
+                buf[:] = Cipher(self._alg, modes.CBC(_ZERO_IV)).encryptor().update(buf)
 
         BACKEND = "cryptography"
     except ImportError:

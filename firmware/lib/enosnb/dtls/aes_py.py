@@ -235,9 +235,12 @@ class AesKey:
         for o in range(0, len(buf), 16):
             _enc(rk, buf, o, buf)
 
-    def cbc_mac(self, x, buf, n):
+    def cbc_mac_in_place(self, buf):
+        # CBC under a zero IV: the first block is encrypted as it is, each later one after
+        # XORing in the ciphertext block just written before it.
         rk = self._rk
-        for o in range(0, n, 16):
-            for i in range(16):
-                x[i] ^= buf[o + i]
-            _enc(rk, x, 0, x)
+        _enc(rk, buf, 0, buf)
+        for o in range(16, len(buf), 16):
+            for i in range(o, o + 16):
+                buf[i] ^= buf[i - 16]
+            _enc(rk, buf, o, buf)

@@ -1,108 +1,122 @@
-"""AES-128-CCM with an 8-byte tag (CCM-8) from AES-ECB only (spec/dtls.md §10).
+"""AES-128-CCM with an 8-byte tag (CCM-8) from AES-ECB and AES-CBC only (spec/dtls.md §10).
 
-RFC 3610 with M = 8, L = 3 and a 12-byte nonce, as RFC 6655 uses it for TLS. No CTR mode is
-needed (ESP32 cryptolib has none): the key stream is counter blocks encrypted with ECB, the
-CBC-MAC is chained block by block (aes.AesKey.cbc_mac).
+RFC 3610 with M = 8, L = 3 and a 12-byte nonce, as RFC 6655 uses it for TLS. ESP32 cryptolib
+has no CTR mode, and "AES-ECB and AES-CBC are all that is needed": every record costs exactly
+two AES calls, so the per-block work runs in C (mbedTLS, hardware AES) rather than in Python:
+- the key stream: all counter blocks A_0 .. A_m of the record encrypted by ONE ECB call;
+- the CBC-MAC: ONE CBC encryption, a new chain under a zero IV, of B_0 | AAD | plaintext;
+  T is the first 8 bytes of its last block.
 
-Why Ccm8 keeps scratch buffers: every report seals one record and opens one, and on the
+Why Ccm8 keeps two scratch buffers: every report seals one record and opens one, and on the
 device a heap block is only reclaimed by a garbage collection. So a Ccm8 (one per session key,
-made at the handshake) owns a few blocks that every record reuses: the counter blocks, which
-ECB turns into key stream in place, the CBC-MAC input, the CBC-MAC value and S_0. Records are
-processed _CHUNK bytes at a time, so the scratch does not grow with the record. Nothing a
-caller receives aliases the scratch, and each call rewrites all of it before reading it.
+made at the handshake) owns the counter blocks, which ECB turns into the key stream in place,
+and the CBC-MAC input, which CBC encrypts in place. Both are sized for the largest record of a
+512-byte modem datagram (spec §10 Buffers) and grow if a larger record comes (the host
+endpoint's MTU is 1280). Nothing a caller receives aliases them, and each call rewrites every
+byte of them it reads.
 """
 from micropython import const
 
 from enosnb.dtls import aes
 
 TAG_LEN = const(8)
-_CHUNK = const(64)  # bytes of key stream and of MAC input per AES call; a multiple of 16
-_ZERO16 = bytes(16)
+# A 512-byte datagram carries at most 483 bytes of record plaintext, so m <= 31 (spec §10).
+_MAX_PLAINTEXT = const(483)
+_DTLS_AAD_LEN = const(13)
+
+
+def _padded(n):
+    """n rounded up to whole 16-byte blocks."""
+    return (n + 15) & ~15
+
+
+def _aad_blocks(la):
+    """Bytes of the AAD blocks: its 2-byte length and the AAD, zero-padded; none without AAD."""
+    return _padded(2 + la) if la else 0
 
 
 class Ccm8:
     """CCM-8 under one key. seal_into() writes ciphertext | tag into the caller's buffer;
     open() returns a fresh bytes plaintext or None."""
 
-    def __init__(self, key):
+    def __init__(self, key, max_plaintext=_MAX_PLAINTEXT, max_aad=_DTLS_AAD_LEN):
         self._aes = aes.AesKey(key)
-        self._ks = bytearray(_CHUNK)
-        self._mac_in = bytearray(_CHUNK)
-        self._x = bytearray(16)
-        self._s0 = bytearray(16)
+        self._ctr = self._ctr_mv = self._mac = self._mac_mv = None
+        self._room(max_plaintext, max_aad)
 
-    def _begin(self, nonce, aad, n):
-        """S_0 = E(A_0), and the CBC-MAC over B_0 and aad."""
-        s0 = self._s0
-        s0[0] = 0x02  # flags: L' = 2 (3-byte counter)
-        s0[1:13] = nonce
-        s0[13] = s0[14] = s0[15] = 0
-        self._aes.ecb_in_place(s0)
-        b = self._mac_in
+    def _room(self, n, la):
+        """Grows the scratch buffers, if needed, to fit n bytes of plaintext and la of AAD."""
+        size = 16 + _padded(n)
+        if self._ctr is None or len(self._ctr) < size:
+            self._ctr = bytearray(size)
+            self._ctr_mv = memoryview(self._ctr)
+        size = 16 + _aad_blocks(la) + _padded(n)
+        if self._mac is None or len(self._mac) < size:
+            self._mac = bytearray(size)
+            self._mac_mv = memoryview(self._mac)
+
+    def _keystream(self, nonce, n):
+        """S_0 | S_1 | .. | S_m = E(A_0 | A_1 | .. | A_m) at the start of _ctr, in one ECB call.
+
+        The previous record's ECB overwrote the blocks, so every byte is written again; within
+        a record only the 3-byte counter differs from block to block.
+        """
+        end = 16 + _padded(n)
+        c = self._ctr
+        i = 0
+        for o in range(0, end, 16):
+            c[o] = 0x02  # flags: L' = 2 (3-byte counter)
+            c[o + 1:o + 13] = nonce
+            c[o + 13] = (i >> 16) & 0xFF
+            c[o + 14] = (i >> 8) & 0xFF
+            c[o + 15] = i & 0xFF
+            i += 1
+        self._aes.ecb_in_place(c if end == len(c) else self._ctr_mv[0:end])
+        return c
+
+    def _mac_head(self, nonce, aad, n):
+        """Writes B_0 and the AAD blocks into _mac and zeroes the plaintext's padding; returns
+        the offset p0 at which the caller writes the n plaintext bytes before _cbc_mac(p0 + n)."""
         la = len(aad)
+        p0 = 16 + _aad_blocks(la)
+        b = self._mac
         # B_0 flags: Adata (0x40, DTLS always has AAD), M' = 3 (8-byte tag), L' = 2.
         b[0] = 0x5A if la else 0x1A
         b[1:13] = nonce
         b[13] = (n >> 16) & 0xFF
         b[14] = (n >> 8) & 0xFF
         b[15] = n & 0xFF
-        x = self._x
-        x[0:16] = _ZERO16
-        self._mac(16)
         if la:
-            b[0] = la >> 8
-            b[1] = la & 0xFF
-            f = 2
-            for i in range(la):
-                if f == _CHUNK:
-                    self._mac(f)
-                    f = 0
-                b[f] = aad[i]
-                f += 1
-            self._mac(f)
-
-    def _mac(self, m):
-        """Runs the CBC-MAC over the first m bytes of _mac_in, zero-padded to a block."""
-        b = self._mac_in
-        end = (m + 15) & ~15
-        for i in range(m, end):
+            b[16] = la >> 8
+            b[17] = la & 0xFF
+            b[18:18 + la] = aad
+            for i in range(18 + la, p0):
+                b[i] = 0
+        for i in range(p0 + n, p0 + _padded(n)):
             b[i] = 0
-        self._aes.cbc_mac(self._x, b, end)
+        return p0
 
-    def _keystream(self, nonce, ctr, m):
-        """_ks[0:m] = key stream blocks S_ctr, S_ctr+1, ... covering m bytes."""
-        ks = self._ks
-        end = (m + 15) & ~15
-        for o in range(0, end, 16):
-            ks[o] = 0x02
-            ks[o + 1:o + 13] = nonce
-            ks[o + 13] = (ctr >> 16) & 0xFF
-            ks[o + 14] = (ctr >> 8) & 0xFF
-            ks[o + 15] = ctr & 0xFF
-            ctr += 1
-        self._aes.ecb_in_place(ks if end == _CHUNK else memoryview(ks)[0:end])
+    def _cbc_mac(self, end):
+        """CBC-encrypts _mac[0:end] in place (one call, a new chain); where T starts."""
+        end = _padded(end)
+        b = self._mac
+        self._aes.cbc_mac_in_place(b if end == len(b) else self._mac_mv[0:end])
+        return end - 16
 
     def seal_into(self, nonce, aad, pt, out, pos):
         """Writes ciphertext | tag of pt at out[pos:]; returns the end position."""
         n = len(pt)
-        self._begin(nonce, aad, n)
-        ks = self._ks
-        b = self._mac_in
-        i = 0
-        while i < n:
-            m = n - i if n - i < _CHUNK else _CHUNK
-            self._keystream(nonce, 1 + i // 16, m)
-            for k in range(m):
-                p = pt[i + k]
-                b[k] = p
-                out[pos + i + k] = p ^ ks[k]
-            self._mac(m)
-            i += m
-        x = self._x
-        s0 = self._s0
+        self._room(n, len(aad))
+        s = self._keystream(nonce, n)
+        p0 = self._mac_head(nonce, aad, n)
+        b = self._mac
+        b[p0:p0 + n] = pt
+        t = self._cbc_mac(p0 + n)
+        for k in range(n):
+            out[pos + k] = pt[k] ^ s[16 + k]
         pos += n
         for k in range(TAG_LEN):
-            out[pos + k] = x[k] ^ s0[k]
+            out[pos + k] = b[t + k] ^ s[k]
         return pos + TAG_LEN
 
     def open(self, nonce, aad, data):
@@ -110,38 +124,33 @@ class Ccm8:
         n = len(data) - TAG_LEN
         if n < 0:
             return None
-        self._begin(nonce, aad, n)
-        pt = bytearray(n)
-        ks = self._ks
-        b = self._mac_in
-        i = 0
-        while i < n:
-            m = n - i if n - i < _CHUNK else _CHUNK
-            self._keystream(nonce, 1 + i // 16, m)
-            for k in range(m):
-                p = data[i + k] ^ ks[k]
-                b[k] = p
-                pt[i + k] = p
-            self._mac(m)
-            i += m
+        self._room(n, len(aad))
+        s = self._keystream(nonce, n)
+        p0 = self._mac_head(nonce, aad, n)
+        b = self._mac
+        for k in range(n):
+            b[p0 + k] = data[k] ^ s[16 + k]
+        # Taken before the in-place CBC-MAC overwrites it; handed out only if the tag matches.
+        pt = bytes(self._mac_mv[p0:p0 + n])
+        t = self._cbc_mac(p0 + n)
         # Constant-time tag check (spec §10): no early exit on the first differing byte.
-        x = self._x
-        s0 = self._s0
         acc = 0
         for k in range(TAG_LEN):
-            acc |= x[k] ^ s0[k] ^ data[n + k]
+            acc |= b[t + k] ^ s[k] ^ data[n + k]
         if acc:
             return None
-        return bytes(pt)
+        return pt
 
 
 def seal(key, nonce, aad, plaintext):
     """ciphertext | tag for a 12-byte nonce; aad shorter than 0xFF00 bytes."""
-    out = bytearray(len(plaintext) + TAG_LEN)
-    Ccm8(key).seal_into(nonce, aad, plaintext, out, 0)
+    n = len(plaintext)
+    out = bytearray(n + TAG_LEN)
+    Ccm8(key, n, len(aad)).seal_into(nonce, aad, plaintext, out, 0)
     return bytes(out)
 
 
 def open(key, nonce, aad, data):
     """The plaintext of ciphertext | tag, or None when it does not authenticate."""
-    return Ccm8(key).open(nonce, aad, data)
+    n = len(data) - TAG_LEN
+    return Ccm8(key, n if n > 0 else 0, len(aad)).open(nonce, aad, data)

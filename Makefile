@@ -80,7 +80,7 @@ server: deps
 	$(PY) -m tools.enos_server serve
 
 budget: deps mpy
-	$(PY) -m tools.budget --table docs/budget.md
+	$(PY) -m tools.budget --table docs/budget.md --readme README.md
 
 # Put the firmware on a board: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-<version>.bin,
 # make secrets, make deploy PORT=/dev/ttyUSB0 BOARD=esp32-sim7020 SECRETS=1 (DRY=1 only prints).

@@ -4,7 +4,7 @@ Prints one `name: value unit` line per figure and `# ` lines saying how each was
 writes out/cycle.svg (the cold report cycle as a sequence diagram) and, with --table FILE,
 the markdown table of readme_table.py. Figures are printed, not asserted.
 
-  python -m tools.budget [--table docs/budget.md] [--svg out/cycle.svg] [--skip-mqtt] [--skip-vm]
+  python -m tools.budget [--table docs/budget.md] [--readme README.md] [--svg out/cycle.svg] [--skip-mqtt] [--skip-vm]
 """
 import argparse
 import io
@@ -162,6 +162,7 @@ def twin_figures(out, svg):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m tools.budget")
     p.add_argument("--table", help="also write the markdown table here (e.g. docs/budget.md)")
+    p.add_argument("--readme", help="also replace the budget table in this README")
     p.add_argument("--svg", default=os.path.join(ROOT, "out", "cycle.svg"))
     p.add_argument("--skip-mqtt", action="store_true")
     p.add_argument("--skip-vm", action="store_true")
@@ -190,6 +191,9 @@ def main(argv=None):
         with open(a.table, "w") as f:
             f.write(readme_table.table(figures, notes))
         print("# wrote %s" % a.table)
+        if a.readme:
+            readme_table.splice_readme(a.readme, figures)
+            print("# updated the budget table in %s" % a.readme)
 
 
 if __name__ == "__main__":

@@ -55,11 +55,14 @@ class FakeEnos:
 class FakeApp(appmod.App):
     network = True
     connects = 0
+    radio = False  # True: bring up the real driver (on the emulator) before the fake EnOS
 
     def connect(self):
         FakeApp.connects += 1
         if not FakeApp.network:
             raise ModemError("not registered")
+        if self.radio:
+            self.bring_up_modem()
         self.enos = self.fake
         self.report["connect"] = "fake"
 
@@ -177,3 +180,43 @@ def test_a_corrupt_queued_record_is_dropped_and_counted(device):
     assert a.report["rejected"] == 1
     assert a.fake.sent == [("post", [1])]
     assert len(device.queue()) == 0
+
+
+def test_a_module_that_refused_release_assistance_is_not_asked_again_next_cycle(device):
+    import machine
+    from tools.modem_emulator import ModemEmulator
+    with ModemEmulator("sim7020", boot_time=0.05, registration_delay=0.1,
+                       cpin_delay=0.05) as emu:
+        assert emu.wait_registered(5)
+        machine.UART.attach(1, emu.port)
+        try:
+            for cycle in range(2):
+                del emu.commands_log[:]
+                a = device()
+                a.radio = True
+                a.run(woke=True)
+                a.modem.at.uart.deinit()
+                assert a.report["error"] is None and a.fake.sent == [("post", [cycle + 1])]
+                if cycle == 0:
+                    assert "AT+CNMPSD" in emu.commands_log and not a.modem.has_cnmpsd
+            assert "AT+CNMPSD" not in emu.commands_log
+        finally:
+            machine.UART.detach(1)
+
+
+def test_the_board_files_attach_timeout_is_how_long_the_app_waits_for_registration(
+        monkeypatch):
+    with open(os.path.join(ROOT, "boards", "esp32-bc95", "board.json")) as f:
+        obj = json.load(f)
+    secrets = parse_secrets({"productKey": "MuGsF6W4", "deviceKey": "15bBZlRknc",
+                             "deviceSecret": "ExampleDeviceSecret0123456789abc",
+                             "host": "127.0.0.1"})
+    assert appmod.App(secrets, parse_board(obj)).tune["attach_timeout_ms"] == 120000
+    obj["attach_timeout_ms"] = 240000
+    assert appmod.App(secrets, parse_board(obj)).tune["attach_timeout_ms"] == 240000
+    tuned = appmod.App(secrets, parse_board(obj), tune={"attach_timeout_ms": 1500})
+    assert tuned.tune["attach_timeout_ms"] == 1500
+    # The twin's loopback timings replace the defaults; a board without the field keeps them.
+    monkeypatch.setitem(appmod.DEFAULTS, "attach_timeout_ms", 1500)
+    del obj["attach_timeout_ms"]
+    assert appmod.App(secrets, parse_board(obj)).tune["attach_timeout_ms"] == 1500

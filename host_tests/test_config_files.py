@@ -132,6 +132,8 @@ BAD_BOARDS = [
     ({"reset": {"pin": 20}}, ["not a usable ESP32 GPIO"]),
     ({"bands": "B20"}, ["bands must be a non-empty list"]),
     ({"wdt_timeout_ms": 1000}, ["wdt_timeout_ms is 1000"]),
+    ({"attach_timeout_ms": 900000}, ["attach_timeout_ms is 900000, outside 1000..600000"]),
+    ({"attach_timeout_ms": 1.5}, ["attach_timeout_ms must be an integer"]),
 ]
 
 

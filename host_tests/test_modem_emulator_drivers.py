@@ -324,6 +324,22 @@ def test_socket_closed_by_network_is_reopened_on_the_next_send(rig, echo):
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
+def test_socket_kept_over_a_host_reboot_is_adopted_by_the_next_driver(dialect, echo):
+    with start(dialect) as emu:
+        assert emu.wait_registered(5)
+        first = attached(emu, dialect, 5000)
+        sid = first.socket("127.0.0.1", echo.port).id
+        # The ESP32 deep-sleeps and boots again: a new driver, the module's socket still open.
+        first.at.uart.deinit()
+        m = attached(emu, dialect, 5000)
+        del emu.commands_log[:]
+        s = m.adopt_socket(sid, "127.0.0.1", echo.port)
+        assert round_trip(s, b"kept") == b"kept"
+        assert s.id == sid
+        assert not [c for c in emu.commands_log if c.startswith(("AT+CSOC=", "AT+NSOCR"))]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_psm_wake_reinitialises_and_the_socket_still_carries_datagrams(dialect, echo):
     with start(dialect) as emu:
         assert emu.wait_registered(5)

@@ -170,6 +170,13 @@ def test_bands_must_be_band_numbers():
     assert "bands" in _board_error(bands=["B20"])
 
 
+def test_attach_timeout_is_optional_and_range_checked():
+    assert parse_board(_board()).attach_timeout_ms is None  # the app's default applies
+    assert parse_board(_board(attach_timeout_ms=300000)).attach_timeout_ms == 300000
+    assert "attach_timeout_ms is 500, outside 1000..600000" in _board_error(attach_timeout_ms=500)
+    assert "without quotes" in _board_error(attach_timeout_ms="120000")
+
+
 def test_enos_config_maps_the_fields_the_enos_client_reads():
     s = parse_secrets(_secrets(psk_slice="9:25", auth_fallback=True))
     c = s.enos_config()

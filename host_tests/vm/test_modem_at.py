@@ -337,6 +337,26 @@ def test_release_known_unsupported_from_the_last_boot_sends_nothing():
     assert uart.done() and m.at.commands == 1
 
 
+def test_sim7020_adopted_socket_sends_on_the_kept_id_without_opening_one():
+    m, uart, _ = sim7020(SIM_WARM[:5] + [("AT+CSOSEND=2,4,0102", ok())])
+    m.power_on()
+    m.init()
+    m.attach()
+    s = m.adopt_socket(2, "203.0.113.10", 5684)
+    s.send(b"\x01\x02")
+    assert uart.done() and s.id == 2 and s.datagrams_sent == 1
+    assert m.adopt_socket(2, "203.0.113.10", 5684) is s
+
+
+def test_adopting_a_socket_id_held_for_another_address_or_no_number_is_refused():
+    m, uart, _ = sim7020(SIM_WARM)
+    s = socket_up(m)
+    e = raises(SocketError, m.adopt_socket, s.id, "203.0.113.11", 5684)
+    assert "already open to 203.0.113.10:5684" in str(e)
+    raises(SocketError, m.adopt_socket, None, "203.0.113.10", 5684)
+    assert m.sockets == [s] and uart.done()
+
+
 # -- BC95 transcripts ------------------------------------------------------------------------
 
 BC_WARM = [
@@ -399,6 +419,21 @@ def test_bc95_unsolicited_banner_makes_next_command_reinitialise_and_reopen_sock
     assert s.recv(10) is None
     s.send(b"\x00")
     assert uart.done() and s.id == 1
+
+
+def test_bc95_adopted_socket_the_module_lost_is_reopened_on_the_first_send():
+    m, uart, _ = bc95(BC_WARM[:-1] + [
+        ("AT+NSOST=3,203.0.113.10,5684,1,00", b"\r\n+CME ERROR:4\r\n"),
+        ("AT+CEREG?", ok(b"+CEREG:1,1")), ("AT+NSOCL=3", b"\r\nERROR\r\n"),
+        ("AT+NSOCR=DGRAM,17,0,1", ok(b"0")),
+        ("AT+NSOST=0,203.0.113.10,5684,1,00", ok(b"0,1")),
+    ])
+    m.power_on()
+    m.init()
+    m.attach()
+    s = m.adopt_socket(3, "203.0.113.10", 5684)
+    s.send(b"\x00")
+    assert uart.done() and s.id == 0 and m.sockets == [s]
 
 
 def test_bc95_nsocr_ok_without_socket_number_is_an_error():

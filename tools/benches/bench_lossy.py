@@ -14,7 +14,6 @@ report a second pass with the MAX_RETRANSMIT that 99 % completion needs at this 
 """
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -29,6 +28,7 @@ from enosnb.coap.client import RFC_TIMING, Client, Timing  # noqa: E402
 from enosnb.coap.errors import CoapError, CoapTimeout  # noqa: E402
 from enosnb.udp import UdpEndpoint  # noqa: E402
 from tools.lossy import LossyRelay  # noqa: E402
+from tools.netutil import Process, wait_until  # noqa: E402
 
 REQUESTS = 1000
 DEVICES = 10
@@ -40,23 +40,16 @@ ACK_TIMEOUT_MS = 50
 
 
 def _start_server():
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "aiocoap_server.py")],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("port "):
-        proc.kill()
-        proc.wait(5)
-        raise RuntimeError("aiocoap server did not start (%r)" % line)
-    return proc, int(line.split()[1])
-
-
-def _stop(proc):
-    proc.terminate()
+    proc = Process([sys.executable, os.path.join(ROOT, "tools", "aiocoap_server.py")],
+                   lines=True)
     try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+        wait_until(lambda: any(ln.startswith(b"port ") for ln in proc.lines), 30,
+                   "aiocoap server", proc.proc)
+    except RuntimeError:
+        proc.stop()
+        raise
+    line = [ln for ln in proc.lines if ln.startswith(b"port ")][0]
+    return proc, int(line.split()[1])
 
 
 def _device(relay_port, timing, ids, results, lock):
@@ -102,7 +95,7 @@ def _run(timing, seed):
         finally:
             ep.close()
     finally:
-        _stop(proc)
+        proc.stop()
     completed = sum(1 for o, _ in results if o == "ok")
     timed_out = sum(1 for o, _ in results if o == "timeout")
     return {

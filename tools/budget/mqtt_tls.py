@@ -11,10 +11,11 @@ flights, CONNECT/CONNACK, PUBLISH/PUBACK).
 """
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
+
+from tools.netutil import Process, free_tcp_port, wait_tcp
 
 _OSSL_CONF = """openssl_conf = openssl_init
 [openssl_init]
@@ -25,32 +26,6 @@ system_default = system_default_sect
 MaxProtocol = TLSv1.2
 CipherString = PSK-AES128-CCM8:@SECLEVEL=0
 """
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(port, deadline_s=10.0):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("mosquitto did not start listening on port %d" % port)
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _packets(pcap, port):
@@ -101,7 +76,7 @@ def measure(topic, payload, identity, psk_hex, client_id="dev1"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             raise RuntimeError("%s is missing: run `make deps` (Debian packages)" % tool)
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = _free_port()
+    port = free_tcp_port()
     with tempfile.TemporaryDirectory() as tmp:
         # mosquitto started as root drops to its own user, which must read these files.
         os.chmod(tmp, 0o755)
@@ -117,17 +92,17 @@ def measure(topic, payload, identity, psk_hex, client_id="dev1"):
         with open(osslf, "w") as f:
             f.write(_OSSL_CONF)
         pcap = os.path.join(tmp, "mqtt.pcap")
-        broker = subprocess.Popen([mosquitto, "-c", conf], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        broker = Process([mosquitto, "-c", conf], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
         cap = None
         try:
-            _wait_listening(port)
-            cap = subprocess.Popen(["tshark", "-i", "lo", "-f", "tcp port %d" % port, "-w", pcap],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            wait_tcp(port, 10.0, broker.proc)
+            cap = Process(["tshark", "-i", "lo", "-f", "tcp port %d" % port, "-w", pcap],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             # tshark says "Capturing on" once dumpcap is ready; before that packets are missed.
             end = time.monotonic() + 20
             while time.monotonic() < end:
-                line = cap.stderr.readline()
+                line = cap.proc.stderr.readline()
                 if "Capturing on" in line or not line:
                     break
             time.sleep(0.3)
@@ -141,8 +116,8 @@ def measure(topic, payload, identity, psk_hex, client_id="dev1"):
             time.sleep(0.5)
         finally:
             if cap is not None:
-                _stop(cap)
-            _stop(broker)
+                cap.stop()
+            broker.stop()
         pkts = _packets(pcap, port)
     if not pkts:
         raise RuntimeError("tshark captured nothing on lo")

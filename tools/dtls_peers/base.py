@@ -1,64 +1,31 @@
 """Shared machinery of the peer launchers: free loopback ports and a supervised subprocess.
 
-A peer counts as started once every UDP port it should own is bound (probed by trying to bind
-it ourselves) and, where the peer prints one, its readiness line has appeared. A peer is
-always stopped on exit: terminate, then kill after a grace period, then reap.
+A peer counts as started once every UDP port it should own is bound (read from /proc/net by
+tools.netutil.udp_bound, never probed by binding it, which could steal it from the starting
+peer) and, where the peer prints one, its readiness line has appeared. A peer is always
+stopped on exit (tools.netutil.Process: terminate, kill after a grace period, reap).
 """
-import errno
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
 
-HOST = "127.0.0.1"
+from tools.netutil import HOST, Process, free_port_pair, free_udp_port, udp_bound
 
 
 class PeerError(RuntimeError):
     """A peer did not start, died early, or never printed what a test waited for."""
 
 
-def _bindable(port, kinds):
-    socks = []
-    try:
-        for kind in kinds:
-            s = socket.socket(socket.AF_INET, kind)
-            socks.append(s)
-            s.bind((HOST, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        for s in socks:
-            s.close()
-
-
 def free_port(span=1, tcp=False):
-    """A port p on 127.0.0.1 with p .. p+span-1 all free for UDP (and TCP when tcp is true)."""
-    kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if tcp else (socket.SOCK_DGRAM,)
-    for _ in range(200):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((HOST, 0))
-        base = s.getsockname()[1]
-        s.close()
-        if base + span > 65535:
-            continue
-        if all(_bindable(base + i, kinds) for i in range(span)):
-            return base
-    raise PeerError("no run of %d free loopback ports found" % span)
-
-
-def udp_port_bound(port):
-    """True when some socket already owns 127.0.0.1:port (UDP)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((HOST, port))
-        return False
-    except OSError as e:
-        return e.errno == errno.EADDRINUSE
-    finally:
-        s.close()
+    """A port p on 127.0.0.1 with p .. p+span-1 all free for UDP (and TCP when tcp is true);
+    span is 1 or 2 (tools.netutil.free_udp_port / free_port_pair)."""
+    if span == 1 and not tcp:
+        return free_udp_port()
+    if span in (1, 2):
+        return free_port_pair()
+    raise ValueError("free_port: span %d not supported (1 or 2)" % span)
 
 
 class ProcessPeer:
@@ -81,6 +48,7 @@ class ProcessPeer:
 
     def __init__(self):
         self.proc = None
+        self._process = None
         self._out = bytearray()
         self._lock = threading.Condition()
         self._reader = None
@@ -103,9 +71,10 @@ class ProcessPeer:
             if attempt:
                 self.configure()
             self._out = bytearray()
-            self.proc = subprocess.Popen(
-                list(self.argv), stdin=self.stdin, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, cwd=self.cwd, env=self.env)
+            self._process = Process(list(self.argv), grace=3.0, stdin=self.stdin,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    cwd=self.cwd, env=self.env)
+            self.proc = self._process.proc
             self._reader = threading.Thread(target=self._read, name="peer-output", daemon=True)
             self._reader.start()
             try:
@@ -129,7 +98,7 @@ class ProcessPeer:
                                 % (self.name(), self.proc.returncode, self.text()))
             if self.failure is not None and re.search(self.failure, self.output()):
                 raise PeerError("%s could not start; output:\n%s" % (self.name(), self.text()))
-            if all(udp_port_bound(p) for p in self.udp_ports) and (
+            if all(udp_bound(p) for p in self.udp_ports) and (
                     self.ready is None or re.search(self.ready, self.output())):
                 return
             if time.monotonic() > deadline:
@@ -147,13 +116,7 @@ class ProcessPeer:
                 proc.stdin.close()
             except OSError:
                 pass
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(3)
+        self._process.stop()
         if self._reader is not None:
             self._reader.join(3)
         proc.stdout.close()

@@ -9,15 +9,12 @@ from tools.enos_server.db import Db
 from tools.enos_server.dtls_front import DtlsFront
 from tools.enos_server.registry import Registry
 from tools.enos_server.site import EnosSite
+from tools.netutil import free_tcp_port, free_udp_port
 
 
 def free_port(kind=socket.SOCK_DGRAM):
-    s = socket.socket(socket.AF_INET, kind)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A free 127.0.0.1 port for UDP (or TCP with kind SOCK_STREAM), from tools.netutil."""
+    return free_tcp_port() if kind == socket.SOCK_STREAM else free_udp_port()
 
 
 class EnosServer:

@@ -16,7 +16,8 @@ One wake-up of the device is one call of App.run(). Its steps, in order:
      a record leaves the queue only after EnOS answered code 200 for it;
   6. cloud commands ride on every response (enos.commands); their dedupe memory is kept;
   7. save the state, release the radio (release assistance / AT+CNMPSD), return the time
-     to sleep.
+     to sleep. A module that refused AT+CNMPSD is remembered in the state, so later cycles
+     do not ask it again.
 
 Every failure of a layer (ModemError, DtlsError, CoapError, EnosError, StoreError, a sensor
 error) is caught here: the reading stays queued, the error is logged without secrets, state
@@ -47,7 +48,7 @@ from enosnb.store import Store, StoreError
 
 # Timings a board or a test may override (milliseconds).
 DEFAULTS = {
-    "attach_timeout_ms": 120000,   # radio on -> registered (modems.md §6)
+    "attach_timeout_ms": 120000,   # radio on -> registered (modems.md §6); board.json may set it
     "cycle_budget_ms": 170000,     # longest report cycle before the watchdog may fire
     "dtls_timers": None,           # None: enosnb.dtls.timers.NBIOT
     "coap_timing": None,           # None: ack_timeout_ms / max_retransmit of secrets.json
@@ -358,7 +359,10 @@ class App:
             m.Pin(b.power_enable["pin"], m.Pin.OUT,
                   value=1 if b.power_enable["active_high"] else 0)
         uart = m.UART(b.uart["id"], **b.uart_kwargs())
-        self.modem = driver(b.modem)(uart, self.clock, **b.modem_kwargs())
+        kw = b.modem_kwargs()
+        if self.state.get("cnmpsd") == b"0":
+            kw["has_cnmpsd"] = False  # refused in an earlier cycle: do not ask again
+        self.modem = driver(b.modem)(uart, self.clock, **kw)
         self.modem.power_on()
         self.modem.init()
         if self.secrets.uses_imei:
@@ -409,7 +413,9 @@ class App:
         if saved and len(saved) == 3:
             sid, sport = struct.unpack(">BH", saved)
             if sport == port:
-                self.sock = _adopt_socket(self.modem, sid, ip, port)
+                # Kept open on the module over the deep sleep; if the module lost it, the
+                # driver's first send fails once, drops it and opens a new one.
+                self.sock = self.modem.adopt_socket(sid, ip, port)
                 self.report["socket"] = "kept"
         if self.sock is None:
             self.sock = self.modem.socket(ip, port)
@@ -711,24 +717,19 @@ class App:
                 self.modem.release()
             except Exception as e:
                 log("radio release: %s" % _err(e))
+            if not self.modem.has_cnmpsd and st.get("cnmpsd") != b"0":
+                # Saved again, once per module: the state went out before the release so
+                # that a release stuck until the watchdog fires cannot lose it.
+                st.set("cnmpsd", b"0")
+                try:
+                    self.report["state"] = st.save()
+                except Exception as e:
+                    log("state save failed: %s" % _err(e))
         self.clock.feed()
         r = self.report
         log("cycle: queued %s, sent %d, pending %s, connect %s%s" % (
             r["queued"], r["sent"], r["pending"], r["connect"],
             ", error " + r["error"] if r["error"] else ""))
-
-
-def _adopt_socket(modem, sid, ip, port):
-    """The modem socket that stayed open over the ESP32's deep sleep. If the modem lost it,
-    the driver's send fails once, drops it and opens a new one (modem/base.py _send)."""
-    adopt = getattr(modem, "adopt_socket", None)
-    if adopt is not None:
-        return adopt(sid, ip, port)
-    from enosnb.modem.base import ModemSocket
-    s = ModemSocket(modem, ip, port)
-    s.id = sid
-    modem.sockets.append(s)
-    return s
 
 
 def build(secrets_path="secrets.json", board_path="board.json", root=""):

@@ -45,6 +45,9 @@ board.json (modems.md §9; pins are ESP32 GPIO numbers):
   led                 optional: {"pin": pin, "active_high": bool (default true)}.
   bands               optional: list of LTE band numbers 1..88, e.g. [3, 8, 20].
   boot_wait_ms        optional int: longest wait for the first "OK" after power-on.
+  attach_timeout_ms   optional int 1000..600000: longest wait for network registration in
+                      a report cycle (modems.md §6); absent: enosnb.app DEFAULTS (120000).
+                      It counts towards the cycle's time budget (cycle_budget_ms, 170 s).
   wdt_timeout_ms      int 5000..600000, default 180000: hardware watchdog period.
 Output pins (uart.tx, pwrkey, reset, power_enable, led) must not be input-only GPIO 34..39;
 GPIO 6..11 (flash) and non-existent GPIOs are refused; no pin may serve two roles.
@@ -67,7 +70,7 @@ _SECRETS_FIELDS = ("productKey", "deviceKey", "deviceSecret", "productSecret", "
                    "batch_max", "queue_max_records", "auth_fallback", "reactivate",
                    "sign_uppercase", "content_format")
 _BOARD_FIELDS = ("name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
-                 "bands", "boot_wait_ms", "wdt_timeout_ms")
+                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms")
 
 
 class ConfigError(Exception):
@@ -301,7 +304,8 @@ def load_secrets(path=SECRETS_FILE):
 
 class Board:
     """Validated board.json: name, modem, uart/pwrkey/reset/power_enable/status/led dicts
-    (None when absent), bands (list or None), boot_wait_ms, wdt_timeout_ms, warnings."""
+    (None when absent), bands (list or None), boot_wait_ms and attach_timeout_ms (None when
+    absent), wdt_timeout_ms, warnings."""
 
     def __init__(self):
         self.warnings = []
@@ -411,6 +415,7 @@ def parse_board(obj, where=BOARD_FILE):
                   "write e.g. [3, 8, 20] or remove the field to let the modem scan")
     b.bands = bands
     b.boot_wait_ms = _int(obj, "boot_wait_ms", where, 1000, 120000)
+    b.attach_timeout_ms = _int(obj, "attach_timeout_ms", where, 1000, 600000)
     b.wdt_timeout_ms = _int(obj, "wdt_timeout_ms", where, 5000, 600000, 180000)
     return b
 

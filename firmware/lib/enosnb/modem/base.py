@@ -9,7 +9,8 @@ registration with a deadline), the PSM/eDRX commands, and the recovery policy:
 - a send is confirmed by the modem or raises: after a failure it recovers and tries once more
   (send_attempts), never forever.
 
-ModemSocket is the datagram endpoint of ARCHITECTURE.md over one modem socket.
+ModemSocket is the datagram endpoint of ARCHITECTURE.md over one modem socket; socket() opens
+one, adopt_socket() takes over one the module kept open while the host was in deep sleep.
 """
 from micropython import const
 
@@ -444,6 +445,29 @@ class Modem:
         s = ModemSocket(self, ip, port)
         self._ensure(True)
         self._open(s)
+        self.sockets.append(s)
+        return s
+
+    def adopt_socket(self, sid, ip, port):
+        """The endpoint for socket sid to ip:port that the module kept open while the host
+        slept (ESP32 deep sleep with the modem powered): no AT command, no new socket.
+
+        The driver cannot know whether the module still has it (a reboot or PSM may have
+        closed it): if it is gone, the first send is refused once, the driver drops the id
+        and opens a new socket (see _send). Adopting an id this driver already holds for the
+        same address gives that endpoint back.
+        """
+        if not isinstance(sid, int) or sid < 0:
+            raise SocketError("socket id %r to adopt is not a modem socket number; open a new "
+                              "one with socket()" % (sid,))
+        s = self._socket_by_id(sid)
+        if s is not None:
+            if s.ip == ip and s.port == port:
+                return s
+            raise SocketError("modem socket %d is already open to %s:%d; adopt it with that "
+                              "address or open a new one with socket()" % (sid, s.ip, s.port))
+        s = ModemSocket(self, ip, port)
+        s.id = sid
         self.sockets.append(s)
         return s
 

@@ -52,6 +52,29 @@ def session(peer, identity=IDENTITY, key=None, timers=FAST, port=None, **kw):
                        timers=timers, **kw)
 
 
+def handshaken(peer, **kw):
+    """A session with `peer` whose full handshake has completed."""
+    s = session(peer, **kw)
+    s.handshake()
+    return s
+
+
+def saved_blob(peer):
+    """State saved after a full handshake and a close: what a later resume() starts from."""
+    first = handshaken(peer)
+    blob = first.save()
+    first.close()
+    return blob
+
+
+def resumed(peer, blob, port=None):
+    """A session restored from `blob` after its resumption handshake (abbreviated or full)."""
+    again = DtlsSession.restore(UdpEndpoint(peer.host, port or peer.port), IDENTITY, peer.key,
+                                blob, timers=FAST)
+    again.resume()
+    return again
+
+
 def record_types(datagram):
     """Content types of the DTLS records packed in one datagram."""
     types, p = [], 0
@@ -87,8 +110,7 @@ hint_or_not = pytest.mark.parametrize("hint", [None, "myhint"], ids=["no_hint", 
 @hint_or_not
 def test_handshake_and_echo_with_openssl_s_server(suite, hint):
     with OpensslServer(KEY16, hint=hint, suites=(suite,)) as srv:
-        s = session(srv)
-        s.handshake()
+        s = handshaken(srv)
         assert s.suite == suite
         assert s.psk_identity_hint == (hint.encode() if hint else None)
         srv.wait_for(rb"CIPHER is PSK-AES128-" + (b"CCM8" if suite == CCM8 else b"CBC-SHA256"))
@@ -102,8 +124,7 @@ def test_handshake_and_echo_with_openssl_s_server(suite, hint):
 
 def test_offering_both_suites_settles_on_the_one_openssl_allows():
     with OpensslServer(KEY16, suites=(CBC,)) as srv:
-        s = session(srv)             # offers C0A8, 00AE
-        s.handshake()
+        s = handshaken(srv)          # offers C0A8, 00AE
         assert s.suite == CBC
         s.close()
 
@@ -111,8 +132,7 @@ def test_offering_both_suites_settles_on_the_one_openssl_allows():
 @both_suites
 def test_session_resumes_with_openssl_s_server_after_save_and_restore(suite):
     with OpensslServer(KEY16, suites=(suite,)) as srv:
-        first = session(srv)
-        first.handshake()
+        first = handshaken(srv)
         first.send(b"first connection")
         srv.wait_for(rb"first connection")
         blob = first.save()
@@ -120,9 +140,7 @@ def test_session_resumes_with_openssl_s_server_after_save_and_restore(suite):
         srv.wait_for(rb"DONE")
         with UdpRelay(srv.port) as relay:
             mark = srv.mark()
-            again = DtlsSession.restore(UdpEndpoint(relay.host, relay.port), IDENTITY, KEY16,
-                                        blob, timers=FAST)
-            again.resume()
+            again = resumed(srv, blob, port=relay.port)
             assert again.resumed
             again.send(b"after deep sleep")
             srv.wait_for(rb"after deep sleep", start=mark)
@@ -140,8 +158,7 @@ def test_handshake_survives_lost_flights_with_openssl_s_server():
     lose = {(S2C, 2), (C2S, 3)}
     with OpensslServer(KEY16, hint="myhint") as srv, \
             UdpRelay(srv.port, drop=lambda d, i, data: (d, i) in lose) as relay:
-        s = session(srv, port=relay.port)
-        s.handshake()
+        s = handshaken(srv, port=relay.port)
         assert s.retransmissions >= 2
         s.send(b"after loss")
         srv.wait_for(rb"after loss")
@@ -153,10 +170,7 @@ def test_resumed_final_flight_is_resent_when_openssl_repeats_its_flight():
     # The datagram with our CCS + Finished (and the first record) is lost; s_server repeats
     # ServerHello/CCS/Finished, and the client answers with its final flight again (spec §16).
     with OpensslServer(KEY16) as srv:
-        first = session(srv)
-        first.handshake()
-        blob = first.save()
-        first.close()
+        blob = saved_blob(srv)
         srv.wait_for(rb"DONE")
         final_lost = [False]
 
@@ -169,9 +183,7 @@ def test_resumed_final_flight_is_resent_when_openssl_repeats_its_flight():
 
         with UdpRelay(srv.port, drop=drop) as relay:
             mark = srv.mark()
-            again = DtlsSession.restore(UdpEndpoint(relay.host, relay.port), IDENTITY, KEY16,
-                                        blob, timers=FAST)
-            again.resume()
+            again = resumed(srv, blob, port=relay.port)
             assert again.resumed
             again.send(b"lost with the final flight")
             assert again.recv(2500) is None     # meanwhile the repeat is answered
@@ -198,8 +210,7 @@ LIBCOAP_CASES = [("openssl", CCM8), ("gnutls", CCM8), ("gnutls", CBC)]
 @pytest.mark.parametrize("hint", ["CoAP", ""], ids=["hint", "no_hint"])
 def test_coap_get_over_dtls_with_libcoap_server(backend, suite, hint):
     with LibcoapServer(backend, TEXT_KEY, hint=hint) as srv:
-        s = session(srv, suites=(suite,))
-        s.handshake()
+        s = handshaken(srv, suites=(suite,))
         assert s.suite == suite
         assert s.psk_identity_hint == (hint.encode() if hint else None)
         res = coap_get(s, "/")
@@ -213,8 +224,7 @@ def test_coap_get_over_dtls_with_libcoap_server(backend, suite, hint):
 def test_blockwise_put_and_get_over_dtls_with_libcoap_server(backend):
     body = bytes(range(256)) * 12           # 3 KB: Block1 up, Block2 down, 256-byte blocks
     with LibcoapServer(backend, TEXT_KEY) as srv:
-        s = session(srv)
-        s.handshake()
+        s = handshaken(srv)
         client = Client(s, timing=COAP_TIMING)
         assert client.put("/example_data", body).code in (codes.CREATED, codes.CHANGED)
         res = client.get("/example_data")
@@ -233,8 +243,7 @@ def test_cbc_only_client_is_refused_by_coap_server_openssl_with_an_alert():
 @pytest.mark.parametrize("loss", ["1,2", "20%"], ids=["first_two", "20pct"])
 def test_coap_get_over_dtls_survives_server_side_loss_with_libcoap(backend, loss):
     with LibcoapServer(backend, TEXT_KEY, loss=loss) as srv:
-        s = session(srv, timers=LOSSY)
-        s.handshake()
+        s = handshaken(srv, timers=LOSSY)
         res = coap_get(s, "/")
         assert res.payload.startswith(BANNER)
         if loss == "1,2":
@@ -248,8 +257,7 @@ def test_lost_server_hello_datagram_from_gnutls_is_recovered_by_retransmission()
     # or discard them, never a fatal alert; the retransmitted flight completes the handshake.
     with LibcoapServer("gnutls", TEXT_KEY) as srv, \
             UdpRelay(srv.port, drop=drop_nth(S2C, 2)) as relay:
-        s = session(srv, port=relay.port)
-        s.handshake()
+        s = handshaken(srv, port=relay.port)
         assert s.retransmissions >= 1
         assert coap_get(s, "/").payload.startswith(BANNER)
         s.close()
@@ -260,15 +268,12 @@ def test_resume_with_libcoap_server_resumes_or_falls_back(backend, resumes):
     # libcoap's OpenSSL back end keeps a session cache; with GnuTLS the server sends a session
     # ID but answers the resumption attempt with a full handshake.
     with LibcoapServer(backend, TEXT_KEY) as srv:
-        first = session(srv)
-        first.handshake()
+        first = handshaken(srv)
         assert coap_get(first, "/").payload.startswith(BANNER)
         assert len(first.session_id) == 32
         blob = first.save()
         first.close()
-        again = DtlsSession.restore(UdpEndpoint(srv.host, srv.port), IDENTITY, TEXT_KEY, blob,
-                                    timers=FAST)
-        again.resume()
+        again = resumed(srv, blob)
         assert again.resumed is resumes
         # Final flight on its own: see the next test for why libcoap needs it.
         again.flush()
@@ -281,13 +286,8 @@ def test_resume_with_libcoap_server_resumes_or_falls_back(backend, resumes):
                           "it, and drops its retransmissions as 'mid already in-use'")
 def test_coap_request_bundled_with_the_resumed_finished_is_answered_by_coap_server_openssl():
     with LibcoapServer("openssl", TEXT_KEY) as srv:
-        first = session(srv)
-        first.handshake()
-        blob = first.save()
-        first.close()
-        again = DtlsSession.restore(UdpEndpoint(srv.host, srv.port), IDENTITY, TEXT_KEY, blob,
-                                    timers=FAST)
-        again.resume()
+        blob = saved_blob(srv)
+        again = resumed(srv, blob)
         assert again.resumed
         try:
             res = Client(again, timing=Timing(ack_timeout_ms=200, max_retransmit=1)).get("/")
@@ -307,8 +307,7 @@ def test_wrong_key_with_libcoap_server_times_out_within_the_deadline(backend):
 @both_suites
 def test_handshake_and_echo_with_mbedtls_server(suite):
     with MbedServer(KEY16, suites=(suite,)) as srv:
-        s = session(srv)
-        s.handshake()
+        s = handshaken(srv)
         assert s.suite == suite
         assert s.psk_identity_hint is None
         assert len(s.session_id) == 32
@@ -324,13 +323,8 @@ def test_handshake_and_echo_with_mbedtls_server(suite):
 def test_resume_with_mbedtls_server_falls_back_to_a_full_handshake():
     # python-mbedtls 2.10.1 sends a session ID but configures no session cache.
     with MbedServer(KEY16) as srv:
-        first = session(srv)
-        first.handshake()
-        blob = first.save()
-        first.close()
-        again = DtlsSession.restore(UdpEndpoint(srv.host, srv.port), IDENTITY, KEY16, blob,
-                                    timers=FAST)
-        again.resume()
+        blob = saved_blob(srv)
+        again = resumed(srv, blob)
         assert not again.resumed
         again.send(b"after fallback")
         assert again.recv(3000) == b"after fallback"
@@ -340,8 +334,7 @@ def test_resume_with_mbedtls_server_falls_back_to_a_full_handshake():
 @both_suites
 def test_full_mtu_datagram_round_trips_through_mbedtls_server(suite):
     with MbedServer(KEY16, suites=(suite,)) as srv, UdpRelay(srv.port) as relay:
-        s = session(srv, port=relay.port)
-        s.handshake()
+        s = handshaken(srv, port=relay.port)
         data = bytes(range(256)) * (s.mtu // 256) + bytes(s.mtu % 256)
         s.send(data)
         assert s.recv(3000) == data
@@ -353,8 +346,7 @@ def test_full_mtu_datagram_round_trips_through_mbedtls_server(suite):
 
 def test_server_close_notify_ends_the_session_with_mbedtls_server():
     with MbedServer(KEY16) as srv:
-        s = session(srv)
-        s.handshake()
+        s = handshaken(srv)
         s.send(b"bye")                  # the echo server answers, then sends close_notify
         assert s.recv(3000) == b"bye"
         with pytest.raises(DtlsClosed):
@@ -367,8 +359,7 @@ def test_server_close_notify_ends_the_session_with_mbedtls_server():
 def test_lost_server_finished_flight_is_recovered_with_mbedtls_server():
     # Server datagrams: 1 HelloVerifyRequest, 2 ServerHello..Done, 3 CCS + Finished (lost).
     with MbedServer(KEY16) as srv, UdpRelay(srv.port, drop=drop_nth(S2C, 3)) as relay:
-        s = session(srv, port=relay.port)
-        s.handshake()
+        s = handshaken(srv, port=relay.port)
         assert s.retransmissions >= 1
         s.send(b"after a lost Finished")
         assert s.recv(3000) == b"after a lost Finished"
@@ -392,8 +383,7 @@ def test_wrong_key_with_mbedtls_server_times_out_within_the_deadline():
 
 def test_coap_get_and_post_over_ccm8_with_tinydtls():
     with TinydtlsServer(TEXT_KEY) as srv:
-        s = session(srv)
-        s.handshake()
+        s = handshaken(srv)
         assert s.suite == CCM8
         assert s.psk_identity_hint is None
         assert s.session_id == b""
@@ -407,13 +397,8 @@ def test_coap_get_and_post_over_ccm8_with_tinydtls():
 
 def test_resume_with_tinydtls_is_a_full_handshake_because_it_sends_no_session_id():
     with TinydtlsServer(TEXT_KEY) as srv:
-        first = session(srv)
-        first.handshake()
-        blob = first.save()
-        first.close()
-        again = DtlsSession.restore(UdpEndpoint(srv.host, srv.port), IDENTITY, TEXT_KEY, blob,
-                                    timers=FAST)
-        again.resume()
+        blob = saved_blob(srv)
+        again = resumed(srv, blob)
         assert not again.resumed
         assert coap_get(again, "/hello").payload == HELLO
         again.close()
@@ -423,8 +408,7 @@ def test_coap_over_tinydtls_survives_lost_flights():
     lose = {(S2C, 1), (S2C, 2), (C2S, 3)}   # HelloVerifyRequest twice, then our Finished
     with TinydtlsServer(TEXT_KEY) as srv, \
             UdpRelay(srv.port, drop=lambda d, i, data: (d, i) in lose) as relay:
-        s = session(srv, port=relay.port)
-        s.handshake()
+        s = handshaken(srv, port=relay.port)
         assert s.retransmissions >= 3
         assert coap_get(s, "/hello").payload == HELLO
         s.close()
@@ -498,8 +482,7 @@ def test_cid_offer_is_ignored_by_peers_without_cid_support(peer):
     # None of the local stacks (OpenSSL 3.0, libcoap 4.3.1, Mbed TLS 2.28 via python-mbedtls,
     # tinydtls in DTLSSocket 0.2.3) negotiates connection_id: the offer must cost nothing.
     with PEERS[peer]() as srv:
-        s = session(srv, cid=True)
-        s.handshake()
+        s = handshaken(srv, cid=True)
         assert s.cid is None
         s.close()
 

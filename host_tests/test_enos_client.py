@@ -18,28 +18,16 @@ from enosnb.enos.errors import EnosAuthError, EnosCoapError, EnosConfigError, En
 from enosnb.enos.transport import DtlsTransport, PlainTransport
 from enosnb.udp import UdpEndpoint
 from tools.enos_server import commands as server_cmds
-from tools.enos_server.db import Db
 from tools.enos_server.server import EnosServer
 
-PK = "MuGsF6W4"
-DK = "15bBZlRknc"
-SECRET = "ExampleDeviceSecret0123456789abc"
+import enos_fixtures
+from enos_fixtures import DK, PK, SECRET
+
+server = enos_fixtures.server
+
 DYN_DK = "demoDynamic01"
 PRODUCT_SECRET = "DemoProductSecret0123456789abcd"
 TIMING = Timing(ack_timeout_ms=1000, max_retransmit=2)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db_path = str(tmp_path_factory.mktemp("enos") / "enos.sqlite")
-    srv = EnosServer(db_path=db_path, port=0, dtls_port=0, log=None)
-    srv.start()
-    srv.db_view = Db(db_path)
-    try:
-        yield srv
-    finally:
-        srv.db_view.close()
-        srv.stop()
 
 
 def _client_factory(ep):

@@ -18,15 +18,17 @@ import aiocoap
 from aiocoap.numbers.codes import Code
 
 from enosnb.coap import message as cm
-from tools.enos_server.db import Db
 from tools.enos_server.registry import Registry, expected_sign, parse_identity, psk_key
 from tools.enos_server import dtls_front
-from tools.enos_server.server import EnosServer, free_port
+from tools.enos_server.server import free_port
+from tools.netutil import udp_socket
+
+import enos_fixtures
+from enos_fixtures import DK, PK, SECRET
+
+server = enos_fixtures.server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PK = "MuGsF6W4"
-DK = "15bBZlRknc"
-SECRET = "ExampleDeviceSecret0123456789abc"
 PRINTABLE_DK = "printablePsk01"
 PRINTABLE_KEY = "W1IRooQo_H;d<KRw"
 SIGN = "D67FA0998B09ACD507369F68D3E68EA88B93D9716ADC89B8B833A1F2DCA55EDF"
@@ -45,19 +47,6 @@ def post_body(msg_id, temp):
 
 def mp_path(dk):
     return "/topic/sys/%s/%s/thing/measurepoint/post" % (PK, dk)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db_path = str(tmp_path_factory.mktemp("enos") / "enos.sqlite")
-    srv = EnosServer(db_path=db_path, port=0, dtls_port=0, log=None)
-    srv.start()
-    srv.db_view = Db(db_path)
-    try:
-        yield srv
-    finally:
-        srv.db_view.close()
-        srv.stop()
 
 
 def temps(server, dk):
@@ -230,13 +219,8 @@ def _client_hello(random, session_id=b"", cookie=b"", message_seq=0, record_seq=
 
 @pytest.fixture
 def udp():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.settimeout(5)
-    try:
+    with udp_socket(5) as s:
         yield s
-    finally:
-        s.close()
 
 
 def _hello(server, sock, datagram):
@@ -303,9 +287,7 @@ def test_forged_or_old_cookie_gets_a_fresh_hello_verify_request_and_no_handshake
 def test_cookie_from_another_address_is_refused(server, udp):
     rnd = os.urandom(32)
     cookie = _hvr_cookie(_hello(server, udp, _client_hello(rnd)))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
-        other.bind(("127.0.0.1", 0))
-        other.settimeout(5)
+    with udp_socket(5) as other:
         reply = _hello(server, other, _client_hello(rnd, cookie=cookie, message_seq=1))
         assert reply[13] == 3 and _peer_of(server, other) is None
 

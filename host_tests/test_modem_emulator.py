@@ -13,7 +13,7 @@ import tty
 import pytest
 
 from tools.modem_emulator import ModemEmulator
-from tools.netutil import Process
+from tools.netutil import Process, udp_socket
 
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR:[^\r\n]*)\r\n")
 SIM_BANNER = b"\r\n+CPIN: READY\r\n"
@@ -72,9 +72,7 @@ class Peer:
     """A UDP server on 127.0.0.1 standing in for the cloud."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(2.0)
+        self.sock = udp_socket(2.0)
         self.port = self.sock.getsockname()[1]
 
     def recv(self, timeout=2.0):
@@ -126,6 +124,29 @@ def peer():
 def sim_socket(term, peer, ip="203.0.113.10"):
     assert term.at("AT+CSOC=1,2,1") == b"\r\n+CSOC: 0\r\n\r\nOK\r\n"
     assert term.at('AT+CSOCON=0,%d,"%s"' % (peer.port, ip)) == b"\r\nOK\r\n"
+
+
+def sim_socket_heard(term, peer):
+    """Opens socket 0 to `peer` and sends one datagram; returns the modem's address as the peer
+    sees it, so the peer can send downlinks."""
+    sim_socket(term, peer)
+    term.at("AT+CSOSEND=0,2,01")
+    return peer.recv()[1]
+
+
+def downlink_during_slow_csq(emu, term, peer, src, data, delay=0.3, gap=0.05):
+    """AT+CSQ whose answer is held back `delay` s; `data` reaches the modem meanwhile."""
+    emu.delay_response("+CSQ", delay)
+    term.write(b"AT+CSQ\r")
+    time.sleep(gap)
+    peer.sock.sendto(data, src)
+
+
+def open_all_sockets(term, cmd, answer, count):
+    """Opens `count` sockets, each answered with its number (answer % i); one more is an ERROR."""
+    for i in range(count):
+        assert term.at(cmd) == answer % i
+    assert term.at(cmd) == b"\r\nERROR\r\n"
 
 
 def bc_socket(term):
@@ -201,12 +222,6 @@ SIM_ROWS = [
     ("AT+CSCLK=0", b"\r\nOK\r\n"),
     ("AT+RETENTION=1", b"\r\nOK\r\n"),
 ]
-
-
-@pytest.mark.parametrize("cmd,expected", SIM_ROWS)
-def test_sim7020_answers_each_command_as_the_spec_table(make, cmd, expected):
-    emu, term = make("sim7020")
-    assert term.at(cmd) == expected
 
 
 def test_sim7020_band_and_apn_are_read_back(make):
@@ -291,9 +306,7 @@ def test_sim7020_sends_over_512_bytes_are_refused(make, peer):
 
 def test_sim7020_has_five_sockets(make):
     emu, term = make("sim7020")
-    for i in range(5):
-        assert term.at("AT+CSOC=1,2,1") == b"\r\n+CSOC: %d\r\n\r\nOK\r\n" % i
-    assert term.at("AT+CSOC=1,2,1") == b"\r\nERROR\r\n"
+    open_all_sockets(term, "AT+CSOC=1,2,1", b"\r\n+CSOC: %d\r\n\r\nOK\r\n", 5)
     assert term.at("AT+CSOCL=3") == b"\r\nOK\r\n"
     assert term.at("AT+CSOC=1,2,1") == b"\r\n+CSOC: 3\r\n\r\nOK\r\n"
 
@@ -340,39 +353,24 @@ def test_sim7020_maps_any_remote_ip_to_localhost_unless_configured(make, peer):
 
 def test_sim7020_urc_between_information_line_and_ok_when_forced(make, peer):
     emu, term = make("sim7020", urc_inside=True)
-    sim_socket(term, peer)
-    term.at("AT+CSOSEND=0,2,01")
-    _, src = peer.recv()
-    emu.delay_response("+CSQ", 0.3)
-    term.write(b"AT+CSQ\r")
-    time.sleep(0.05)
-    peer.sock.sendto(b"\xca\xfe\xba\xbe", src)
+    src = sim_socket_heard(term, peer)
+    downlink_during_slow_csq(emu, term, peer, src, b"\xca\xfe\xba\xbe")
     assert term.read_until(FINAL) == b"\r\n+CSQ: 20,99\r\n\r\n+CSONMI: 0,8,CAFEBABE\r\n\r\nOK\r\n"
 
 
 def test_sim7020_urc_placement_probability_zero_keeps_urcs_after_ok(make, peer):
     emu, term = make("sim7020", urc_inside_prob=0.0)
-    sim_socket(term, peer)
-    term.at("AT+CSOSEND=0,2,01")
-    _, src = peer.recv()
-    emu.delay_response("+CSQ", 0.3)
-    term.write(b"AT+CSQ\r")
-    time.sleep(0.05)
-    peer.sock.sendto(b"\xca\xfe", src)
+    src = sim_socket_heard(term, peer)
+    downlink_during_slow_csq(emu, term, peer, src, b"\xca\xfe")
     assert term.read_until(b"FE\r\n") == b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n\r\n+CSONMI: 0,4,CAFE\r\n"
 
 
 def test_sim7020_urc_placement_by_seeded_probability_does_both(make, peer):
     emu, term = make("sim7020", urc_inside_prob=0.5, seed=7)
-    sim_socket(term, peer)
-    term.at("AT+CSOSEND=0,2,01")
-    _, src = peer.recv()
+    src = sim_socket_heard(term, peer)
     placements = set()
     for _ in range(12):
-        emu.delay_response("+CSQ", 0.1)
-        term.write(b"AT+CSQ\r")
-        time.sleep(0.03)
-        peer.sock.sendto(b"\x01", src)
+        downlink_during_slow_csq(emu, term, peer, src, b"\x01", delay=0.1, gap=0.03)
         out = term.read_until(FINAL)
         inside = b"+CSONMI" in out
         if not inside:
@@ -451,9 +449,11 @@ BC_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("cmd,expected", BC_ROWS)
-def test_bc95_answers_each_command_as_the_spec_table(make, cmd, expected):
-    emu, term = make("bc95")
+@pytest.mark.parametrize("dialect,cmd,expected",
+                         [("sim7020",) + row for row in SIM_ROWS]
+                         + [("bc95",) + row for row in BC_ROWS])
+def test_each_dialect_answers_each_command_as_its_spec_table(make, dialect, cmd, expected):
+    emu, term = make(dialect)
     assert term.at(cmd) == expected
 
 
@@ -578,9 +578,7 @@ def test_bc95_nsorf_remaining_can_count_the_whole_buffer(make, peer):
 
 def test_bc95_seven_sockets(make):
     emu, term = make("bc95")
-    for i in range(7):
-        assert term.at("AT+NSOCR=DGRAM,17,0,1") == b"\r\n%d\r\n\r\nOK\r\n" % i
-    assert term.at("AT+NSOCR=DGRAM,17,0,1") == b"\r\nERROR\r\n"
+    open_all_sockets(term, "AT+NSOCR=DGRAM,17,0,1", b"\r\n%d\r\n\r\nOK\r\n", 7)
     assert term.at("AT+NSOCL=6") == b"\r\nOK\r\n"
 
 
@@ -651,9 +649,7 @@ def test_registration_is_delayed_by_the_configured_time(make, dialect):
 def test_lost_registration_fails_sends_drops_downlinks_then_comes_back(make, peer):
     emu, term = make("sim7020")
     term.at("AT+CEREG=1")
-    sim_socket(term, peer)
-    term.at("AT+CSOSEND=0,2,01")
-    _, src = peer.recv()
+    src = sim_socket_heard(term, peer)
     emu.lose_registration(duration=0.4)
     assert term.read_until(b"\r\n+CEREG: 2\r\n") == b"\r\n+CEREG: 2\r\n"
     assert term.at("AT+CGATT?") == b"\r\n+CGATT: 0\r\n\r\nOK\r\n"
@@ -769,9 +765,7 @@ def test_uplink_datagram_dropped_but_send_says_ok(make, peer):
 
 def test_downlink_dropped_delayed_and_reordered(make, peer):
     emu, term = make("sim7020")
-    sim_socket(term, peer)
-    term.at("AT+CSOSEND=0,2,01")
-    _, src = peer.recv()
+    src = sim_socket_heard(term, peer)
     emu.drop_downlink()
     peer.sock.sendto(b"\x01", src)
     assert term.drain(0.2) == b""

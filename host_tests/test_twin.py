@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from tools.benches.bench_twin import recover_after_outage
 from tools.twin import Twin, powercut, tshark_check
 
 BOARDS = ("esp32-sim7020", "esp32-bc95")
@@ -73,12 +74,7 @@ def test_after_an_outage_every_measurement_arrives_once_in_order(twin_factory, b
                "back-off" in b.log for b in failed)
     assert twin.readings() == [1]
     twin.outage(False)
-    for _ in range(8):
-        twin.run_cycle()
-        if not twin.queued() and len(twin.readings()) >= 5:
-            break
-    got = twin.readings()
-    expected = list(range(1, len(twin.boots) + 1))
+    got, expected = recover_after_outage(twin)
     lost = len(set(expected) - set(got))
     print("outage.lost: %d (%s)" % (lost, board))
     assert got == expected

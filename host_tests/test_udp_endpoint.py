@@ -6,17 +6,13 @@ import time
 import pytest
 
 from enosnb.udp import UdpEndpoint
+from tools.netutil import free_udp_port, udp_socket
 
 
 @pytest.fixture
 def peer():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.settimeout(2)
-    try:
+    with udp_socket(2) as s:
         yield s
-    finally:
-        s.close()
 
 
 def test_datagrams_go_both_ways_and_are_counted(peer):
@@ -48,10 +44,7 @@ def test_datagrams_from_other_addresses_are_not_delivered(peer):
 
 
 def test_refused_port_counts_as_nothing_arrived_and_send_still_works():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nobody listens: the kernel answers with ICMP port unreachable
+    port = free_udp_port()  # nobody listens: the kernel answers with ICMP port unreachable
     with UdpEndpoint("127.0.0.1", port) as ep:
         ep.send(b"a")
         t0 = time.monotonic()
@@ -72,10 +65,7 @@ def test_datagram_larger_than_mtu_is_dropped(peer):
 
 
 def test_fixed_local_port_is_used(peer):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_udp_port()
     with UdpEndpoint("127.0.0.1", peer.getsockname()[1], local_port=port) as ep:
         ep.send(b"x")
         assert peer.recvfrom(10)[1][1] == port

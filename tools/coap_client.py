@@ -60,6 +60,14 @@ class UsageError(Exception):
     pass
 
 
+# How each expected failure is reported: (exception class, message prefix, exit status), the
+# first match wins.
+_FAILURES = [(UsageError, "", EXIT_USAGE), (CoapTimeout, "timeout: ", EXIT_TIMEOUT),
+             (CoapReset, "reset: ", EXIT_ERROR), (CoapError, "", EXIT_ERROR)]
+if DtlsError is not None:
+    _FAILURES += [(DtlsTimeout, "timeout: ", EXIT_TIMEOUT), (DtlsError, "DTLS: ", EXIT_ERROR)]
+
+
 def parse_uri(uri):
     """coap[s]://host[:port]/path?query -> (scheme, host, port, "/path?query")."""
     scheme, sep, rest = uri.partition("://")
@@ -259,25 +267,11 @@ def run(argv, stdout=None, stderr=None):
             stderr.write("# %s %s, %s\n" % (args.method.upper(), args.uri, timing))
         res = client.request(METHODS[args.method], path, payload,
                              content_format=content_format, accept=accept)
-    except UsageError as e:
-        stderr.write("coap_client: %s\n" % e)
-        return EXIT_USAGE
-    except CoapTimeout as e:
-        stderr.write("coap_client: timeout: %s\n" % e)
-        return EXIT_TIMEOUT
-    except CoapReset as e:
-        stderr.write("coap_client: reset: %s\n" % e)
-        return EXIT_ERROR
-    except CoapError as e:
-        stderr.write("coap_client: %s\n" % e)
-        return EXIT_ERROR
     except Exception as e:
-        if DtlsTimeout is not None and isinstance(e, DtlsTimeout):
-            stderr.write("coap_client: timeout: %s\n" % e)
-            return EXIT_TIMEOUT
-        if DtlsError is not None and isinstance(e, DtlsError):
-            stderr.write("coap_client: DTLS: %s\n" % e)
-            return EXIT_ERROR
+        for kind, what, code in _FAILURES:
+            if isinstance(e, kind):
+                stderr.write("coap_client: %s%s\n" % (what, e))
+                return code
         raise
     finally:
         if endpoint is not None:

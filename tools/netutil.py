@@ -53,6 +53,15 @@ def free_port_pair():
     raise RuntimeError("no free pair of ports")
 
 
+def udp_socket(timeout):
+    """A UDP socket bound to a free port on 127.0.0.1 whose receives give up after `timeout`
+    seconds: the far end of a test. Use it in a with-block so that it is closed."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((HOST, 0))
+    s.settimeout(timeout)
+    return s
+
+
 def udp_bound(port):
     """True when some socket on this host owns UDP port (any local address)."""
     for table in ("/proc/net/udp", "/proc/net/udp6"):

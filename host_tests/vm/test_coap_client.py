@@ -355,6 +355,15 @@ def _body(n):
     return bytes((i * 7 + 3) & 0xFF for i in range(n))
 
 
+def _post_whole(srv, size, **kw):
+    """POSTs `size` bytes to `srv` (a Block1Server): it must end 2.04 Changed with exactly
+    those bytes assembled, however the client had to split them."""
+    clock, ep, c = _setup(srv, **kw)
+    data = _body(size)
+    assert c.post("/x", data).code == codes.CHANGED
+    assert srv.final == data
+
+
 def test_block1_upload_sends_256_byte_blocks_with_fresh_ids_and_size1():
     srv = Block1Server()
     clock, ep, c = _setup(srv)
@@ -378,10 +387,7 @@ def test_payload_of_exactly_one_block_is_sent_whole():
 
 def test_block1_follows_a_smaller_block_size_asked_by_the_server():
     srv = Block1Server(want_szx=2)
-    clock, ep, c = _setup(srv)
-    data = _body(700)
-    assert c.post("/x", data).code == codes.CHANGED
-    assert srv.final == data
+    _post_whole(srv, 700)
     assert srv.blocks[0][:3] == (0, True, 4)
     assert srv.blocks[1][:3] == (4, True, 2)
     assert all(b[2] == 2 for b in srv.blocks[1:])
@@ -389,19 +395,13 @@ def test_block1_follows_a_smaller_block_size_asked_by_the_server():
 
 def test_block1_upload_starts_over_after_request_entity_incomplete():
     srv = Block1Server(forget_at=2)
-    clock, ep, c = _setup(srv)
-    data = _body(900)
-    assert c.post("/x", data).code == codes.CHANGED
-    assert srv.final == data
+    _post_whole(srv, 900)
     assert [b[0] for b in srv.blocks] == [0, 1, 2, 0, 1, 2, 3]
 
 
 def test_request_entity_too_large_with_block1_switches_to_block_wise():
     srv = Block1Server(too_large_szx=2)
-    clock, ep, c = _setup(srv, block_szx=6)
-    data = _body(500)
-    assert c.post("/x", data).code == codes.CHANGED
-    assert srv.final == data
+    _post_whole(srv, 500, block_szx=6)
     assert all(b[2] == 2 for b in srv.blocks)
 
 
@@ -479,8 +479,5 @@ def test_block2_download_larger_than_max_body_is_refused():
 
 def test_request_entity_too_large_retries_whole_payload_in_the_servers_block_size():
     srv = Block1Server(too_large_szx=3)
-    clock, ep, c = _setup(srv)
-    data = _body(200)
-    assert c.post("/x", data).code == codes.CHANGED
-    assert srv.final == data
+    _post_whole(srv, 200)
     assert [b[:3] for b in srv.blocks] == [(0, True, 3), (1, False, 3)]

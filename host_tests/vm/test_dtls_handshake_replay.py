@@ -12,10 +12,27 @@ PSK = bytes(range(1, 17))
 ID = b"Client_identity"
 
 
-def _session(server=None, drop=(), timers=LOOPBACK, mtu=1280, psk=PSK, **kw):
+def _session(server=None, drop=(), timers=LOOPBACK, mtu=1280, psk=PSK, responder=None, **kw):
+    """A session over a FakeEndpoint answered by `server` (a MiniServer, losing the client
+    datagrams numbered in `drop`) or by a hand-written responder(data, ep)."""
+    if responder is None and server:
+        responder = serve(server, drop)
     clock = VirtualClock()
-    ep = FakeEndpoint(clock, serve(server, drop) if server else None, mtu)
+    ep = FakeEndpoint(clock, responder, mtu)
     return DtlsSession(ep, ID, psk, clock=clock, timers=timers, **kw), ep, clock
+
+
+def _handshaken(server=None, **kw):
+    """_session() whose handshake with `server` has completed."""
+    s, ep, clock = _session(server, **kw)
+    s.handshake()
+    return s, ep, clock
+
+
+def _echoes(s, data):
+    """`data` sent over the session comes back from the echoing server."""
+    s.send(data)
+    assert s.recv(1000) == data
 
 
 def _hs_seqs(datagram):
@@ -39,8 +56,7 @@ def test_first_client_hello_is_the_77_byte_template():
 
 def test_full_handshake_with_cookie_uses_message_seqs_0_to_3_and_one_datagram_per_flight():
     srv = MiniServer(PSK, hint=b"CoAP")
-    s, ep, clock = _session(srv)
-    s.handshake()
+    s, ep, clock = _handshaken(srv)
     assert len(ep.sent) == 3 and srv.hvr_sent == 1
     assert _hs_seqs(ep.sent[0]) == [(1, 0)]
     assert _hs_seqs(ep.sent[1]) == [(1, 1)]
@@ -48,41 +64,34 @@ def test_full_handshake_with_cookie_uses_message_seqs_0_to_3_and_one_datagram_pe
     assert [(r[0], r[1], r[2]) for r in records_of(ep.sent[2])] == [(22, 0, 2), (20, 0, 3), (22, 1, 0)]
     assert s.psk_identity_hint == b"CoAP" and srv.identities == [ID]
     assert s.suite == 0xC0A8 and s.established
-    s.send(b"ping")
-    assert s.recv(1000) == b"ping"
+    _echoes(s, b"ping")
 
 
 def test_handshake_without_cookie_starts_the_transcript_with_the_only_client_hello():
     srv = MiniServer(PSK, cookie=False)
-    s, ep, clock = _session(srv)
-    s.handshake()
+    s, ep, clock = _handshaken(srv)
     assert len(ep.sent) == 2
     assert _hs_seqs(ep.sent[1]) == [(16, 1)]
-    s.send(b"x")
-    assert s.recv(1000) == b"x"
+    _echoes(s, b"x")
 
 
 def test_cbc_sha256_suite_handshake_and_data():
     srv = MiniServer(PSK, suites=(0x00AE,))
-    s, ep, clock = _session(srv)
-    s.handshake()
+    s, ep, clock = _handshaken(srv)
     assert s.suite == 0x00AE
-    s.send(b"over cbc")
-    assert s.recv(1000) == b"over cbc"
+    _echoes(s, b"over cbc")
 
 
 def test_fragmented_server_flight_is_reassembled():
     srv = MiniServer(PSK, hint=b"a-longer-identity-hint", fragment=5, split_flight=True)
-    s, ep, clock = _session(srv)
-    s.handshake()
+    s, ep, clock = _handshaken(srv)
     assert s.psk_identity_hint == b"a-longer-identity-hint"
     assert len(ep.sent) == 3 and s.retransmissions == 0
 
 
 def test_finished_before_change_cipher_spec_is_buffered_not_fatal():
     srv = MiniServer(PSK, fin_before_ccs=True)
-    s, ep, clock = _session(srv)
-    s.handshake()
+    s, ep, clock = _handshaken(srv)
     assert s.retransmissions == 0 and clock.now == 0
 
 
@@ -115,8 +124,7 @@ def test_retransmitted_flight_gets_new_record_sequence_numbers():
 
 def test_lost_server_flight_is_recovered_by_retransmission():
     srv = MiniServer(PSK)
-    s, ep, clock = _session(srv, drop=(2,))
-    s.handshake()
+    s, ep, clock = _handshaken(srv, drop=(2,))
     assert s.retransmissions == 1 and clock.now == 1000
 
 
@@ -135,10 +143,7 @@ def test_repeated_server_flight_makes_the_client_resend_at_once():
         for a in answers:
             ep.push(a)
 
-    clock = VirtualClock()
-    ep = FakeEndpoint(clock, responder)
-    s = DtlsSession(ep, ID, PSK, clock=clock, timers=LOOPBACK)
-    s.handshake()
+    s, ep, clock = _handshaken(responder=responder)
     assert ep.sent_at[3] == 300
     assert s.retransmissions == 1
 
@@ -163,8 +168,7 @@ def test_fatal_alert_from_the_server_raises_dtls_alert():
     def responder(data, ep):
         ep.push(rl.header(21, rl.DTLS12, 0, 0, 2) + b"\x02\x28")
 
-    clock = VirtualClock()
-    s = DtlsSession(FakeEndpoint(clock, responder), ID, PSK, clock=clock, timers=LOOPBACK)
+    s, ep, clock = _session(responder=responder)
     e = raises(DtlsAlert, s.handshake)
     assert (e.level, e.description, e.sent) == (2, 40, False)
     assert "handshake_failure" in str(e)
@@ -238,10 +242,8 @@ def test_malformed_server_hello_gets_decode_error():
 
 def test_server_without_ems_falls_back_to_the_classic_master_secret():
     srv = MiniServer(PSK, ems=False)
-    s, ep, clock = _session(srv)
-    s.handshake()
-    s.send(b"classic")
-    assert s.recv(1000) == b"classic"
+    s, ep, clock = _handshaken(srv)
+    _echoes(s, b"classic")
 
 
 def test_oversize_and_garbage_datagrams_are_dropped_and_the_handshake_completes():
@@ -256,17 +258,13 @@ def test_oversize_and_garbage_datagrams_are_dropped_and_the_handshake_completes(
         ep.push(rl.header(23, rl.DTLS12, 7, 0, 3) + b"abc")
         real(data, ep)
 
-    clock = VirtualClock()
-    ep = FakeEndpoint(clock, responder)
-    s = DtlsSession(ep, ID, PSK, clock=clock, timers=LOOPBACK)
-    s.handshake()
+    s, ep, clock = _handshaken(responder=responder)
     assert s.established
 
 
 def test_replayed_and_tampered_application_records_are_dropped():
     srv = MiniServer(PSK, echo=False)
-    s, ep, clock = _session(srv)
-    s.handshake()
+    s, ep, clock = _handshaken(srv)
     rec = srv.app(b"once")
     ep.push(rec)
     ep.push(rec)
@@ -281,8 +279,7 @@ def test_replayed_and_tampered_application_records_are_dropped():
 
 def test_hello_request_after_the_handshake_gets_no_renegotiation():
     srv = MiniServer(PSK, echo=False)
-    s, ep, clock = _session(srv)
-    s.handshake()
+    s, ep, clock = _handshaken(srv)
     ep.push(srv._rec(22, 1, hs.message(hs.HELLO_REQUEST, 9, b"")))
     assert s.recv(500) is None
     assert srv.alerts_in == [(1, 100)]
@@ -290,8 +287,7 @@ def test_hello_request_after_the_handshake_gets_no_renegotiation():
 
 def test_close_notify_both_ways():
     srv = MiniServer(PSK)
-    s, ep, clock = _session(srv)
-    s.handshake()
+    s, ep, clock = _handshaken(srv)
     s.close()
     assert srv.alerts_in == [(1, 0)] and ep.closed
     raises(DtlsClosed, s.recv, 100)
@@ -327,8 +323,7 @@ def test_send_before_handshake_is_an_error():
 
 def test_secrets_never_show_in_repr_or_errors():
     psk = b"\x5a" * 16
-    s, ep, clock = _session(MiniServer(psk), psk=psk)
-    s.handshake()
+    s, ep, clock = _handshaken(MiniServer(psk), psk=psk)
     blob = s.save()
     for text in (repr(s), repr(s._w_cipher), repr(s._r_cipher)):
         assert "5a5a" not in text and "ZZZZ" not in text
@@ -338,27 +333,28 @@ def test_secrets_never_show_in_repr_or_errors():
 
 def _resumable():
     srv = MiniServer(PSK)
-    s, ep, clock = _session(srv)
-    s.handshake()
-    s.send(b"first")
-    assert s.recv(1000) == b"first"
+    s, ep, clock = _handshaken(srv)
+    _echoes(s, b"first")
     return srv, s.save(), clock
 
 
-def test_restored_session_sends_and_receives_at_once():
+def _restored():
+    """(server, session, endpoint): a session saved after a full handshake and an echo with a
+    MiniServer, restored over a fresh endpoint to the same server, as after deep sleep."""
     srv, blob, clock = _resumable()
     ep = FakeEndpoint(clock, serve(srv))
-    s = DtlsSession.restore(ep, ID, PSK, blob, clock=clock, timers=LOOPBACK)
-    s.send(b"after deep sleep")
-    assert s.recv(1000) == b"after deep sleep"
+    return srv, DtlsSession.restore(ep, ID, PSK, blob, clock=clock, timers=LOOPBACK), ep
+
+
+def test_restored_session_sends_and_receives_at_once():
+    srv, s, ep = _restored()
+    _echoes(s, b"after deep sleep")
     assert len(ep.sent) == 1
 
 
 def test_resumption_costs_two_round_trips_with_the_final_flight_in_the_first_data_datagram():
-    srv, blob, clock = _resumable()
+    srv, s, ep = _restored()
     srv.cookie = False
-    ep = FakeEndpoint(clock, serve(srv))
-    s = DtlsSession.restore(ep, ID, PSK, blob, clock=clock, timers=LOOPBACK)
     s.resume()
     assert s.resumed and len(ep.sent) == 1
     s.send(b"report")
@@ -368,9 +364,7 @@ def test_resumption_costs_two_round_trips_with_the_final_flight_in_the_first_dat
 
 
 def test_resumption_with_cookie_and_flush_then_recv():
-    srv, blob, clock = _resumable()
-    ep = FakeEndpoint(clock, serve(srv))
-    s = DtlsSession.restore(ep, ID, PSK, blob, clock=clock, timers=LOOPBACK)
+    srv, s, ep = _restored()
     s.handshake()
     assert s.resumed
     s.flush()
@@ -380,10 +374,8 @@ def test_resumption_with_cookie_and_flush_then_recv():
 
 
 def test_resumed_client_resends_its_final_flight_when_the_server_repeats():
-    srv, blob, clock = _resumable()
+    srv, s, ep = _restored()
     srv.cookie = False
-    ep = FakeEndpoint(clock, serve(srv))
-    s = DtlsSession.restore(ep, ID, PSK, blob, clock=clock, timers=LOOPBACK)
     s.resume()
     s.flush()
     for d in srv.last_flight:
@@ -394,14 +386,11 @@ def test_resumed_client_resends_its_final_flight_when_the_server_repeats():
 
 
 def test_resumption_falls_back_to_a_full_handshake_when_the_server_forgot():
-    srv, blob, clock = _resumable()
+    srv, s, ep = _restored()
     srv.cache = {}
-    ep = FakeEndpoint(clock, serve(srv))
-    s = DtlsSession.restore(ep, ID, PSK, blob, clock=clock, timers=LOOPBACK)
     s.resume()
     assert not s.resumed and srv.handshakes == 2
-    s.send(b"y")
-    assert s.recv(1000) == b"y"
+    _echoes(s, b"y")
 
 
 def test_corrupt_saved_state_is_a_dtls_error():
@@ -414,8 +403,7 @@ def test_corrupt_saved_state_is_a_dtls_error():
 
 def test_connection_id_is_negotiated_and_used_when_the_server_supports_it():
     srv = MiniServer(PSK, cid=b"\xc1\xd2\xe3")
-    s, ep, clock = _session(srv, cid=True)
-    s.handshake()
+    s, ep, clock = _handshaken(srv, cid=True)
     assert len(ep.sent[0]) == 82
     assert s.cid == b"\xc1\xd2\xe3"
     assert records_of(ep.sent[2])[2][0] == 25
@@ -427,14 +415,12 @@ def test_connection_id_is_negotiated_and_used_when_the_server_supports_it():
     s2 = DtlsSession.restore(FakeEndpoint(clock, serve(srv)), ID, PSK, blob, clock=clock,
                              timers=LOOPBACK)
     assert s2.cid == b"\xc1\xd2\xe3"
-    s2.send(b"after restore")
-    assert s2.recv(1000) == b"after restore"
+    _echoes(s2, b"after restore")
 
 
 def test_connection_id_is_not_used_when_the_server_ignores_it():
     srv = MiniServer(PSK)
-    s, ep, clock = _session(srv, cid=True)
-    s.handshake()
+    s, ep, clock = _handshaken(srv, cid=True)
     assert s.cid is None
     s.send(b"plain")
     assert ep.sent[-1][0] == 23 and s.recv(1000) == b"plain"
@@ -451,19 +437,14 @@ def test_lost_server_hello_datagram_is_recovered_when_the_rest_of_the_flight_arr
         for a in answers:
             ep.push(a)
 
-    clock = VirtualClock()
-    ep = FakeEndpoint(clock, responder)
-    s = DtlsSession(ep, ID, PSK, clock=clock, timers=LOOPBACK)
-    s.handshake()
+    s, ep, clock = _handshaken(responder=responder)
     assert lost and s.retransmissions >= 1 and s.psk_identity_hint == b"hint"
-    s.send(b"ok")
-    assert s.recv(1000) == b"ok"
+    _echoes(s, b"ok")
 
 
 def test_restored_session_continues_sequence_numbers_and_replay_window():
     srv = MiniServer(PSK, echo=False)
-    s, ep, clock = _session(srv)
-    s.handshake()
+    s, ep, clock = _handshaken(srv)
     s.send(b"a")
     s.send(b"b")
     old = srv.app(b"from before the sleep")

@@ -7,7 +7,6 @@ in the MicroPython VM (tools/benches/mpvm_codec.py) it gives µs per operation a
 bytes one encode+decode allocates. The request_roundtrip lines encode and decode the request
 itself, for comparison.
 """
-import binascii
 import os
 import re
 import subprocess
@@ -16,13 +15,6 @@ import timeit
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-PATH = "/topic/sys/MuGsF6W4/15bBZlRknc/thing/measurepoint/post"
-BODY = (b'{"id":"1","version":"1.0","method":"thing.measurepoint.post",'
-        b'"params":{"measurepoints":{"temp":21.5},"time":1764115200000}}')
-TOKEN = b"\xa1\xb2\xc3\xd4"
-RESPONSE = binascii.unhexlify(
-    "64441234a1b2c3d4ff7b226964223a2231222c22636f6465223a3230302c2264617461223a7b7d7d")
 
 
 def _ns_per_call(fns, number=2000, repeat=9):
@@ -40,12 +32,10 @@ def _ns_per_call(fns, number=2000, repeat=9):
 def cpython_figures():
     import aiocoap
     from aiocoap.numbers import Code, Type
-    from enosnb.coap import codes, options
-    from enosnb.coap.message import CON, Message, decode
+    from enosnb.coap.message import decode
+    from tools.benches.mpvm_codec import BODY, PATH, RESPONSE, TOKEN, reference_request
 
-    ours = Message(CON, codes.POST, 0x1234, TOKEN, BODY)
-    ours.set_path(PATH)
-    ours.add_option(options.CONTENT_FORMAT, codes.JSON)
+    ours = reference_request()
     theirs = aiocoap.Message(code=Code.POST, payload=BODY, content_format=50,
                              uri_path=tuple(PATH.strip("/").split("/")))
     with warnings.catch_warnings():
@@ -94,7 +84,7 @@ def main():
 
 
 if __name__ == "__main__":
-    for p in (os.path.join(ROOT, "firmware", "lib"), os.path.join(ROOT, "tools", "host")):
+    for p in (ROOT, os.path.join(ROOT, "firmware", "lib"), os.path.join(ROOT, "tools", "host")):
         if p not in sys.path:
             sys.path.insert(0, p)
     main()

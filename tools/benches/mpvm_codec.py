@@ -4,6 +4,8 @@ warm-up. Prints `name: value unit` lines that tools/benches/bench_codec.py passe
 
 Figures: the device's side of the §17 exchange (encode the 188-byte request, decode the
 40-byte 2.04 response) and, as request_roundtrip, encode+decode of the request itself.
+
+The reference exchange is defined here once; bench_codec.py imports it for the CPython side.
 """
 import binascii
 import gc
@@ -19,6 +21,14 @@ BODY = (b'{"id":"1","version":"1.0","method":"thing.measurepoint.post",'
 TOKEN = b"\xa1\xb2\xc3\xd4"
 RESPONSE = binascii.unhexlify(
     "64441234a1b2c3d4ff7b226964223a2231222c22636f6465223a3230302c2264617461223a7b7d7d")
+
+
+def reference_request():
+    """The §17 request: CON POST, message ID 0x1234, the token, Uri-Path, Content-Format JSON."""
+    msg = Message(CON, codes.POST, 0x1234, TOKEN, BODY)
+    msg.set_path(PATH)
+    msg.add_option(options.CONTENT_FORMAT, codes.JSON)
+    return msg
 
 
 def per_op_us(fn, arg, rounds):
@@ -46,9 +56,7 @@ def allocated(fn):
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-    msg = Message(CON, codes.POST, 0x1234, TOKEN, BODY)
-    msg.set_path(PATH)
-    msg.add_option(options.CONTENT_FORMAT, codes.JSON)
+    msg = reference_request()
     request = msg.encode()
     assert len(request) == 188 and decode(RESPONSE).code == codes.CHANGED
 
@@ -65,4 +73,5 @@ def main():
     print("codec.mpvm.request_roundtrip_alloc_bytes: %d B" % alloc_req)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -18,14 +18,10 @@ from enosnb.enos import identity, rawpoints
 from enosnb.enos.client import EnosClient
 from enosnb.enos.transport import DtlsTransport
 from enosnb.udp import UdpEndpoint
+# The same device and report as the VM cycle, so that wire and heap figures describe one report.
+from tools.budget.mpvm_cycle import DK, PK, POINTS, REF_MID, SECRET, TIME_MS
 
 IP_UDP_HEADERS = 28
-PK = "MuGsF6W4"
-DK = "15bBZlRknc"
-SECRET = "ExampleDeviceSecret0123456789abc"
-POINTS = {"temp": 21.5}
-TIME_MS = 1764115200000
-REF_MID = 0x1234
 COAP_TIMING = Timing(ack_timeout_ms=2000, ack_random_factor=1.5, max_retransmit=2)
 LOOPBACK_TIMERS = Timers(initial_ms=1000, cap_ms=4000, max_retransmit=4, deadline_ms=20000)
 

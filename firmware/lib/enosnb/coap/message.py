@@ -216,6 +216,17 @@ def _stable_sorted(opts):
     return out
 
 
+def _extended(data, pos, size, what, mtype, mid):
+    """RFC 7252 §3.1: the option delta or length (`what`) that nibble 13 or 14 extends with the
+    `size` (1 or 2) bytes at data[pos]. Returns the value alone, a small int, so that decoding
+    allocates nothing for it on MicroPython."""
+    if pos + size > len(data):
+        raise CoapFormatError("option %s extension runs past the end" % what, mtype, mid)
+    if size == 1:
+        return data[pos] + 13
+    return ((data[pos] << 8) | data[pos + 1]) + 269
+
+
 def decode(data):
     """Parses one datagram (bytes, bytearray or memoryview) into a Message.
 
@@ -257,37 +268,19 @@ def decode(data):
             break
         d = b >> 4
         ln = b & 0x0F
-        if d >= 13:
-            if d == 13:
-                if pos >= n:
-                    raise CoapFormatError("option delta extension runs past the end",
-                                          mtype, mid)
-                d = data[pos] + 13
-                pos += 1
-            elif d == 14:
-                if pos + 1 >= n:
-                    raise CoapFormatError("option delta extension runs past the end",
-                                          mtype, mid)
-                d = ((data[pos] << 8) | data[pos + 1]) + 269
-                pos += 2
-            else:
+        if d >= 13:  # nibble 13: 1 extension byte, 14: 2 bytes
+            if d == 15:
                 raise CoapFormatError("option delta nibble 15 outside the payload marker",
                                       mtype, mid)
+            size = d - 12
+            d = _extended(data, pos, size, "delta", mtype, mid)
+            pos += size
         if ln >= 13:
-            if ln == 13:
-                if pos >= n:
-                    raise CoapFormatError("option length extension runs past the end",
-                                          mtype, mid)
-                ln = data[pos] + 13
-                pos += 1
-            elif ln == 14:
-                if pos + 1 >= n:
-                    raise CoapFormatError("option length extension runs past the end",
-                                          mtype, mid)
-                ln = ((data[pos] << 8) | data[pos + 1]) + 269
-                pos += 2
-            else:
+            if ln == 15:
                 raise CoapFormatError("option length nibble 15 is reserved", mtype, mid)
+            size = ln - 12
+            ln = _extended(data, pos, size, "length", mtype, mid)
+            pos += size
         num += d
         end = pos + ln
         if end > n:

@@ -22,7 +22,7 @@ One wake-up of the device is one call of App.run(). Its steps, in order:
 Every failure of a layer (ModemError, DtlsError, CoapError, EnosError, StoreError, a sensor
 error) is caught here: the reading stays queued, the error is logged without secrets, state
 is saved and the device sleeps. After consecutive failures the next wakes only measure and
-queue, skipping the radio for 1, 3, then at most MAX_SKIP cycles (bounded back-off).
+queue, skipping the radio for 1, then 3 cycles (_MAX_SKIP: bounded back-off).
 
 The watchdog is fed through the clock every layer already calls (CycleClock) as long as the
 cycle is within its time budget; a layer stuck without calling the clock, or a cycle over
@@ -55,12 +55,13 @@ DEFAULTS = {
     "probe_retransmit": 1,         # CoAP retransmissions on a restored DTLS session
     "min_sleep_ms": 1000,
 }
-MAX_SKIP = const(3)
-RESTORE_BACKOFF = const(8)  # wakes that resume instead of restoring after a failed restore
-MAX_BATCHES = const(20)
+_MAX_SKIP = const(3)
+_RESTORE_BACKOFF = const(8)  # wakes that resume instead of restoring after a failed restore
+_MAX_BATCHES = const(20)
 # EnOS answers these when the record itself is wrong: resending cannot help (§9, §10).
-_REJECTED_CODES = (1008, 1204, 1206, 1220, 1251)
-_REJECTED_COAP = (0x80, 0x8D)  # 4.00 Bad Request, 4.13 Request Entity Too Large
+# Lists: smaller in the .mpy than constant tuples.
+_REJECTED_CODES = [1008, 1204, 1206, 1220, 1251]
+_REJECTED_COAP = [0x80, 0x8D]  # 4.00 Bad Request, 4.13 Request Entity Too Large
 _EPOCH_2000 = const(946684800)
 _CLOCK_VALID_S = const(1735689600)  # 2025-01-01: an RTC before that was never set
 _SECRET_FILE = "device_secret.json"
@@ -326,7 +327,7 @@ class App:
     def _skip_radio(self):
         skip = self._u8("skip")
         if skip:
-            self.state.set("skip", bytes((skip - 1,)))
+            self._set_u8("skip", skip - 1)
             log("back-off: radio skipped this cycle (%d more), %d queued" % (
                 skip - 1, len(self.store)))
             return True
@@ -334,8 +335,8 @@ class App:
 
     def _failed(self, stage, e):
         fails = min(self._u8("fail") + 1, 255)
-        self.state.set("fail", bytes((fails,)))
-        self.state.set("skip", bytes((min((1 << (fails - 1)) - 1, MAX_SKIP),)))
+        self._set_u8("fail", fails)
+        self._set_u8("skip", min((1 << (fails - 1)) - 1, _MAX_SKIP))
         if fails >= 2:
             self.state.delete("ip")  # the server may have moved: resolve its name again
         self.report["error"] = "%s: %s" % (stage, _err(e))
@@ -348,6 +349,17 @@ class App:
     def _u8(self, key):
         v = self.state.get(key)
         return v[0] if v else 0
+
+    def _set_u8(self, key, n):
+        self.state.set(key, bytes((n,)))
+
+    def _save_state(self):
+        """Where the state went ("rtc" or "flash"), or None when saving failed."""
+        try:
+            return self.state.save()
+        except Exception as e:  # a full or broken flash must not stop the cycle
+            log("state save failed: %s" % _err(e))
+            return None
 
     # --- radio ---------------------------------------------------------------------------
 
@@ -431,10 +443,7 @@ class App:
         self._restored_sock = self.state.get("sock")
         if self._restorable:
             self.state.delete("dtok")
-            try:
-                self.state.save()
-            except (OSError, StateError) as e:
-                log("state save failed: %s" % _err(e))
+            self._save_state()
 
     def _blob_key(self, identity, psk):
         return hashlib.sha256(bytes(identity) + b"|" + bytes(psk)).digest()[:8]
@@ -480,16 +489,12 @@ class App:
     def _enos(self):
         from enosnb.enos.client import EnosClient
         from enosnb.enos.commands import Commands
-        s = self.secrets
-        secret = s.device_secret or self._activated_secret()
-        cfg = {"productKey": s.product_key, "deviceKey": s.device_key,
-               "deviceSecret": secret, "productSecret": s.product_secret,
-               "lifetime": s.lifetime, "pskOffset": s.psk_slice[0],
-               "dtlsAuth": s.auth_fallback}
+        cfg = self.secrets.enos_config()
+        cfg["deviceSecret"] = cfg["deviceSecret"] or self._activated_secret()
         self.commands = Commands(max_per_wake=8, log=log)
         self._command_handlers(self.commands)
         saved = self.state.get("cmds")
-        if saved and hasattr(self.commands, "restore"):
+        if saved:
             try:
                 self.commands.restore(saved)
             except (EnosError, ValueError):
@@ -517,7 +522,7 @@ class App:
         if restore and skip:
             # The last restore went unanswered (the carrier's NAT forgets idle bindings):
             # resume instead for a while rather than pay a probe timeout on every wake.
-            self.state.set("rskip", bytes((skip - 1,)))
+            self._set_u8("rskip", skip - 1)
             restore = False
         if restore:
             s = self.secrets
@@ -555,7 +560,7 @@ class App:
         except (CoapTimeout, DtlsError) as e:
             log("restored DTLS session not answered (%s); handshake again, resuming if the "
                 "server still caches the session" % type(e).__name__)
-            self.state.set("rskip", bytes((RESTORE_BACKOFF,)))
+            self._set_u8("rskip", _RESTORE_BACKOFF)
             self.link.drop()
             self.enos.coap = None
             self.enos.connect()
@@ -568,7 +573,7 @@ class App:
     def send_queue(self, current):
         """Reports queued records oldest first; acks each batch after EnOS's code 200."""
         singles = False
-        for _ in range(MAX_BATCHES):
+        for _ in range(_MAX_BATCHES):
             recs = self.store.peek(1 if singles else self.secrets.batch_max)
             if not recs:
                 return
@@ -681,12 +686,9 @@ class App:
         link = getattr(self, "link", None)
         session = link.session if link is not None else None
         try:
-            if self.coap is not None:
-                st.set("coap", self.coap.state())
-            if self.enos is not None:
-                st.set("enos", self.enos.state())
-                if self.commands is not None and hasattr(self.commands, "state"):
-                    st.set("cmds", self.commands.state())
+            self._save_progress()
+            if self.enos is not None and self.commands is not None:
+                st.set("cmds", self.commands.state())
             if session is not None and session.established:
                 st.set("dtls", session.save())
                 st.set("dtid", self._dtid)
@@ -704,12 +706,7 @@ class App:
                 st.set("sock", self._restored_sock)
         except Exception as e:
             log("state not updated: %s" % _err(e))
-        try:
-            where = st.save()
-        except Exception as e:
-            log("state save failed: %s" % _err(e))
-            where = None
-        self.report["state"] = where
+        self.report["state"] = self._save_state()
         if self.commands is not None:
             self.report["commands"] = self.commands.executed
         if self.modem is not None:
@@ -721,10 +718,7 @@ class App:
                 # Saved again, once per module: the state went out before the release so
                 # that a release stuck until the watchdog fires cannot lose it.
                 st.set("cnmpsd", b"0")
-                try:
-                    self.report["state"] = st.save()
-                except Exception as e:
-                    log("state save failed: %s" % _err(e))
+                self.report["state"] = self._save_state() or self.report["state"]
         self.clock.feed()
         r = self.report
         log("cycle: queued %s, sent %d, pending %s, connect %s%s" % (

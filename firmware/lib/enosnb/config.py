@@ -57,20 +57,22 @@ import json
 SECRETS_FILE = "secrets.json"
 BOARD_FILE = "board.json"
 
-MODEMS = ("sim7020", "bc95")
-BAUDRATES = (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+# Tables are lists, not tuples: mpy-cross stores a constant tuple as serialized objects
+# (its strings once more), a list as short bytecode that refers to the names in use anyway.
+MODEMS = ["sim7020", "bc95"]
+BAUDRATES = [4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600]
 PSK_SLICES = {"8:24": (8, 24), "9:25": (9, 25)}
-_GPIO_OK = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27,
-            32, 33, 34, 35, 36, 37, 38, 39)
-_SECRET_FIELDS = ("deviceSecret", "productSecret")
+_GPIO_OK = [0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27,
+            32, 33, 34, 35, 36, 37, 38, 39]
+_SECRET_FIELDS = ["deviceSecret", "productSecret"]
 
-_SECRETS_FIELDS = ("productKey", "deviceKey", "deviceSecret", "productSecret", "secureMode",
+_SECRETS_FIELDS = ["productKey", "deviceKey", "deviceSecret", "productSecret", "secureMode",
                    "lifetime", "host", "dtls", "port_dtls", "port_plain", "apn",
                    "report_interval_s", "psk_slice", "ack_timeout_ms", "max_retransmit",
                    "batch_max", "queue_max_records", "auth_fallback", "reactivate",
-                   "sign_uppercase", "content_format")
-_BOARD_FIELDS = ("name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
-                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms")
+                   "sign_uppercase", "content_format"]
+_BOARD_FIELDS = ["name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
+                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms"]
 
 
 class ConfigError(Exception):
@@ -102,9 +104,7 @@ def _read_json(path, what, fix_missing):
         raise ConfigError("%s is not valid JSON%s; fix the syntax (double quotes, commas, no "
                           "trailing comma) and check it with tools/secrets_tool.py check"
                           % (what, at))
-    if not isinstance(obj, dict):
-        raise ConfigError("%s must hold one JSON object {...}; see %s.example" % (what, what))
-    return obj
+    return obj  # parse_secrets / parse_board refuse anything but an object
 
 
 def _check_keys(obj, known, where, warnings):
@@ -263,9 +263,9 @@ def parse_secrets(obj, where=SECRETS_FILE):
         if not s.dtls:
             _fail(where, "secureMode", "3 needs DTLS",
                   'set "dtls": true (EnOS documents per-product activation only over DTLS)')
-    for name in ("productKey", "deviceKey", "deviceSecret", "productSecret", "host"):
+    for name in ["productKey", "deviceKey", "deviceSecret", "productSecret", "host"]:
         v = obj.get(name)
-        if isinstance(v, str) and "YOUR" in v and ("YOUR_" in v or "YOUR-" in v):
+        if isinstance(v, str) and ("YOUR_" in v or "YOUR-" in v):
             _fail(where, name, "still holds the template placeholder",
                   "replace it with the value from the EnOS console")
     s.lifetime = _int(obj, "lifetime", where, 30, 86400, 3600)
@@ -345,18 +345,19 @@ def _pin(obj, key, where, output):
     return v
 
 
-def _pin_block(obj, key, where, output, fields, pins):
+def _pin_block(obj, key, where, output, pins, active_high=None, pulse_ms=None):
+    """{"pin", and "active_high" / "pulse_ms" when their default is given} or None."""
     v = obj.get(key)
     if v is None:
         return None
     if not isinstance(v, dict):
         _fail(where, key, "must be an object like {\"pin\": 4}", "or remove it / set null")
-    out = {"pin": _pin(v, "pin", "%s: %s" % (where, key), output)}
-    for name, default in fields:
-        if name == "pulse_ms":
-            out[name] = _int(v, name, "%s: %s" % (where, key), 10, 10000, default)
-        else:
-            out[name] = _bool(v, name, "%s: %s" % (where, key), default)
+    vw = "%s: %s" % (where, key)
+    out = {"pin": _pin(v, "pin", vw, output)}
+    if active_high is not None:
+        out["active_high"] = _bool(v, "active_high", vw, active_high)
+    if pulse_ms is not None:
+        out["pulse_ms"] = _int(v, "pulse_ms", vw, 10, 10000, pulse_ms)
     _claim(pins, out["pin"], key + ".pin", where)
     return out
 
@@ -400,13 +401,11 @@ def parse_board(obj, where=BOARD_FILE):
     if b.modem == "bc95" and baud > 9600:
         b.warnings.append("%s: bc95 at %d baud: above 9600 the BC95 cannot deep sleep "
                           "(modems.md 3.2)" % (where, baud))
-    b.pwrkey = _pin_block(obj, "pwrkey", where, True,
-                          (("active_high", False), ("pulse_ms", 800)), pins)
-    b.reset = _pin_block(obj, "reset", where, True,
-                         (("active_high", False), ("pulse_ms", 300)), pins)
-    b.power_enable = _pin_block(obj, "power_enable", where, True, (("active_high", True),), pins)
-    b.status = _pin_block(obj, "status", where, False, (), pins)
-    b.led = _pin_block(obj, "led", where, True, (("active_high", True),), pins)
+    b.pwrkey = _pin_block(obj, "pwrkey", where, True, pins, False, 800)
+    b.reset = _pin_block(obj, "reset", where, True, pins, False, 300)
+    b.power_enable = _pin_block(obj, "power_enable", where, True, pins, True)
+    b.status = _pin_block(obj, "status", where, False, pins)
+    b.led = _pin_block(obj, "led", where, True, pins, True)
     bands = obj.get("bands")
     if bands is not None:
         if not isinstance(bands, list) or not bands or not all(

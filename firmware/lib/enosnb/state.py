@@ -31,7 +31,7 @@ _MAGIC = b"ES"
 _VERSION = const(1)
 _HEAD = "<2sBIB"
 _HEAD_LEN = const(8)
-RTC_SIZE = const(2048)
+_RTC_SIZE = const(2048)
 
 
 class StateError(Exception):
@@ -104,7 +104,7 @@ class State:
     Nothing is written until save(); call it once per cycle, right before deep sleep.
     """
 
-    def __init__(self, rtc=True, path="state.bin", rtc_size=RTC_SIZE):
+    def __init__(self, rtc=True, path="state.bin", rtc_size=_RTC_SIZE):
         self.rtc = _default_rtc() if rtc is True else rtc
         self.path = path
         self.rtc_size = rtc_size

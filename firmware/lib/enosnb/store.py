@@ -304,10 +304,6 @@ class Store:
         """Deletes every fully acknowledged segment, the one being appended to included."""
         self._compact(True)
 
-    def stats(self):
-        return {"pending": self._count, "dropped": self.dropped, "acked": self.acked,
-                "next_seq": self.next_seq, "segments": len(self._segs)}
-
     # -- internals --------------------------------------------------------------------------
 
     def _write_head(self, acked, dropped):

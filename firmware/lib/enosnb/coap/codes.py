@@ -51,29 +51,20 @@ EXI = const(47)
 JSON = const(50)
 CBOR = const(60)
 
-_NAMES = {
-    0x00: "Empty",
-    0x01: "GET", 0x02: "POST", 0x03: "PUT", 0x04: "DELETE",
-    0x05: "FETCH", 0x06: "PATCH", 0x07: "iPATCH",
-    0x41: "Created", 0x42: "Deleted", 0x43: "Valid", 0x44: "Changed", 0x45: "Content",
-    0x5F: "Continue",
-    0x80: "Bad Request", 0x81: "Unauthorized", 0x82: "Bad Option", 0x83: "Forbidden",
-    0x84: "Not Found", 0x85: "Method Not Allowed", 0x86: "Not Acceptable",
-    0x88: "Request Entity Incomplete", 0x8C: "Precondition Failed",
-    0x8D: "Request Entity Too Large", 0x8F: "Unsupported Content-Format",
-    0x9D: "Too Many Requests",
-    0xA0: "Internal Server Error", 0xA1: "Not Implemented", 0xA2: "Bad Gateway",
-    0xA3: "Service Unavailable", 0xA4: "Gateway Timeout", 0xA5: "Proxying Not Supported",
-}
+# "|" + code in hex + name for every registered code: one string takes less flash than a
+# dict of 33 entries.
+_NAMES = ("|00Empty|01GET|02POST|03PUT|04DELETE|05FETCH|06PATCH|07iPATCH"
+          "|41Created|42Deleted|43Valid|44Changed|45Content|5FContinue"
+          "|80Bad Request|81Unauthorized|82Bad Option|83Forbidden|84Not Found"
+          "|85Method Not Allowed|86Not Acceptable|88Request Entity Incomplete"
+          "|8CPrecondition Failed|8DRequest Entity Too Large|8FUnsupported Content-Format"
+          "|9DToo Many Requests|A0Internal Server Error|A1Not Implemented|A2Bad Gateway"
+          "|A3Service Unavailable|A4Gateway Timeout|A5Proxying Not Supported|")
 
 
 def code_class(code):
     """0 request (or Empty), 2 success, 4 client error, 5 server error."""
     return code >> 5
-
-
-def code_detail(code):
-    return code & 0x1F
 
 
 def code_str(code):
@@ -83,10 +74,10 @@ def code_str(code):
 
 def code_name(code):
     """0x44 -> "2.04 Changed"; a code without a registered name gives only "c.dd"."""
-    name = _NAMES.get(code)
-    if name is None:
+    i = _NAMES.find("|%02X" % code) + 3
+    if i < 3:
         return code_str(code)
-    return code_str(code) + " " + name
+    return code_str(code) + " " + _NAMES[i:_NAMES.index("|", i)]
 
 
 def is_request(code):

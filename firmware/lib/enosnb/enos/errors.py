@@ -67,61 +67,28 @@ class EnosReplyError(EnosError):
         super().__init__(text)
 
 
-class EnosTooLargeError(EnosReplyError):
-    """1008: the message was larger than EnOS accepts."""
+_BY_CODE = {}
 
 
-class EnosNoPermissionError(EnosReplyError):
-    """1009: topic not supported, or the device is not logged in."""
+def _reply_class(name, *codes):
+    """An EnosReplyError subclass raised for the given codes: they differ only in name."""
+    cls = type(name, (EnosReplyError,), {})
+    for code in codes:
+        _BY_CODE[code] = cls
+    return cls
 
 
-class EnosParseError(EnosReplyError):
-    """1200: EnOS could not parse the request."""
-
-
-class EnosModelError(EnosReplyError):
-    """1204: a value does not match the thing model."""
-
-
-class EnosFormatError(EnosReplyError):
-    """1206-1209: measurepoint or attribute body has the wrong shape."""
-
-
-class EnosSubDeviceError(EnosReplyError):
-    """1212: sub-device offline or not under this gateway."""
-
-
-class EnosPayloadFormatError(EnosReplyError):
-    """1220: the payload is not valid JSON."""
-
-
-class EnosEmptyPayloadError(EnosReplyError):
-    """1251: the payload was empty."""
-
-
-class EnosDeviceNotFoundError(EnosReplyError):
-    """1257: EnOS does not know the device."""
-
-
-class EnosMethodMismatchError(EnosReplyError):
-    """1260: the JSON `method` does not match the topic."""
-
-
-_BY_CODE = {
-    1008: EnosTooLargeError,
-    1009: EnosNoPermissionError,
-    1200: EnosParseError,
-    1204: EnosModelError,
-    1206: EnosFormatError,
-    1207: EnosFormatError,
-    1208: EnosFormatError,
-    1209: EnosFormatError,
-    1212: EnosSubDeviceError,
-    1220: EnosPayloadFormatError,
-    1251: EnosEmptyPayloadError,
-    1257: EnosDeviceNotFoundError,
-    1260: EnosMethodMismatchError,
-}
+# Codes as in MEANINGS; callers catch the precise class (`except EnosModelError`).
+EnosTooLargeError = _reply_class("EnosTooLargeError", 1008)
+EnosNoPermissionError = _reply_class("EnosNoPermissionError", 1009)
+EnosParseError = _reply_class("EnosParseError", 1200)
+EnosModelError = _reply_class("EnosModelError", 1204)
+EnosFormatError = _reply_class("EnosFormatError", 1206, 1207, 1208, 1209)
+EnosSubDeviceError = _reply_class("EnosSubDeviceError", 1212)
+EnosPayloadFormatError = _reply_class("EnosPayloadFormatError", 1220)
+EnosEmptyPayloadError = _reply_class("EnosEmptyPayloadError", 1251)
+EnosDeviceNotFoundError = _reply_class("EnosDeviceNotFoundError", 1257)
+EnosMethodMismatchError = _reply_class("EnosMethodMismatchError", 1260)
 
 
 def reply_error(code, path, message=""):

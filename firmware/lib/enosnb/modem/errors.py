@@ -43,11 +43,10 @@ class ModemRebooted(ModemError):
     """The modem rebooted (boot banner or an unexpected +CPIN: READY) while in use."""
 
     def __init__(self, marker, command=None):
+        msg = "modem rebooted (%r)" % (marker,)
         if command:
-            msg = "modem rebooted (%r) while waiting for %s; re-initialise it" % (marker, command)
-        else:
-            msg = "modem rebooted (%r); re-initialise it" % marker
-        super().__init__(msg)
+            msg += " while waiting for %s" % command
+        super().__init__(msg + "; re-initialise it")
         self.marker = marker
         self.command = command
 

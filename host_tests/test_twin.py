@@ -7,8 +7,7 @@ import shutil
 
 import pytest
 
-from tools.benches.bench_twin import recover_after_outage
-from tools.twin import Twin, powercut, tshark_check
+from tools.twin import Twin, powercut, recover_after_outage, tshark_check
 
 BOARDS = ("esp32-sim7020", "esp32-bc95")
 

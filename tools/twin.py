@@ -358,6 +358,17 @@ class Twin:
 
 # --- power loss -------------------------------------------------------------------------------
 
+def recover_after_outage(twin, max_cycles=8):
+    """After 1 good cycle and 3 without registration: cycles until the queue is empty and the
+    backlog plus a new reading arrived (at most max_cycles). Returns (readings the server got,
+    readings it should have got: one per boot)."""
+    for _ in range(max_cycles):
+        twin.run_cycle()
+        if not twin.queued() and len(twin.readings()) >= 5:
+            break
+    return twin.readings(), list(range(1, len(twin.boots) + 1))
+
+
 def powercut(twin, kills=200, seed=1, drain_cycles=12):
     """Cuts the power `kills` times at random flash operations and AT command lines (seeded),
     booting the device again after each cut; then lets it drain its queue. Returns a dict:

@@ -20,19 +20,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
-def recover_after_outage(twin, max_cycles=8):
-    """After 1 good cycle and 3 without registration: cycles until the queue is empty and the
-    backlog plus a new reading arrived (at most max_cycles). Returns (readings the server got,
-    readings it should have got: one per boot)."""
-    for _ in range(max_cycles):
-        twin.run_cycle()
-        if not twin.queued() and len(twin.readings()) >= 5:
-            break
-    return twin.readings(), list(range(1, len(twin.boots) + 1))
-
-
 def outage(tmp, board="esp32-sim7020"):
-    from tools.twin import Twin
+    from tools.twin import Twin, recover_after_outage
     with Twin(board, out=os.path.join(tmp, "outage"), sleep_scale=0.0002) as twin:
         twin.run_cycle()
         twin.outage(True)

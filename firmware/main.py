@@ -1,4 +1,4 @@
-"""Device entry point: one report cycle, then deep sleep (issue 7; the cycle is enosnb.app).
+"""Device entry point: one report cycle, then deep sleep (the cycle is enosnb.app).
 
 board.json and secrets.json are read from the current directory (the root of the board's
 flash). A configuration error prints what to fix and returns to the REPL without arming the

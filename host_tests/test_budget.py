@@ -1,4 +1,4 @@
-"""The budget's pieces (issue 8): the warm report's exact size, the wire counting, the SVG
+"""The budget's pieces: the warm report's exact size, the wire counting, the SVG
 trace and the README table. The full `make budget` run is not repeated here."""
 import io
 import xml.etree.ElementTree as ET

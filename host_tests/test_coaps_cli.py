@@ -1,4 +1,4 @@
-"""tools/coap_client.py over coaps:// (issue 4 item 8): the command-line client runs our DTLS
+"""tools/coap_client.py over coaps://: the command-line client runs our DTLS
 session against libcoap's coap-server-openssl and coap-server-gnutls, with the PSK given as
 text, as 0x-hex and as hex:-hex."""
 import binascii

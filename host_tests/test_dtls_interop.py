@@ -1,5 +1,5 @@
 """Interop of our DTLS 1.2 PSK client (enosnb.dtls.DtlsSession) with four DTLS stacks nobody
-here wrote, all on 127.0.0.1 (issue 4, spec/dtls.md §18):
+here wrote, all on 127.0.0.1 (spec/dtls.md §18):
 
 - OpenSSL 3.0 `openssl s_server` (CCM-8, CBC-SHA256, hint, resumption, loss via a relay);
 - libcoap 4.3.1 `coap-server-openssl` and `coap-server-gnutls` (CoAP GET and block-wise

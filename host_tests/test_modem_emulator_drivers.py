@@ -1,7 +1,7 @@
-"""The SIM7020 and BC95 drivers against the modem emulator on a pseudo-terminal (issue 5).
+"""The SIM7020 and BC95 drivers against the modem emulator on a pseudo-terminal.
 
 Bring-up, a UDP round trip through the emulator to a real echo server on 127.0.0.1, every fault
-of issue 5 with the recovery or error the driver promises, and the CoAP client over the modem
+of the emulator with the recovery or error the driver promises, and the CoAP client over the modem
 socket to an aiocoap server. Real time, short emulator delays; every loop is bounded.
 """
 import time

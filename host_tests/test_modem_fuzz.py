@@ -1,4 +1,4 @@
-"""Fuzzed modem output into the AT engine and both drivers (issue 5): whatever bytes the modem
+"""Fuzzed modem output into the AT engine and both drivers: whatever bytes the modem
 sends, in whatever pieces, the caller sees a result or a ModemError subclass, never another
 exception and never a hang. Seed corpus: host_tests/corpus/at/.
 """

@@ -1,4 +1,4 @@
-"""Power loss at every byte of the flash queue's writes (issue 7, "Power loss", store level).
+"""Power loss at every byte of the flash queue's writes ("Power loss", store level).
 
 An in-memory file system stands in for flash. Each durable change is a sequence of steps
 (one per byte written, one per file created, truncated or removed); a power cut after step K

@@ -1,4 +1,4 @@
-"""The whole device through the host twin (issue 7): firmware/main.py unchanged on CPython,
+"""The whole device through the host twin: firmware/main.py unchanged on CPython,
 the modem emulator on a pty (SIM7020 and BC95), the local EnOS server over DTLS, deep sleep
 between boots, outages and power cuts. Prints outage.* and powercut.* figures."""
 import json

@@ -1,4 +1,4 @@
-"""Put the firmware on an ESP32: compile, copy, flash (issue 7, item 6).
+"""Put the firmware on an ESP32: compile, copy, flash.
 
     python tools/deploy.py deploy --port /dev/ttyUSB0 [--board esp32-sim7020] [--secrets]
                                   [--secrets-file firmware/secrets.json] [--arch none]

@@ -1,4 +1,4 @@
-"""`make secrets`: create secrets.json from the template, or check one (issue 7, item 6).
+"""`make secrets`: create secrets.json from the template, or check one.
 
     python tools/secrets_tool.py create [--out firmware/secrets.json] [--force]
             [--productKey PK] [--deviceKey DK|imei] [--deviceSecret S | --productSecret S]

@@ -1,5 +1,5 @@
 """The host twin: firmware/main.py, unchanged, on CPython against the local EnOS server
-through the modem emulator (ARCHITECTURE.md "The host twin"; issue 7 item 7).
+through the modem emulator (docs: "The host twin").
 
     python tools/twin.py [--cycles 4] [--board esp32-sim7020|esp32-bc95] [--sleep-scale 0.002]
                          [--command] [--outage] [--plain] [--pcap out/demo.pcap] [--out out]

@@ -132,9 +132,10 @@ def test_a_record_keeps_its_points_and_time():
 
 
 def test_network_time_becomes_utc_for_the_rtc():
+    from enosnb.modem.nettime import parse_cclk
     # 27.007: local time plus the offset in quarter hours (+32 = UTC+8).
-    assert appmod.parse_cclk('+CCLK: "26/11/26,11:30:05+32"') == (2026, 11, 26, 3, 3, 30, 5, 0)
-    assert appmod.parse_cclk("+CCLK:26/01/01,01:00:00+32") == (2025, 12, 31, 2, 17, 0, 0, 0)
-    assert appmod.parse_cclk('+CCLK: "26/03/01,00:10:00-04"') == (2026, 3, 1, 6, 1, 10, 0, 0)
-    assert appmod.parse_cclk('+CCLK: "80/01/06,00:00:49+00"') is None
-    assert appmod.parse_cclk(None) is None
+    assert parse_cclk('+CCLK: "26/11/26,11:30:05+32"') == (2026, 11, 26, 3, 3, 30, 5, 0)
+    assert parse_cclk("+CCLK:26/01/01,01:00:00+32") == (2025, 12, 31, 2, 17, 0, 0, 0)
+    assert parse_cclk('+CCLK: "26/03/01,00:10:00-04"') == (2026, 3, 1, 6, 1, 10, 0, 0)
+    assert parse_cclk('+CCLK: "80/01/06,00:00:49+00"') is None
+    assert parse_cclk(None) is None

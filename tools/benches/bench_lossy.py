@@ -1,4 +1,4 @@
-"""Reliability of the CoAP client over a lossy link (issue 3).
+"""Reliability of the CoAP client over a lossy link.
 
 1000 confirmable POSTs, each with a unique id in its payload, to an aiocoap server (a real
 CoAP server with RFC 7252 §4.5 message deduplication, in its own process) through

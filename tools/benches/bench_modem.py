@@ -1,4 +1,4 @@
-"""Modem driver figures against the emulator (issue 5 targets).
+"""Modem driver figures against the emulator.
 
 modem.<dialect>.bringup_commands: AT commands from power_on() to the first datagram sent, on a
     warm, already-configured and registered module (target: <= 12 SIM7020, <= 10 BC95).

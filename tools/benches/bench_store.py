@@ -1,4 +1,4 @@
-"""Flash queue figures: power-cut simulation at the store level (issue 7), flash bytes
+"""Flash queue figures: power-cut simulation at the store level, flash bytes
 written per report cycle (wear), and heap use in the MicroPython VM.
 
 store.powercut.*: host_tests/test_store_powercut.py's seeded kills at every byte of appends, acks,

@@ -1,4 +1,4 @@
-"""Whole-device figures from the host twin (issue 7): firmware/main.py unchanged, modem
+"""Whole-device figures from the host twin: firmware/main.py unchanged, modem
 emulator, local EnOS server over DTLS.
 
 outage.*: 1 good cycle, 3 cycles without registration, then cycles until the queue is empty;

@@ -1,4 +1,4 @@
-"""`make budget`: radio, memory and CPU figures of one measurement-point report (issue 8).
+"""`make budget`: radio, memory and CPU figures of one measurement-point report.
 
 Prints one `name: value unit` line per figure and `# ` lines saying how each was measured;
 writes out/cycle.svg (the cold report cycle as a sequence diagram) and, with --table FILE,

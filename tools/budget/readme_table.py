@@ -8,7 +8,7 @@ markdown to the given file (default docs/budget.md).
 import os
 import sys
 
-# name -> (comparison, limit, target text) from issue 8.
+# name -> (comparison, limit, target text): the targets of the report budget.
 TARGETS = {
     "report.cold.round_trips": ("<=", 4, "<= 4"),
     "report.warm.round_trips": ("<=", 1, "1"),
@@ -28,7 +28,7 @@ TARGETS = {
 }
 
 
-# What limits a figure when it misses its target (from the analysis of issue 8's runs); shown
+# What limits a figure when it misses its target (from the analysis of the budget runs); shown
 # under the table only for the figures that miss.
 LIMITS = {
     "report.warm.bytes": "the local server's 2.04 reply carries Content-Format 50 (2 bytes) that "

@@ -1,5 +1,5 @@
 """Modem emulator: a SIM7020 or BC95 on a pseudo-terminal, byte for byte as spec/modems.md
-§10 describes, forwarding its sockets' datagrams over real UDP on 127.0.0.1 (issue 5).
+§10 describes, forwarding its sockets' datagrams over real UDP on 127.0.0.1.
 
     with ModemEmulator("sim7020", registration_delay=0.1, pcap="out.pcap") as emu:
         uart = machine.UART.attach(2, emu.port) ...      # the device side opens emu.port

@@ -1,4 +1,4 @@
-"""The report cycle: measure, queue, report to EnOS, handle commands, sleep (issue 7).
+"""The report cycle: measure, queue, report to EnOS, handle commands, sleep.
 
 One wake-up of the device is one call of App.run(). Its steps, in order:
 
@@ -129,49 +129,6 @@ def decode_record(data):
     if not isinstance(obj, dict) or not isinstance(obj.get("p"), dict):
         raise ValueError("queued record is not {p, t}")
     return obj["p"], obj.get("t")
-
-
-def parse_cclk(answer):
-    """RTC().datetime tuple (UTC) from a +CCLK answer "yy/MM/dd,hh:mm:ss+zz" (zz: quarter
-    hours of local offset, 27.007 §8.15), or None when the modem has no network time."""
-    if not answer:
-        return None
-    text = answer.split(":", 1)[1] if answer.startswith("+CCLK") else answer
-    date, clock = text.strip().strip('"').split(",")
-    yy, mo, dd = [int(x) for x in date.split("/")]
-    zone = 0
-    for ch in "+-":
-        if ch in clock:
-            clock, z = clock.split(ch)
-            zone = int(z) if ch == "+" else -int(z)
-    hh, mi, ss = [int(x) for x in clock.split(":")]
-    if not 24 <= yy < 70:  # 70/01/01 or 80/01/06 before the modem got NITZ
-        return None
-    mins = _days_from_civil(2000 + yy, mo, dd) * 1440 + hh * 60 + mi - zone * 15
-    days, mins = divmod(mins, 1440)
-    y, mo, dd = _civil_from_days(days)
-    return (y, mo, dd, (days + 3) % 7, mins // 60, mins % 60, ss, 0)
-
-
-def _days_from_civil(y, m, d):
-    """Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm)."""
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-
-
-def _civil_from_days(z):
-    z += 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + (3 if mp < 10 else -9)
-    return yoe + era * 400 + (m <= 2), m, d
 
 
 def _rejected(e):
@@ -392,11 +349,11 @@ class App:
                 log("PSM request refused: %s" % _err(e))
 
     def sync_clock(self):
-        """Sets the RTC from the network time (AT+CCLK?, NITZ) so queued readings carry
+        """Sets the RTC from the modem's network time (NITZ) so queued readings carry
         their real time; the RTC keeps it through deep sleep. Best effort."""
         try:
-            t = parse_cclk(self.modem.query("AT+CCLK?", prefix="+CCLK"))
-        except (ModemError, ValueError, TypeError, IndexError):
+            t = self.modem.network_time()
+        except ModemError:
             t = None
         if t is None:
             log("no network time: readings are sent without a timestamp")

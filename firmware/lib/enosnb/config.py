@@ -1,4 +1,4 @@
-"""secrets.json and board.json: loading and validation at boot (issue 7, item 2).
+"""secrets.json and board.json: loading and validation at boot.
 
 Every problem raises ConfigError with a message naming the file, the field and the fix.
 No message ever contains the value of a string from secrets.json (only its field name and

@@ -1,4 +1,4 @@
-"""Flash-backed measurement queue that survives power loss (issue 7, item 4).
+"""Flash-backed measurement queue that survives power loss.
 
 Every measurement is written to flash before it is reported as queued, and removed only
 after the caller says EnOS acknowledged it. A power cut at any byte leaves every record

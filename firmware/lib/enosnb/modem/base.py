@@ -341,6 +341,15 @@ class Modem:
         f = fields("+CGPADDR:" + (self.query(self.IP_CMD) or ""))
         return f[1] if len(f) > 1 else None
 
+    def network_time(self):
+        """The network's time (NITZ) as an RTC datetime tuple in UTC, or None before the
+        module has it; ModemError when the answer is not a time."""
+        from enosnb.modem.nettime import parse_cclk
+        try:
+            return parse_cclk(self.query("AT+CCLK?", prefix="+CCLK"))
+        except ValueError as e:
+            raise ModemError("%s; check the module firmware (AT+CGMR)" % e)
+
     def signal(self):
         """Received signal strength in dBm from AT+CSQ, or None when unknown (99)."""
         f = fields("+CSQ:" + self._ask("AT+CSQ"))

@@ -240,6 +240,60 @@ def run(seeds=12, cuts_per_seed=25, exhaustive=True):
     return totals
 
 
+def _state(store):
+    return ([p for _, p in store.peek(10 ** 6)], store.dropped)
+
+
+def cut_through_cap(**caps):
+    """Fills a queue to its cap, then cuts the power at every step of the append that applies
+    the `full` policy. Returns (cuts, states that were not one of: before the append, after
+    the policy, after the append)."""
+    import copy
+
+    def filled():
+        fs = CutFs(random.Random(5))
+        s = Store("/q", max_record_bytes=64, seg_bytes=48, fs=fs, **caps)
+        i = 0
+        while not s.events:
+            i += 1
+            before = (copy.deepcopy(fs.files), _state(s))
+            s.append(b"r%03d" % i)
+        return before, b"r%03d" % i
+
+    (files, before), new = filled()
+    ref = CutFs(random.Random(5))
+    ref.files = copy.deepcopy(files)
+    s = Store("/q", max_record_bytes=64, seg_bytes=48, fs=ref, **caps)
+    s.append(new)
+    after = _state(s)
+    acceptable = [before, (after[0][:-1], after[1]), after]
+    cuts = bad = 0
+    k = 0
+    while True:
+        fs = CutFs(random.Random(k))
+        fs.files = copy.deepcopy(files)
+        s = Store("/q", max_record_bytes=64, seg_bytes=48, fs=fs, **caps)
+        fs.budget = fs.steps + k
+        try:
+            s.append(new)
+        except PowerCut:
+            fs.budget = None
+            cuts += 1
+            got = _state(Store("/q", max_record_bytes=64, seg_bytes=48, fs=fs, **caps))
+            bad += got not in acceptable
+            k += 1
+            continue
+        return cuts, bad
+
+
+def test_a_power_cut_while_the_queue_is_thinned_or_trimmed_leaves_the_old_or_the_new_queue():
+    for caps in ({"max_records": 12, "full": "thin"}, {"max_bytes": 240, "full": "thin"},
+                 {"max_bytes": 240}):
+        cuts, bad = cut_through_cap(**caps)
+        assert cuts >= 20, caps
+        assert bad == 0, caps
+
+
 def test_no_queued_record_is_lost_or_duplicated_by_power_cuts_at_any_byte():
     totals = run()
     _report(totals)

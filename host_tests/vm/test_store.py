@@ -205,3 +205,124 @@ def test_a_full_flash_drops_the_oldest_segment_counts_it_and_keeps_queueing():
     assert fs.used() <= 400
     again = Store(d, seg_bytes=100)
     assert _payloads(again) == got and again.dropped == s.dropped
+
+
+class _CountingFs:
+    """The real file system, counting the bytes read: how much an open() costs."""
+
+    def __init__(self):
+        from enosnb.store import OsFs
+        self.fs = OsFs()
+        self.read = 0
+
+    def open(self, path, mode):
+        f = self.fs.open(path, mode)
+        if "r" not in mode:
+            return f
+        fs = self
+
+        class _R:
+            def read(self, n=-1):
+                data = f.read(n)
+                fs.read += len(data or b"")
+                return data
+
+            def readinto(self, buf):
+                n = f.readinto(buf)
+                fs.read += n or 0
+                return n
+
+            def seek(self, pos):
+                f.seek(pos)
+
+            def close(self):
+                f.close()
+        return _R()
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
+def test_opening_a_long_queue_reads_the_head_and_the_tail_not_every_record():
+    d = _fresh("o1")
+    s = Store(d, seg_bytes=512)
+    for i in range(600):
+        s.append(b"reading-%04d" % i)
+    s.ack(s.peek(5)[-1][0])
+    for i in range(3):
+        s.append(b"late-%d" % i)
+    fs = _CountingFs()
+    again = Store(d, seg_bytes=512, fs=fs)
+    assert len(again) == 598
+    # Two head slots and at most one segment: not the 600 records (about 14 KB).
+    assert fs.read <= 2 * 62 + 512 + 23, fs.read
+    assert _payloads(again, 2) == [b"reading-0005", b"reading-0006"]
+    assert _payloads(again)[-1] == b"late-2"
+
+
+def test_a_queue_written_by_the_older_format_is_rebuilt_once_and_keeps_its_records():
+    import binascii
+    import struct
+    d = _fresh("legacy")
+    s = Store(d, seg_bytes=64)
+    for i in range(8):
+        s.append(b"old-%d" % i)
+    for slot in (0, 1):
+        try:
+            os.remove(d + "/h%d" % slot)
+        except OSError:
+            pass
+    body = struct.pack("<4sIII", b"ENQH", 7, 3, 2)  # gen 7, acked 3, dropped 2
+    _write(d + "/h0", body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF))
+    again = Store(d, seg_bytes=64)
+    assert _payloads(again) == [b"old-%d" % i for i in range(3, 8)]
+    assert again.dropped == 2 and len(again) == 5
+    again.append(b"new")
+    assert _payloads(Store(d, seg_bytes=64))[-1] == b"new"
+
+
+def test_the_byte_cap_drops_the_oldest_segment_and_counts_it():
+    d = _fresh("capdrop")
+    s = Store(d, seg_bytes=100, max_bytes=400)
+    for i in range(60):
+        s.append(b"cap-%02d" % i)
+        assert s.used_bytes() <= 400 + 100
+    assert s.dropped > 0 and len(s) + s.dropped == 60
+    got = _payloads(s)
+    assert got == [b"cap-%02d" % i for i in range(60 - len(got), 60)]
+    assert ("dropped oldest", 9) in s.events or s.events[0][0] == "dropped oldest"
+    again = Store(d, seg_bytes=100, max_bytes=400)
+    assert _payloads(again) == got and again.dropped == s.dropped
+
+
+def test_thinning_keeps_the_whole_span_at_half_resolution_and_counts_what_went():
+    d = _fresh("thin")
+    s = Store(d, max_records=16, seg_bytes=64, full="thin")
+    for i in range(1, 17):
+        s.append(b"t%02d" % i)
+    assert s.dropped == 0
+    s.append(b"t17")
+    # The first 16 readings thinned to every other one, then the new reading.
+    assert _payloads(s) == [b"t%02d" % i for i in range(2, 17, 2)] + [b"t17"]
+    assert s.dropped == 8 and s.events == [("thinned to 1 in 2", 8)]
+    for i in range(18, 40):
+        s.append(b"t%02d" % i)
+    got = _payloads(s)
+    assert len(got) <= 16 and got[0] in (b"t04", b"t08") and got[-1] == b"t39"
+    assert len(got) + s.dropped == 39
+    again = Store(d, max_records=16, seg_bytes=64, full="thin")
+    assert _payloads(again) == got and again.dropped == s.dropped
+    assert again.thin_level == s.thin_level
+
+
+def test_thinning_under_the_byte_cap_frees_flash():
+    d = _fresh("thinbytes")
+    s = Store(d, seg_bytes=128, max_bytes=1024, full="thin")
+    for i in range(300):
+        s.append(b"reading %03d" % i)
+        assert s.used_bytes() <= 1024 + 128
+    got = _payloads(s)
+    assert got[-1] == b"reading 299" and len(got) + s.dropped == 300
+    assert int(got[0][8:]) < 50  # the start of the outage is still there
+    files = sum(1 for n in os.listdir(d) if n.startswith("s"))
+    assert files <= 1024 // 128 + 1

@@ -5,6 +5,9 @@ store.powercut.*: host_tests/test_store_powercut.py's seeded kills at every byte
 drops and deletes; lost and duplicated must be 0.
 store.flash_bytes_per_cycle: bytes written for one 120-byte measurement queued and acked
 (record + head slot), the figure that sets flash wear.
+store.open_ms.N: opening a queue of N pending records on the MicroPython unix port (the head
+holds counts and positions), against store.rebuild_ms.N, reading every record as every open
+did before.
 """
 import os
 import random
@@ -37,6 +40,26 @@ def main():
     print("store.powercut.duplicated: %d" % dup)
     print("store.record_overhead: 11 bytes")
     print("store.flash_bytes_per_cycle: %.1f bytes" % _flash_bytes_per_cycle())
+    import tempfile
+    from enosnb.store import OsFs, Store
+    record = b'{"l":3,"p":{"temperature":21.5},"r":1764115200123}'
+    with tempfile.TemporaryDirectory() as tmp:
+        args = []
+        for n in (5000, 20000):
+            d = os.path.join(tmp, "q%d" % n)
+            s = Store(d, fs=OsFs())
+            for _ in range(n + 1):
+                s.append(record)
+            s.ack(s.peek(1)[0][0])
+            args += [d, str(n)]
+        env = dict(os.environ, MICROPYPATH=os.path.join(ROOT, "firmware", "lib"))
+        r = subprocess.run([os.path.join(ROOT, ".venv", "bin", "micropython"), "-X",
+                            "heapsize=256k", os.path.join(ROOT, "tools", "benches",
+                                                          "mp_store_open.py")] + args,
+                           capture_output=True, text=True, timeout=600, env=env)
+    if r.returncode:
+        raise RuntimeError("mp_store_open failed: %s%s" % (r.stdout, r.stderr.strip()))
+    sys.stdout.write(r.stdout)
     r = subprocess.run(["node", os.path.join(ROOT, "tools", "mpvm", "run.mjs"), "--script",
                         os.path.join(ROOT, "tools", "benches", "mpvm_store.py")],
                        capture_output=True, text=True, timeout=120)

@@ -2,7 +2,8 @@
 
 Every measurement is written to flash before it is reported as queued, and removed only
 after the caller says EnOS acknowledged it. A power cut at any byte leaves every record
-that append() had returned intact, exactly once, in order.
+that append() had returned intact, exactly once, in order (or counted as dropped by the
+policy below).
 
 On-flash layout, all files in one directory:
 
@@ -11,27 +12,41 @@ On-flash layout, all files in one directory:
               crc32 covers magic, length, seq and payload. A segment is read up to its
               first record that is short, has a bad magic/CRC or a non-increasing seq; the
               writer never appends after such a record (it starts segment N+1), so a torn
-              append only ever sits at a segment's end.
-  h0, h1      two head slots (A/B): magic "ENQH" | gen | acked | dropped | crc32, 20 bytes.
-              The valid slot with the highest gen wins. A head is written into the slot
-              that does NOT hold the current head, so a cut while writing leaves the
-              current one untouched; this needs no atomic rename (FAT's rename is not).
+              append only ever sits at a segment's end. The segments in use are the range
+              first..tail of the head; a new segment is created with "wb", so leftovers of an
+              interrupted rewrite never mix with new records.
+  h0, h1      two head slots (A/B): magic "ENQ2", the counters (gen, acked, dropped, pending
+              count, next seq), the segment range, the position of the first pending record,
+              the tail's size and soundness, the thinning rule and a range of segment files
+              still to delete, then a crc32. The valid slot with the highest gen wins. A head
+              is written into the slot that does NOT hold the current head, so a cut while
+              writing leaves the current one untouched; this needs no atomic rename (FAT's
+              rename is not).
+
+Opening is O(1) in the number of records: the head holds the counts and positions, and only
+the records appended to the tail segment after the last head write are read (the head is
+written at every ack and every time a new segment starts, so that is at most one segment).
+A queue without a valid head (made by an older version, or both slots damaged) is rebuilt
+once by reading every segment.
 
 seq numbers increase by one per append attempt and are never reused; `acked` means every
-record with seq <= acked is gone. ack(seq) is cumulative, matching in-order batch sends.
+record with seq <= acked is gone. ack(seq) is cumulative, matching in-order sends.
 
-Overflow policy: drop oldest. When max_records are pending, append() first removes the
-oldest pending record and adds one to the persisted `dropped` counter. If the file system
-is full, the oldest segment's pending records are dropped (and counted) and the append is
-tried once more. Flash use stays below about
-max_records * (max_record_bytes + 11) + seg_bytes + 2 * 20 bytes.
+Capacity: max_records pending records and/or max_bytes of segment files. What happens at the
+cap (`full`):
+- "drop_oldest": the oldest pending records go (a whole segment for the byte cap);
+- "thin": about half of the queue goes, evenly: every record up to the newest keeps only
+  seqs that are multiples of 2**L, L the lowest level (never below the last one) that halves
+  the queue, so it keeps the full span of an outage at a uniform, coarser resolution. The
+  rule (L, up to seq B) is in the head; the kept records are copied into new segments, the head switches to them, then the
+  old segments are deleted, so a cut at any point leaves either the old or the new queue.
+Either way the records removed are added to the persisted `dropped` counter. If the file
+system is full (ENOSPC), the oldest segment's pending records are dropped (and counted) and
+the append is tried once more.
 
-Compaction: a segment whose records are all acknowledged is deleted after the head that
-acknowledges them is on flash (at ack() and at open); the segment being appended to is
-kept until it is full (seg_bytes), or until compact() is called.
-
-MicroPython os API only: open modes 'rb', 'ab', 'wb', os.remove, os.listdir, os.stat,
-os.mkdir, os.sync when present. RAM: one record buffer of max_record_bytes.
+MicroPython os API only: open modes 'rb', 'ab', 'wb', os.remove, os.listdir (only to rebuild
+a queue without a head), os.stat, os.mkdir, os.sync when present. RAM: one record buffer of
+max_record_bytes.
 """
 import binascii
 import struct
@@ -41,10 +56,19 @@ from micropython import const
 _MAGIC = const(0xA7)
 _HDR = "<BHII"
 _HDR_LEN = const(11)
-_HEAD = "<4sIII"
-_HEAD_LEN = const(16)
-_HEAD_MAGIC = b"ENQH"
+# magic | gen acked dropped count next_seq | first tail | pos_id pos_off | tail_off | flags |
+# thin_upto thin_level | gc_lo gc_hi
+_HEAD = "<4sIIIIIIIIIIBIBII"
+_HEAD_LEN = const(58)
+_HEAD_MAGIC = b"ENQ2"
+_OLD_HEAD = "<4sIII"
+_OLD_HEAD_LEN = const(16)
+_OLD_MAGIC = b"ENQH"
 _ENOSPC = const(28)
+_F_TAIL_OK = const(1)
+
+DROP_OLDEST = "drop_oldest"
+THIN = "thin"
 
 
 class StoreError(Exception):
@@ -84,6 +108,16 @@ class OsFs:
             self._os.sync()
 
 
+def fs_bytes(path):
+    """Total size in bytes of the file system holding path (os.statvfs), or None."""
+    import os
+    try:
+        st = os.statvfs(path)
+    except (AttributeError, OSError):
+        return None
+    return st[1] * st[2]
+
+
 def _crc(hdr7, payload):
     return binascii.crc32(payload, binascii.crc32(hdr7)) & 0xFFFFFFFF
 
@@ -91,19 +125,28 @@ def _crc(hdr7, payload):
 class Store:
     """Persistent FIFO of byte records.
 
-    Store(path, max_records=500, max_record_bytes=1024, seg_bytes=4096, fs=None)
-        append(data) -> seq      durable when it returns; drops the oldest when full
+    Store(path, max_records=None, max_record_bytes=1024, seg_bytes=4096, fs=None,
+          max_bytes=None, full="drop_oldest")
+        append(data) -> seq      durable when it returns; applies `full` at the cap
         peek(n) -> [(seq, bytes)] the n oldest pending records, oldest first
         ack(seq)                 removes every pending record with seq' <= seq, durably
         compact()                also deletes the current segment when fully acknowledged
-        len(store), .dropped, .acked, .next_seq
+        len(store), .dropped, .acked, .next_seq, .used_bytes(), .events (what the cap did)
     """
 
-    def __init__(self, path, max_records=500, max_record_bytes=1024, seg_bytes=4096, fs=None):
-        if max_records < 1 or max_record_bytes < 1 or max_record_bytes > 0xFFFF:
+    def __init__(self, path, max_records=None, max_record_bytes=1024, seg_bytes=4096,
+                 fs=None, max_bytes=None, full=DROP_OLDEST):
+        if max_records is not None and max_records < 1 or max_record_bytes < 1 or \
+                max_record_bytes > 0xFFFF:
             raise ValueError("max_records >= 1 and 1 <= max_record_bytes <= 65535")
+        if max_bytes is not None and max_bytes < 2 * seg_bytes:
+            raise ValueError("max_bytes must hold at least two segments (2 * seg_bytes)")
+        if full not in (DROP_OLDEST, THIN):
+            raise ValueError('full must be "drop_oldest" or "thin"')
         self.path = path.rstrip("/") or "/"
         self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.full = full
         self.max_record_bytes = max_record_bytes
         self.seg_bytes = seg_bytes
         self.fs = fs or OsFs()
@@ -111,12 +154,14 @@ class Store:
         self._mv = memoryview(self._buf)
         self._hdr = bytearray(_HDR_LEN)
         self._hmv = memoryview(self._hdr)
+        # (what, records removed) for each time the cap applied since open: the caller logs it.
+        self.events = []
         self._open()
 
     # -- recovery -------------------------------------------------------------------------
 
-    def _file(self, name):
-        return self.path + "/" + name
+    def _file(self, seg):
+        return "%s/s%d" % (self.path, seg)
 
     def _open(self):
         fs = self.fs
@@ -125,69 +170,122 @@ class Store:
                 fs.mkdir(self.path)
             except OSError:
                 pass
-        self.gen, self.acked, self.dropped, self._slot = 0, 0, 0, 1
+        self.gen, self._slot = 0, 1
+        self.acked = self.dropped = self._count = 0
+        self.next_seq = 1
+        self.first_id, self.tail_id = 1, 0
+        self._pos = None
+        self._tail_size = 0
+        self._tail_ok = True
+        self.thin_upto, self.thin_level = 0, 0
+        self._gc = None
         best = None
         for slot in (0, 1):
             h = self._read_head(slot)
-            if h is not None and (best is None or h[0] > best[0]):
+            if h is not None and (best is None or h[1] > best[1]):
                 best = h
                 self._slot = slot
-        if best is not None:
-            self.gen, self.acked, self.dropped = best
-        segs = []
-        for name in fs.listdir(self.path):
-            if len(name) > 1 and name[0] == "s" and name[1:].isdigit():
-                segs.append(int(name[1:]))
-        segs.sort()
-        self._segs = segs
-        self._seg_last = {}
-        self._seg_pend = {}
-        self._count = 0
-        self._first = None
-        last_seq = 0
-        self._tail_ok = False
-        self._tail_size = 0
-        for i in range(len(segs)):
-            seg = segs[i]
-            n, top, end = self._scan(seg, 0, last_seq, -1)
-            if n:
-                self._seg_last[seg] = top
-                last_seq = top
-            if i == len(segs) - 1:
-                self._tail_size = end
-                self._tail_ok = end == fs.size(self._file("s%d" % seg))
-        self.next_seq = max(last_seq, self.acked) + 1
-        self._compact(False)
+        if best is not None and best[0] == _HEAD_MAGIC:
+            (_, self.gen, self.acked, self.dropped, self._count, self.next_seq, self.first_id,
+             self.tail_id, pos_id, pos_off, tail_off, flags, self.thin_upto, self.thin_level,
+             gc_lo, gc_hi) = best
+            if pos_id:
+                self._pos = (pos_id, pos_off)
+            self._tail_size = tail_off
+            self._tail_ok = bool(flags & _F_TAIL_OK)
+            if gc_lo <= gc_hi:
+                self._gc = (gc_lo, gc_hi)
+                self._collect()
+            self._recover_tail()
+        else:
+            if best is not None:
+                self.gen, self.acked, self.dropped = best[1], best[2], best[3]
+            self._rebuild()
 
     def _read_head(self, slot):
         try:
-            f = self.fs.open(self._file("h%d" % slot), "rb")
+            f = self.fs.open("%s/h%d" % (self.path, slot), "rb")
         except OSError:
             return None
         try:
             data = f.read(_HEAD_LEN + 4)
         finally:
             f.close()
-        if data is None or len(data) != _HEAD_LEN + 4:
+        if not data or len(data) < _OLD_HEAD_LEN + 4:
             return None
-        magic, gen, acked, dropped = struct.unpack(_HEAD, data[:_HEAD_LEN])
-        crc = struct.unpack("<I", data[_HEAD_LEN:])[0]
-        if magic != _HEAD_MAGIC or crc != binascii.crc32(data[:_HEAD_LEN]) & 0xFFFFFFFF:
+        n = _HEAD_LEN if data[:4] == _HEAD_MAGIC else _OLD_HEAD_LEN
+        if len(data) < n + 4 or data[:4] not in (_HEAD_MAGIC, _OLD_MAGIC):
             return None
-        return gen, acked, dropped
+        if struct.unpack("<I", data[n:n + 4])[0] != binascii.crc32(data[:n]) & 0xFFFFFFFF:
+            return None
+        return struct.unpack(_HEAD if n == _HEAD_LEN else _OLD_HEAD, data[:n])
 
-    def _scan(self, seg, offset, prev_seq, limit, out=None):
-        """Walks segment seg from offset over valid records with seq > prev_seq.
+    def _recover_tail(self):
+        """Counts the records appended to the tail segment since the head was written."""
+        if self.tail_id < self.first_id or not self._tail_ok:
+            return
+        start = self._tail_size
+        found = [0, None]
 
-        Counts pending ones (seq > acked) into self._count and notes the first in
-        self._first while recovering (limit < 0); with limit >= 0 appends up to limit
-        pending (seq, payload) to out instead. Returns (records seen, last seq, end offset).
-        """
+        def visit(seq, off, length):
+            found[0] += 1
+            if found[1] is None:
+                found[1] = off
+            return False
+        last, end = self._scan(self.tail_id, start, self.next_seq - 1, visit)
+        size = self.fs.size(self._file(self.tail_id))
+        self._tail_size = end
+        self._tail_ok = end == max(size, 0)
+        if found[0]:
+            self._count += found[0]
+            self.next_seq = last + 1
+            if self._pos is None:
+                self._pos = (self.tail_id, found[1])
+
+    def _rebuild(self):
+        """A queue without a valid head: read every segment once and write a head."""
+        segs = []
+        for name in self.fs.listdir(self.path):
+            if len(name) > 1 and name[0] == "s" and name[1:].isdigit():
+                segs.append(int(name[1:]))
+        if not segs:
+            return
+        segs.sort()
+        state = [self.acked, None, None]  # last seq, first pending pos, first pending seg
+
+        last_seq = 0
+        for seg in segs:
+            def visit(seq, off, length, seg=seg):
+                if seq > self.acked:
+                    self._count += 1
+                    if state[1] is None:
+                        state[1] = (seg, off)
+                return False
+            last_seq, end = self._scan(seg, 0, last_seq, visit)
+            if seg == segs[-1]:
+                self._tail_size = end
+                self._tail_ok = end == max(self.fs.size(self._file(seg)), 0)
+        self.next_seq = max(last_seq, self.acked) + 1
+        self.tail_id = segs[-1]
+        self._pos = state[1]
+        old_first = segs[0]
+        if self._pos is not None:
+            self.first_id = self._pos[0]
+        else:
+            self.first_id = self.tail_id if self._tail_ok else self.tail_id + 1
+        if self.first_id > old_first:
+            self._gc = (old_first, self.first_id - 1)
+        self._write_head()
+        self._collect()
+
+    def _scan(self, seg, offset, prev_seq, visit):
+        """Walks segment seg from offset over valid records with seq > prev_seq, calling
+        visit(seq, offset, length) with the payload in self._mv[:length]; stops when visit
+        returns True. Returns (last seq seen, offset after the last record read)."""
         try:
-            f = self.fs.open(self._file("s%d" % seg), "rb")
+            f = self.fs.open(self._file(seg), "rb")
         except OSError:
-            return 0, prev_seq, 0
-        n = 0
+            return prev_seq, offset
         pos = offset
         try:
             if offset:
@@ -204,27 +302,28 @@ class Store:
                     break
                 if _crc(self._hmv[:7], mv) != crc:
                     break
-                n += 1
                 prev_seq = seq
-                if seq > self.acked:
-                    if limit < 0:
-                        self._count += 1
-                        self._seg_pend[seg] = self._seg_pend.get(seg, 0) + 1
-                        if self._first is None:
-                            self._first = (seg, pos)
-                    elif out is not None:
-                        if len(out) >= limit:
-                            break
-                        out.append((seq, bytes(mv)))
+                here = pos
                 pos += _HDR_LEN + length
+                if visit(seq, here, length):
+                    break
         finally:
             f.close()
-        return n, prev_seq, pos
+        return prev_seq, pos
+
+    def _kept(self, seq):
+        return seq > self.thin_upto or seq % (1 << self.thin_level) == 0
 
     # -- public API -----------------------------------------------------------------------
 
     def __len__(self):
         return self._count
+
+    def used_bytes(self):
+        """Flash the segments take, about: whole segments before the tail, then the tail."""
+        if self.tail_id < self.first_id:
+            return 0
+        return (self.tail_id - self.first_id) * self.seg_bytes + self._tail_size
 
     def append(self, data):
         """Writes one record durably and returns its seq; the record is queued only then."""
@@ -234,60 +333,37 @@ class Store:
             raise StoreError("record of %d bytes exceeds max_record_bytes %d: send less per record"
                              % (len(data), self.max_record_bytes))
         try:
-            while self._count >= self.max_records:
-                self._drop_oldest()
+            self._make_room(_HDR_LEN + len(data))
             return self._append(data)
         except OSError as e:
             if e.args and e.args[0] == _ENOSPC and self._count:
-                self._drop_oldest_segment()
+                self._drop_first_segment(True)
                 try:
                     return self._append(data)
                 except OSError as e2:
                     e = e2
             raise StoreError("flash write failed (%s): check free space on the file system" % e)
 
-    def _append(self, data):
-        seq = self.next_seq
-        # A failed attempt still burns its seq: its bytes may be on flash even if the
-        # write raised, and a later record must never reuse that number.
-        self.next_seq = seq + 1
-        if not self._segs or not self._tail_ok or self._tail_size >= self.seg_bytes:
-            seg = self._segs[-1] + 1 if self._segs else 1
-            self._segs.append(seg)
-            self._tail_size = 0
-            self._tail_ok = True
-        seg = self._segs[-1]
-        hdr = struct.pack("<BHI", _MAGIC, len(data), seq)
-        rec = hdr + struct.pack("<I", _crc(hdr, data)) + data
-        self._tail_ok = False
-        f = self.fs.open(self._file("s%d" % seg), "ab")
-        try:
-            f.write(rec)
-            f.flush()
-        finally:
-            f.close()
-        self.fs.sync()
-        self._tail_ok = True
-        if self._first is None:
-            self._first = (seg, self._tail_size)
-        self._tail_size += len(rec)
-        self._seg_last[seg] = seq
-        self._seg_pend[seg] = self._seg_pend.get(seg, 0) + 1
-        self._count += 1
-        return seq
-
     def peek(self, n=1):
         """The n oldest pending records as [(seq, payload bytes)], oldest first."""
         out = []
-        if n <= 0 or self._first is None:
+        if n <= 0 or self._pos is None:
             return out
-        seg, pos = self._first
-        for s in self._segs:
-            if s < seg:
-                continue
-            self._scan(s, pos if s == seg else 0, 0, n, out)
-            if len(out) >= n:
-                break
+
+        def visit(seq, off, length):
+            if seq > self.acked and self._kept(seq):
+                out.append((seq, bytes(self._mv[:length])))
+            return len(out) >= n
+        seg, pos = self._pos
+        prev = self.acked
+        while seg <= self.tail_id and len(out) < n:
+            prev, _ = self._scan(seg, pos, prev, visit)
+            seg += 1
+            pos = 0
+        if len(out) < n and len(out) < self._count:
+            # A segment the head counted is gone (a full flash refused the head write
+            # after the segment was deleted): the count follows the records.
+            self._count = len(out)
         return out
 
     def ack(self, seq):
@@ -295,131 +371,243 @@ class Store:
         if seq <= self.acked or self._count == 0:
             return
         try:
-            self._advance(min(seq, self.next_seq - 1), 0)
+            self._advance(min(seq, self.next_seq - 1), False)
         except OSError as e:
             raise StoreError("flash write of the queue head failed (%s): the records stay "
                              "queued and go out again" % e)
 
     def compact(self):
         """Deletes every fully acknowledged segment, the one being appended to included."""
-        self._compact(True)
+        if self._pos is None and self.tail_id >= self.first_id:
+            self._gc = (self.first_id, self.tail_id)
+            self.first_id = self.tail_id + 1
+            self._tail_size = 0
+            self._tail_ok = True
+            self._write_head()
+            self._collect()
 
     # -- internals --------------------------------------------------------------------------
 
-    def _write_head(self, acked, dropped):
+    def _append(self, data):
+        if self.tail_id < self.first_id or not self._tail_ok or \
+                self._tail_size >= self.seg_bytes:
+            self._roll()
+        seq = self.next_seq
+        # A failed attempt still burns its seq: its bytes may be on flash even if the
+        # write raised, and a later record must never reuse that number.
+        self.next_seq = seq + 1
+        hdr = struct.pack("<BHI", _MAGIC, len(data), seq)
+        rec = hdr + struct.pack("<I", _crc(hdr, data)) + data
+        self._tail_ok = False
+        f = self.fs.open(self._file(self.tail_id), "wb" if self._tail_size == 0 else "ab")
+        try:
+            f.write(rec)
+            f.flush()
+        finally:
+            f.close()
+        self.fs.sync()
+        self._tail_ok = True
+        if self._pos is None:
+            self._pos = (self.tail_id, self._tail_size)
+        self._tail_size += len(rec)
+        self._count += 1
+        return seq
+
+    def _roll(self):
+        """Starts a new tail segment; the head names it before anything is written to it."""
+        self.tail_id += 1
+        if self._pos is None:
+            self.first_id = self.tail_id
+        self._tail_size = 0
+        self._tail_ok = True
+        self._write_head()
+
+    def _write_head(self):
         slot = 1 - self._slot
         gen = self.gen + 1
-        body = struct.pack(_HEAD, _HEAD_MAGIC, gen, acked, dropped)
-        f = self.fs.open(self._file("h%d" % slot), "wb")
+        pos_id, pos_off = self._pos if self._pos is not None else (0, 0)
+        gc_lo, gc_hi = self._gc if self._gc is not None else (1, 0)
+        body = struct.pack(_HEAD, _HEAD_MAGIC, gen, self.acked, self.dropped, self._count,
+                           self.next_seq, self.first_id, self.tail_id, pos_id, pos_off,
+                           self._tail_size, _F_TAIL_OK if self._tail_ok else 0,
+                           self.thin_upto, self.thin_level, gc_lo, gc_hi)
+        f = self.fs.open("%s/h%d" % (self.path, slot), "wb")
         try:
             f.write(body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF))
             f.flush()
         finally:
             f.close()
         self.fs.sync()
-        self.gen, self.acked, self.dropped, self._slot = gen, acked, dropped, slot
+        self.gen, self._slot = gen, slot
 
-    def _advance(self, upto, dropping):
-        """Removes pending records with seq <= upto; counts them as dropped if dropping."""
-        removed = 0
-        first = None
-        split = None
-        for seg in self._segs:
-            last = self._seg_last.get(seg, 0)
-            if last <= self.acked:
-                continue
-            if last <= upto:
-                removed += self._seg_pend.get(seg, 0)
-                continue
-            split = (seg,) + self._split(seg, upto)
-            removed += split[1]
-            first = split[2]
-            break
-        self._write_head(upto, self.dropped + (removed if dropping else 0))
-        for seg in self._segs:
-            if self._seg_last.get(seg, 0) <= upto:
-                self._seg_pend.pop(seg, None)
-        if split is not None:
-            self._seg_pend[split[0]] -= split[1]
-        self._count -= removed
-        self._first = first
-        self._compact(False)
+    def _collect(self):
+        """Deletes the segment files the head no longer uses."""
+        if self._gc is None:
+            return
+        lo, hi = self._gc
+        for seg in range(lo, hi + 1):
+            try:
+                self.fs.remove(self._file(seg))
+            except OSError:
+                pass
+        self._gc = None
+
+    def _advance(self, upto, dropping, extra=0):
+        """Removes pending records with seq <= upto; counts them as dropped if dropping.
+        extra: records already deleted with their file, which the walk cannot see."""
+        walk = [0, None]  # kept records removed, position of the first record after upto
+
+        def visit(seq, off, length):
+            if seq > upto:
+                walk[1] = (seg_box[0], off)
+                return True
+            if seq > self.acked and self._kept(seq):
+                walk[0] += 1
+            return False
+        seg_box = [0]
+        seg, pos = self._pos
+        prev = self.acked
+        while seg <= self.tail_id and walk[1] is None:
+            seg_box[0] = seg
+            prev, _ = self._scan(seg, pos, prev, visit)
+            seg += 1
+            pos = 0
+        old_first = self.first_id
+        self._pos = walk[1]
+        if self._pos is not None:
+            self.first_id = self._pos[0]
+        elif not self._tail_ok:
+            self.first_id = self.tail_id + 1
+        else:
+            self.first_id = self.tail_id
+        self.acked = upto
+        removed = walk[0] + extra
+        self._count = max(0, self._count - removed)
+        if dropping:
+            self.dropped += removed
+        if self.first_id > old_first:
+            self._gc = (old_first, self.first_id - 1)
+        self._write_head()
+        self._collect()
         return removed
 
-    def _split(self, seg, upto):
-        """In seg, counts pending records with seq <= upto and finds the first one after."""
-        removed = 0
-        pos = self._first[1] if self._first and self._first[0] == seg else 0
-        f = self.fs.open(self._file("s%d" % seg), "rb")
-        try:
-            if pos:
-                f.seek(pos)
-            while True:
-                hdr = f.read(_HDR_LEN)
-                if not hdr or len(hdr) < _HDR_LEN:
-                    return removed, None
-                _, length, seq, _ = struct.unpack(_HDR, hdr)
-                if seq > upto:
-                    return removed, (seg, pos)
-                if seq > self.acked:
-                    removed += 1
-                f.seek(pos + _HDR_LEN + length)
-                pos += _HDR_LEN + length
-        finally:
-            f.close()
-
-    def _drop_oldest(self):
-        first = self.peek(1)
-        if not first:
-            self._count = 0
-            return
-        self._advance(first[0][0], 1)
-
-    def _drop_oldest_segment(self):
-        """Frees flash when the file system is full: deletes the oldest segment holding
-        pending records before writing the head, because a full flash may refuse the head
-        write. A cut in between loses no kept record; only the drop count misses them."""
-        for seg in self._segs:
-            last = self._seg_last.get(seg, 0)
-            if last <= self.acked:
+    def _make_room(self, rec_len):
+        """Applies the `full` policy until one more record of rec_len bytes fits the caps."""
+        for _ in range(64):
+            over_records = self.max_records is not None and self._count >= self.max_records
+            # One segment is never over: only whole segments can be freed.
+            over_bytes = self.max_bytes is not None and self._count and \
+                self.tail_id > self.first_id and \
+                self.used_bytes() + rec_len > self.max_bytes
+            if not (over_records or over_bytes):
+                return
+            before = self._count
+            if self.full == THIN and self._count > 1 and self._thin():
+                self.events.append(("thinned to 1 in %d" % (1 << self.thin_level),
+                                    before - self._count))
                 continue
-            n = self._seg_pend.get(seg, 0)
-            self.fs.remove(self._file("s%d" % seg))
-            self._segs.remove(seg)
-            self._seg_last.pop(seg, None)
-            self._seg_pend.pop(seg, None)
-            self._count -= n
-            self._first = None
-            for s in self._segs:
-                if self._seg_last.get(s, 0) > last:
-                    self._first = (s, 0)
-                    break
-            if not self._segs or seg > self._segs[-1]:
-                self._tail_ok = False
-            try:
-                self._write_head(last, self.dropped + n)
-            except OSError:
-                self.acked, self.dropped = last, self.dropped + n
-            self._compact(False)
-            return
-
-    def _compact(self, tail_too):
-        keep = []
-        n = len(self._segs)
-        for i in range(n):
-            seg = self._segs[i]
-            is_tail = i == n - 1
-            if self._seg_last.get(seg, 0) <= self.acked and (
-                    tail_too or not is_tail or not self._tail_ok):
-                try:
-                    self.fs.remove(self._file("s%d" % seg))
-                except OSError:
-                    keep.append(seg)
-                    continue
-                self._seg_last.pop(seg, None)
-                self._seg_pend.pop(seg, None)
-                if is_tail:
-                    self._tail_ok = False
+            if over_bytes and self._pos is not None and self._pos[0] < self.tail_id:
+                self._drop_first_segment(False)
             else:
-                keep.append(seg)
-        self._segs = keep
+                first = self.peek(1)
+                if not first:
+                    self._count = 0
+                    return
+                self._advance(first[0][0], True)
+            self.events.append(("dropped oldest", before - self._count))
+
+    def _thin(self):
+        """Keeps every other reading of the whole queue (uniformly, by seq): the kept ones
+        are copied into new segments, then the head switches to them. False when the copy
+        could not be written (full flash): the caller drops the oldest instead."""
+        upto = self.next_seq - 1
+        # The lowest level (1 in 2**level, never finer than before) that keeps at most half
+        # of the pending records, estimated from the seq range (seqs burned by failed
+        # appends make it a little high, never too low).
+        level = max(self.thin_level, 1)
+        while level < 30 and (upto >> level) - (self.acked >> level) > self._count // 2:
+            level += 1
+        step = 1 << level
+        new_first = self.tail_id + 1
+        out = [None, new_first, 0, 0]  # open file, its segment, its size, records kept
+
+        def visit(seq, off, length):
+            if seq <= self.acked or seq % step:
+                return False
+            f = out[0]
+            if f is None or out[2] >= self.seg_bytes:
+                if f is not None:
+                    f.close()
+                    out[1] += 1
+                f = out[0] = self.fs.open(self._file(out[1]), "wb")
+                out[2] = 0
+            f.write(self._hdr)
+            f.write(self._mv[:length])
+            out[2] += _HDR_LEN + length
+            out[3] += 1
+            return False
+        seg, pos = self._pos
+        prev = self.acked
+        try:
+            while seg <= self.tail_id:
+                prev, _ = self._scan(seg, pos, prev, visit)
+                seg += 1
+                pos = 0
+            if out[0] is not None:
+                out[0].close()
+                out[0] = None
+            self.fs.sync()
+        except OSError:
+            if out[0] is not None:
+                out[0].close()
+            for s in range(new_first, out[1] + 1):
+                try:
+                    self.fs.remove(self._file(s))
+                except OSError:
+                    pass
+            return False
+        self._gc = (self.first_id, self.tail_id)
+        self.dropped += self._count - out[3]
+        self._count = out[3]
+        self.thin_upto, self.thin_level = upto, level
+        if out[3]:
+            self.first_id, self.tail_id = new_first, out[1]
+            self._pos = (new_first, 0)
+            self._tail_size = out[2]
+        else:
+            self.first_id, self.tail_id = new_first, new_first - 1
+            self._pos = None
+            self._tail_size = 0
+        self._tail_ok = True
+        self._write_head()
+        self._collect()
+        return True
+
+    def _drop_first_segment(self, flash_full):
+        """Drops the pending records of the oldest segment holding any, freeing its file.
+
+        On a full flash (flash_full) the file is deleted before the head is written, because
+        a full flash may refuse the head write; a cut in between loses no kept record, only
+        the count misses them (peek() corrects it)."""
+        if self._pos is None:
+            return
+        seg = self._pos[0]
+        seen = [self.acked, 0]  # last seq in the segment, pending records in it
+
+        def visit(seq, off, length):
+            seen[0] = seq
+            if seq > self.acked and self._kept(seq):
+                seen[1] += 1
+            return False
+        self._scan(seg, self._pos[1], self.acked, visit)
+        if not flash_full or seg == self.tail_id:
+            self._advance(seen[0], True)
+            return
+        try:
+            self.fs.remove(self._file(seg))
+        except OSError:
+            pass
+        try:
+            self._advance(seen[0], True, seen[1])
+        except OSError:
+            pass  # the head could not be written: memory is right; the next write catches up

@@ -67,6 +67,9 @@ class _Enos:
     def resume_measurepoints(self, items):
         self._call("batch", items)
 
+    def update_attributes(self, attrs):
+        pass
+
     def state(self):
         return b"\x01\x00\x00\x00\x07"
 
@@ -75,6 +78,7 @@ class _App(appmod.App):
     def connect(self):
         if not self.network:
             raise ModemError("not registered")
+        self.times.sync(self.times.rtc_ms(), 1000, "test")  # the host's clock is right
         self.enos = self.fake
         self.report["connect"] = "fake"
 
@@ -108,7 +112,7 @@ def test_readings_survive_failed_cycles_and_go_out_oldest_first_in_batches():
     assert len(Store(d + "/queue")) == 0
 
 
-def test_a_record_rejected_alone_is_dropped_and_the_rest_delivered():
+def test_a_record_refused_for_good_goes_to_the_dead_letters_and_the_rest_is_delivered():
     d = _fresh("reject")
     sensor = _Counter()
     a = _device(d, sensor, network=False)
@@ -121,14 +125,18 @@ def test_a_record_rejected_alone_is_dropped_and_the_rest_delivered():
         a = _device(d, sensor, refuse=(1,))
         a.run(woke=True)
     assert a.fake.sent[0] == ("resume", [2])
-    assert a.report["rejected"] == 1
+    assert a.report["dead"] == 1
     assert len(Store(d + "/queue")) == 0
+    from enosnb.deadletter import DeadLetters
+    why, rec = DeadLetters(d + "/dead").peek(1)[0]
+    assert why == "EnOS code 1204" and b'"reading":1' in rec
 
 
-def test_a_record_keeps_its_points_and_time():
-    rec = appmod.encode_record({"t": 21.5, "q": {"value": 1, "quality": 9}}, 1764115200000)
-    assert appmod.decode_record(rec) == ({"t": 21.5, "q": {"value": 1, "quality": 9}},
-                                         1764115200000)
+def test_a_record_keeps_its_points_and_its_rtc_stamp():
+    from enosnb.delivery import decode
+    rec = appmod.encode_record({"t": 21.5, "q": {"value": 1, "quality": 9}}, 1764115200123, 7)
+    assert decode(rec) == {"p": {"t": 21.5, "q": {"value": 1, "quality": 9}},
+                           "r": 1764115200123, "e": 7}
 
 
 def test_network_time_becomes_utc_for_the_rtc():

@@ -241,3 +241,75 @@ def test_corrupt_command_state_is_refused():
     cmds = Commands()
     raises(EnosError, cmds.restore, b"\x01\x05ab")
     raises(EnosError, cmds.restore, b"\x09")
+
+
+def _not_logged_in(payload):
+    return Resp(0x44, b'{"id":"%s","code":1009,"data":{}}' % json.loads(payload)["id"].encode())
+
+
+def test_plain_mode_logs_in_once_more_on_1009_and_then_takes_it_as_a_refused_topic():
+    from enosnb.enos.errors import EnosNoPermissionError
+    t = Transport(False, [Resp(0x44), _not_logged_in, Resp(0x44), ok_reply])
+    c = EnosClient(t, CFG)
+    c.connect()
+    c.post_measurepoints({"a": 1})
+    paths = [s[1] for s in t.coap.sent]
+    assert paths.count("/auth/MuGsF6W4/15bBZlRknc") == 2 and paths[1] == paths[3]
+    t = Transport(False, [Resp(0x44), _not_logged_in, Resp(0x44), _not_logged_in])
+    c = EnosClient(t, CFG)
+    c.connect()
+    raises(EnosNoPermissionError, c.post_measurepoints, {"a": 1})
+    # After a 4.01 and its new login, a 1009 does not log in a third time.
+    t = Transport(False, [Resp(0x44), Resp(0x81), Resp(0x44), _not_logged_in])
+    c = EnosClient(t, CFG)
+    c.connect()
+    raises(EnosNoPermissionError, c.post_measurepoints, {"a": 1})
+    assert [s[1] for s in t.coap.sent].count("/auth/MuGsF6W4/15bBZlRknc") == 2
+
+
+def test_dtls_mode_takes_1009_as_a_refused_topic_without_a_new_handshake():
+    from enosnb.enos.errors import EnosNoPermissionError
+    t = Transport(True, [_not_logged_in])
+    c = EnosClient(t, CFG)
+    c.connect()
+    raises(EnosNoPermissionError, c.resume_measurepoint, {"a": 1}, 1764115200000)
+    assert len(t.opened) == 1
+
+
+def test_a_reply_without_id_is_accepted():
+    t = Transport(True, [Resp(0x44, b'{"code":200,"data":{}}')])
+    c = EnosClient(t, CFG)
+    c.connect()
+    assert c.post_measurepoints({"a": 1}) == {"code": 200, "data": {}}
+
+
+def test_a_failed_command_fetch_or_refused_reply_never_fails_the_uplink_it_rode_on():
+    from enosnb.coap.errors import CoapTimeout
+    notes = []
+    raw_topic = b"/topic/sys/MuGsF6W4/15bBZlRknc/thing/model/down_raw"
+
+    def timeout(payload):
+        raise CoapTimeout("GET (MID 7): no response within the 93000 ms exchange timeout")
+    for script in ([lambda p: Resp(0x44, ok_reply(p).payload, {2100: raw_topic}),
+                    Resp(0x84)],
+                   [lambda p: Resp(0x44, ok_reply(p).payload, {2100: raw_topic}), timeout],
+                   [lambda p: Resp(0x44, ok_reply(p).payload, {2100: SET_TOPIC, 2102: SET_CMD}),
+                    Resp(0x80)],
+                   [lambda p: Resp(0x44, ok_reply(p).payload, {2100: SET_TOPIC, 2102: SET_CMD}),
+                    timeout]):
+        c, cmds, seen, t = _cmd_client(script)
+        cmds.log = notes.append
+        assert c.post_measurepoints({"a": 1})["code"] == 200
+        assert cmds.failures == 1
+    assert "EnOS answered 4.04" in notes[0] and "CoapTimeout" in notes[1]
+    assert "4.00" in notes[2] and "the command reply" in notes[3]
+
+
+def test_a_memory_error_in_a_command_handler_passes_through_as_itself():
+    c, cmds, seen, t = _cmd_client([
+        lambda p: Resp(0x44, ok_reply(p).payload, {2100: SET_TOPIC, 2102: SET_CMD})])
+
+    def starved(params):
+        raise MemoryError("memory allocation failed")
+    cmds.on_set(starved)
+    raises(MemoryError, c.post_measurepoints, {"a": 1})

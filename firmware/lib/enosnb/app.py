@@ -11,27 +11,30 @@ One wake-up of the device is one call of App.run(). Its steps, in order:
   4. connect: restore the saved DTLS session (0 handshake round trips when the server still
      knows it), else resume it (abbreviated handshake), else a full handshake; in plain mode
      reuse the /auth binding, else POST /auth (enos-coap.md §5.3, §5.4, §6.4, dtls.md §16);
-  5. report the queue oldest first: one record goes to thing.measurepoint.post; records left
-     over from an outage go first to thing.measurepoint.resume(.batch), in order (§8.3);
-     a record leaves the queue only after EnOS answered code 200 for it;
+  5. report the queue oldest first (enosnb.delivery): this cycle's reading goes to
+     thing.measurepoint.post; records left over from an outage go first, in time order,
+     through the backlog path (single resume, or post with each reading's own time where
+     EnOS refuses resume, §8.3, §18); a record leaves the queue only after EnOS answered
+     code 200 for it, or when EnOS refused it for good (then it waits in the dead letters);
+     each record's time is recovered from the RTC value it was stamped with (enosnb.timelog);
   6. cloud commands ride on every response (enos.commands); their dedupe memory is kept;
   7. save the state, release the radio (release assistance / AT+CNMPSD), return the time
      to sleep. A module that refused AT+CNMPSD is remembered in the state, so later cycles
      do not ask it again.
 
 Every failure of a layer (ModemError, DtlsError, CoapError, EnosError, StoreError, a sensor
-error) is caught here: the reading stays queued, the error is logged without secrets, state
-is saved and the device sleeps. After consecutive failures the next wakes only measure and
+error, MemoryError) is caught here: the reading stays queued, the error is logged without
+secrets (a MemoryError as memory, after a collection), state is saved and the device sleeps. After consecutive failures the next wakes only measure and
 queue, skipping the radio for 1, then 3 cycles (_MAX_SKIP: bounded back-off).
 
 The watchdog is fed through the clock every layer already calls (CycleClock) as long as the
 cycle is within its time budget; a layer stuck without calling the clock, or a cycle over
 budget, lets the watchdog reset the board.
 """
+import gc
 import hashlib
 import json
 import struct
-import time
 
 from micropython import const
 
@@ -54,17 +57,14 @@ DEFAULTS = {
     "coap_timing": None,           # None: ack_timeout_ms / max_retransmit of secrets.json
     "probe_retransmit": 1,         # CoAP retransmissions on a restored DTLS session
     "min_sleep_ms": 1000,
+    "fs_bytes": None,              # None: os.statvfs of the flash (the queue cap's base)
+    "sntp_timeout_ms": None,       # None: ack_timeout_ms of secrets.json
 }
 _MAX_SKIP = const(3)
 _RESTORE_BACKOFF = const(8)  # wakes that resume instead of restoring after a failed restore
-_MAX_BATCHES = const(20)
-# EnOS answers these when the record itself is wrong: resending cannot help (§9, §10).
-# Lists: smaller in the .mpy than constant tuples.
-_REJECTED_CODES = [1008, 1204, 1206, 1220, 1251]
-_REJECTED_COAP = [0x80, 0x8D]  # 4.00 Bad Request, 4.13 Request Entity Too Large
-_EPOCH_2000 = const(946684800)
-_CLOCK_VALID_S = const(1735689600)  # 2025-01-01: an RTC before that was never set
 _SECRET_FILE = "device_secret.json"
+# A queue smaller than this would not hold a day at 10 minutes: the fraction is too small.
+_QUEUE_MIN_BYTES = const(16384)
 
 
 def log(msg):
@@ -73,14 +73,6 @@ def log(msg):
 
 def _err(e):
     return "%s: %s" % (type(e).__name__, e)
-
-
-def now_ms():
-    """Wall-clock epoch milliseconds, or None while the RTC has not been set."""
-    ms = time.time_ns() // 1000000 if hasattr(time, "time_ns") else int(time.time() * 1000)
-    if time.gmtime(0)[0] == 2000:
-        ms += _EPOCH_2000 * 1000
-    return ms if ms >= _CLOCK_VALID_S * 1000 else None
 
 
 class CycleClock:
@@ -115,28 +107,11 @@ class CycleClock:
         self.base.sleep_ms(n)
 
 
-def encode_record(points, time_ms):
+def encode_record(points, rtc_ms, epoch):
+    """A queued reading: its points, and the RTC value and epoch it was taken at (the time
+    is recovered when it is sent, enosnb.timelog)."""
     from enosnb.enos.bodies import dumps
-    rec = {"p": points}
-    if time_ms is not None:
-        rec["t"] = time_ms
-    return dumps(rec).encode()
-
-
-def decode_record(data):
-    """(points, time_ms) of a queued record; ValueError when it is not one of ours."""
-    obj = json.loads(bytes(data))
-    if not isinstance(obj, dict) or not isinstance(obj.get("p"), dict):
-        raise ValueError("queued record is not {p, t}")
-    return obj["p"], obj.get("t")
-
-
-def _rejected(e):
-    if isinstance(e, EnosReplyError):
-        return e.code in _REJECTED_CODES
-    if isinstance(e, EnosCoapError):
-        return e.coap_code in _REJECTED_COAP
-    return False
+    return dumps({"p": points, "r": rtc_ms, "e": epoch}).encode()
 
 
 class _Link:
@@ -222,11 +197,12 @@ class App:
     def run(self, wdt=None, woke=False):
         self.clock = CycleClock(self.base_clock, wdt, self.tune["cycle_budget_ms"])
         self.clock.feed()
-        self.report = {"queued": None, "sent": 0, "rejected": 0, "dropped": 0,
+        self.report = {"queued": None, "sent": 0, "dead": None, "dropped": 0,
                        "connect": None, "error": None, "skipped_radio": False,
-                       "commands": 0, "pending": None, "socket": None}
+                       "commands": 0, "pending": None, "socket": None, "time": None}
         interval_ms = self.secrets.report_interval_s * 1000
         self._unproven = False
+        self.delivery = None
         try:
             self.state = State(rtc=self._rtc, path=self._path("state.bin"))
         except Exception as e:  # a state we cannot read is a cold start, not a failure
@@ -242,8 +218,11 @@ class App:
         self.store = None
         current = None
         try:
-            self.store = Store(self._path("queue"), max_records=self.secrets.queue_max_records)
+            self._open_time()
+            self.store = self._open_queue()
             current = self.measure()
+        except MemoryError as e:
+            self._memory("queue", e)
         except (StoreError, OSError) as e:
             self._failed("queue", e)
         if self.store is not None and self._skip_radio():
@@ -253,6 +232,8 @@ class App:
                 self.connect()
                 self.send_queue(current)
                 self._succeeded()
+            except MemoryError as e:
+                self._memory("report", e)
             except (ModemError, DtlsError, CoapError, EnosError, StoreError, StateError,
                     ConfigError, OSError) as e:
                 self._failed("report", e)
@@ -262,6 +243,12 @@ class App:
         if self.store is not None:
             self.report["pending"] = len(self.store)
             self.report["dropped"] = self.store.dropped
+            for what, n in self.store.events:
+                log("queue full: %s (%d readings went, %d since the start, full policy %s)"
+                    % (what, n, self.store.dropped, self.secrets.queue_full))
+        dl = self.state.get("dl")
+        if self.report["dead"] is None and dl:
+            self.report["dead"] = struct.unpack(">H", dl)[0]
         self.finish()
         return max(self.tune["min_sleep_ms"], interval_ms - self.clock.elapsed_ms())
 
@@ -271,13 +258,56 @@ class App:
             return None
         try:
             points = check_points(self.sensor.read())
+        except MemoryError:
+            raise
         except Exception as e:  # the device maker's code: any error is a sensor error
             log("sensor: %s" % _err(e))
             return None
         self.last_points = points
-        seq = self.store.append(encode_record(points, now_ms()))
+        r, e = self.times.stamp()
+        seq = self.store.append(encode_record(points, r, e))
         self.report["queued"] = seq
         return seq
+
+    def _open_time(self):
+        """The time log; a restarted RTC (power-on) ends the current epoch."""
+        from enosnb.timelog import TimeLog
+        b = self.board
+        self.times = TimeLog(self._path("time.log"), self._rtc_clock(),
+                             getattr(b, "rtc_drift_var", None) or 0.01,
+                             getattr(b, "rtc_drift_max", None) or 0.05)
+        got = self.state.get("ep")
+        epoch, last = struct.unpack(">Iq", got) if got and len(got) == 12 else (None, None)
+        if self.times.begin(epoch, last):
+            log("RTC restarted (epoch %d): readings until the next sync are dated from it"
+                % self.times.epoch)
+
+    def _rtc_clock(self):
+        try:
+            return self._mach().RTC()
+        except (ImportError, AttributeError):
+            return None
+
+    def _open_queue(self):
+        """The flash queue, capped at queue_fraction of the file system (at most half)."""
+        s = self.secrets
+        fs = self.tune["fs_bytes"]
+        if fs is None:
+            from enosnb.store import fs_bytes
+            fs = fs_bytes(self._path("") or ".")
+        cap = None
+        if fs:
+            cap = max(_QUEUE_MIN_BYTES, int(fs * s.queue_fraction))
+        return Store(self._path("queue"), max_records=s.queue_max_records, max_bytes=cap,
+                     full=s.queue_full)
+
+    def _memory(self, stage, e):
+        gc.collect()
+        self.report["memory"] = self.report.get("memory", 0) + 1
+        free = gc.mem_free() if hasattr(gc, "mem_free") else -1
+        self._failed(stage, e)
+        log("out of memory in %s (%d bytes free after a collection): the readings stay "
+            "queued" % (stage, free))
 
     # --- back-off ------------------------------------------------------------------------
 
@@ -337,8 +367,7 @@ class App:
         if self.secrets.uses_imei:
             self.secrets.set_device_key(self.modem.imei())
         self.modem.attach(self.secrets.apn or None, b.bands, self.tune["attach_timeout_ms"])
-        if now_ms() is None:
-            self.sync_clock()
+        self.sync_clock()
         if not self.state.get("psm"):
             # Ask once per power-on for PSM (TAU = a day, active time 10 s, modems.md §5);
             # the network may grant other values.
@@ -349,16 +378,52 @@ class App:
                 log("PSM request refused: %s" % _err(e))
 
     def sync_clock(self):
-        """Sets the RTC from the modem's network time (NITZ) so queued readings carry
-        their real time; the RTC keeps it through deep sleep. Best effort."""
+        """Sets the RTC from the modem's network time, else from one SNTP exchange over the
+        modem (secrets.json sntp_host, at most every sntp_interval_s), unless the RTC says
+        the answer cannot be right (enosnb.timelog). Never fails the cycle."""
+        times = self.times
+        why = "no network time"
         try:
             t = self.modem.network_time()
-        except ModemError:
-            t = None
-        if t is None:
-            log("no network time: readings are sent without a timestamp")
+            if t is not None:
+                from enosnb.timelog import to_ms
+                # +CCLK has whole seconds: the middle of the second, off by 0.5 s + the read.
+                why = times.sync(to_ms(t) + 500, 1000, "network")
+                if why is None:
+                    self.report["time"] = "network"
+                    return
+        except ModemError as e:
+            why = "network time: %s" % _err(e)
+        s = self.secrets
+        last = times.last_sync
+        if not s.sntp_host or last is not None and \
+                times.rtc_ms() - last[1] < s.sntp_interval_s * 1000:
+            if why != "no network time" or last is None:
+                log("time: %s; readings keep their RTC stamp until a sync" % why)
             return
-        self._mach().RTC().datetime(t)
+        from enosnb.sntp import PORT, SntpError, exchange
+        sock = None
+        try:
+            ip = s.sntp_host
+            from enosnb.modem.base import is_ipv4
+            if not is_ipv4(ip):
+                ip = self.modem.resolve(ip)
+            sock = self.modem.socket(ip, s.sntp_port or PORT)
+            t, err = exchange(sock, times.rtc_ms, self.tune["sntp_timeout_ms"] or
+                              s.ack_timeout_ms)
+            why = times.sync(t, err, "SNTP")
+            if why is None:
+                self.report["time"] = "sntp"
+                return
+        except (SntpError, ModemError) as e:
+            why = "%s; SNTP: %s" % (why, _err(e))
+        finally:
+            if sock is not None:
+                try:
+                    sock.close()
+                except ModemError:
+                    pass
+        log("time: %s; readings keep their RTC stamp until a sync" % why)
 
     def server_ip(self):
         host = self.secrets.host
@@ -528,52 +593,10 @@ class App:
                 self.coap.timing = timing
 
     def send_queue(self, current):
-        """Reports queued records oldest first; acks each batch after EnOS's code 200."""
-        singles = False
-        for _ in range(_MAX_BATCHES):
-            recs = self.store.peek(1 if singles else self.secrets.batch_max)
-            if not recs:
-                return
-            old = [r for r in recs if r[0] != current]
-            batch = old if old else recs
-            items = []
-            for seq, data in batch:
-                try:
-                    points, t = decode_record(data)
-                except ValueError:
-                    log("queued record %d is corrupt; dropped" % seq)
-                    self.report["rejected"] += 1
-                    self.store.ack(seq)
-                    break
-                items.append({"measurepoints": points, "time": t})
-            else:
-                if len(batch) == len(self.store) and self.sock is not None:
-                    # The queue's last request: the modem may release the RRC connection as
-                    # soon as the reply is in (BC95 AT+NSOSTF 0x400, modems.md §3.7).
-                    self.sock.last_exchange = True
-                try:
-                    self._probe(lambda: self._post(batch, items, current))
-                except EnosError as e:
-                    if not _rejected(e):
-                        raise
-                    if len(batch) > 1:
-                        log("EnOS rejected a batch (%s); sending one by one" % e)
-                        singles = True
-                        continue
-                    log("EnOS rejected record %d (%s); dropped" % (batch[0][0], e))
-                    self.report["rejected"] += 1
-                self.store.ack(batch[-1][0])
-                self.report["sent"] += len(batch)
-                self._save_progress()
-        log("%d records still queued; the rest goes next cycle" % len(self.store))
-
-    def _post(self, batch, items, current):
-        enos = self.enos
-        if len(batch) == 1 and batch[0][0] == current:
-            return enos.post_measurepoints(items[0]["measurepoints"], items[0]["time"])
-        if len(batch) == 1:
-            return enos.resume_measurepoint(items[0]["measurepoints"], items[0]["time"])
-        return enos.resume_measurepoints(items)
+        """Reports queued records oldest first (enosnb.delivery)."""
+        from enosnb.delivery import Delivery
+        self.delivery = Delivery(self, current)
+        self.delivery.run()
 
     def _save_progress(self):
         """Counters after each acknowledged batch, so a crash cannot reuse message ids."""
@@ -600,6 +623,13 @@ class App:
             return dict(pts)
 
         def on_service(service_id, params):
+            if service_id == self.secrets.replay_service:
+                # The maker fixed what EnOS refused (e.g. the thing model): send them again.
+                d = self.delivery
+                if d is None:
+                    from enosnb.delivery import Delivery
+                    d = self.delivery = Delivery(self, None)
+                return 200, {"replayed": d.replay()}
             fn = getattr(sensor, "service", None)
             if fn is None:
                 return 404, {}
@@ -644,6 +674,11 @@ class App:
         session = link.session if link is not None else None
         try:
             self._save_progress()
+            times = getattr(self, "times", None)
+            if times is not None:
+                st.set("ep", struct.pack(">Iq", *times.note()))
+                if self.store is not None and not len(self.store) and times.count > 4:
+                    times.compact()  # no queued reading refers to an older epoch
             if self.enos is not None and self.commands is not None:
                 st.set("cmds", self.commands.state())
             if session is not None and session.established:

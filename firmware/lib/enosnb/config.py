@@ -25,7 +25,32 @@ secrets.json (enos-coap.md §4, §5.2, §7, §15):
   ack_timeout_ms      int 1000..120000, default 15000 (CoAP ACK_TIMEOUT on NB-IoT, Q12).
   max_retransmit      int 0..10, default 4.
   batch_max           int 1..100, default 10: queued points per batch/resume request.
-  queue_max_records   int 1..100000, default 500: flash queue bound (drop oldest).
+  queue_max_records   int 1..100000, optional: at most this many queued readings.
+  queue_fraction      number 0.01..0.5, default 0.25: the queue may take this share of the
+                      file system (docs/queue-and-time.md: days of outage it covers).
+  queue_full          "drop_oldest" (default) or "thin": what the queue does at its cap.
+  backlog             "auto" (default), "post", "resume_batch" or "post_batch": how readings
+                      left from an outage go to EnOS (docs/queue-and-time.md).
+  backlog_probe_s     int 3600..31536000, default 604800: after EnOS refused resume, how
+                      long until "auto" tries it again.
+  dead_after          int 1..100, default 5: refusals in a row that move a record to the
+                      dead letters (refusals resending cannot fix move it at once).
+  dead_max            int 1..10000, default 200: dead letters kept (the oldest go beyond).
+  dead_attribute      str, default "deadLetters": the attribute that tells EnOS how many dead
+                      letters are held ("" = do not send it).
+  replay_service      str, default "replayDeadLetters": the service id of the cloud command
+                      that puts the dead letters back in the queue.
+  replay_dead_letters int, default 0: change it to put the dead letters back in the queue.
+  sntp_host           str, optional: SNTP server (host name or IPv4) used when the network
+                      gives no time. No default: choose a server your network reaches.
+  sntp_port           int 1..65535, default 123.
+  sntp_interval_s     int 60..604800, default 3600: SNTP at most this often.
+  time_max_error_s    int 1..86400, default 60: a reading whose time may be further off
+                      waits for the next sync (at most time_hold_s).
+  time_hold_s         int 0..2592000, default 86400.
+  time_unknown        "dead_letter" (default) or "send": a reading whose time cannot be
+                      recovered (power-on twice before any sync) goes to the dead letters,
+                      or to EnOS without a time (EnOS then dates it on arrival: wrong).
   auth_fallback       bool, default false: POST /auth inside DTLS (Q6).
   reactivate          bool, default false: re-run per-product activation (§7 step 8).
   sign_uppercase      bool, default true: plain-mode sign hex case (diagnostic, Q11).
@@ -49,6 +74,10 @@ board.json (modems.md §9; pins are ESP32 GPIO numbers):
                       a report cycle (modems.md §6); absent: enosnb.app DEFAULTS (120000).
                       It counts towards the cycle's time budget (cycle_budget_ms, 170 s).
   wdt_timeout_ms      int 5000..600000, default 180000: hardware watchdog period.
+  rtc_drift_max       number 0.001..0.2, default 0.05: the most the RTC can drift in deep
+                      sleep (ESP32 RC oscillator: 0.6-5 %).
+  rtc_drift_var       number 0.0001..0.2, default 0.01: how much that drift may change
+                      between two time syncs (docs/queue-and-time.md: the time bound).
 Output pins (uart.tx, pwrkey, reset, power_enable, led) must not be input-only GPIO 34..39;
 GPIO 6..11 (flash) and non-existent GPIOs are refused; no pin may serve two roles.
 """
@@ -70,9 +99,13 @@ _SECRETS_FIELDS = ["productKey", "deviceKey", "deviceSecret", "productSecret", "
                    "lifetime", "host", "dtls", "port_dtls", "port_plain", "apn",
                    "report_interval_s", "psk_slice", "ack_timeout_ms", "max_retransmit",
                    "batch_max", "queue_max_records", "auth_fallback", "reactivate",
-                   "sign_uppercase", "content_format"]
+                   "sign_uppercase", "content_format", "queue_fraction", "queue_full",
+                   "backlog", "backlog_probe_s", "dead_after", "dead_max", "dead_attribute",
+                   "replay_service", "replay_dead_letters", "sntp_host", "sntp_port",
+                   "sntp_interval_s", "time_max_error_s", "time_hold_s", "time_unknown"]
 _BOARD_FIELDS = ["name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
-                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms"]
+                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms",
+                 "rtc_drift_max", "rtc_drift_var"]
 
 
 class ConfigError(Exception):
@@ -136,6 +169,26 @@ def _int(obj, key, where, lo, hi, default=None, required=False):
               % (lo, hi))
     if v < lo or v > hi:
         _fail(where, key, "is %d, outside %d..%d" % (v, lo, hi), "set a value in range")
+    return v
+
+
+def _num(obj, key, where, lo, hi, default):
+    v = obj.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        _fail(where, key, "must be a number", "write a number %s..%s without quotes" % (lo, hi))
+    if v < lo or v > hi:
+        _fail(where, key, "is %s, outside %s..%s" % (v, lo, hi), "set a value in range")
+    return v
+
+
+def _choice(obj, key, where, choices):
+    v = obj.get(key)
+    if v is None:
+        return choices[0]
+    if v not in choices:
+        _fail(where, key, "is %r" % (v,), "use one of " + ", ".join('"%s"' % c for c in choices))
     return v
 
 
@@ -285,7 +338,22 @@ def parse_secrets(obj, where=SECRETS_FILE):
     s.ack_timeout_ms = _int(obj, "ack_timeout_ms", where, 1000, 120000, 15000)
     s.max_retransmit = _int(obj, "max_retransmit", where, 0, 10, 4)
     s.batch_max = _int(obj, "batch_max", where, 1, 100, 10)
-    s.queue_max_records = _int(obj, "queue_max_records", where, 1, 100000, 500)
+    s.queue_max_records = _int(obj, "queue_max_records", where, 1, 100000)
+    s.queue_fraction = _num(obj, "queue_fraction", where, 0.01, 0.5, 0.25)
+    s.queue_full = _choice(obj, "queue_full", where, ["drop_oldest", "thin"])
+    s.backlog = _choice(obj, "backlog", where, ["auto", "post", "resume_batch", "post_batch"])
+    s.backlog_probe_s = _int(obj, "backlog_probe_s", where, 3600, 31536000, 604800)
+    s.dead_after = _int(obj, "dead_after", where, 1, 100, 5)
+    s.dead_max = _int(obj, "dead_max", where, 1, 10000, 200)
+    s.dead_attribute = _str(obj, "dead_attribute", where, False, "deadLetters", 64)
+    s.replay_service = _str(obj, "replay_service", where, False, "replayDeadLetters", 64)
+    s.replay_dead_letters = _int(obj, "replay_dead_letters", where, 0, 2147483647, 0)
+    s.sntp_host = _str(obj, "sntp_host", where, False, None, 253) or None
+    s.sntp_port = _int(obj, "sntp_port", where, 1, 65535, 123)
+    s.sntp_interval_s = _int(obj, "sntp_interval_s", where, 60, 604800, 3600)
+    s.time_max_error_s = _int(obj, "time_max_error_s", where, 1, 86400, 60)
+    s.time_hold_s = _int(obj, "time_hold_s", where, 0, 2592000, 86400)
+    s.time_unknown = _choice(obj, "time_unknown", where, ["dead_letter", "send"])
     s.auth_fallback = _bool(obj, "auth_fallback", where, False)
     s.reactivate = _bool(obj, "reactivate", where, False)
     s.sign_uppercase = _bool(obj, "sign_uppercase", where, True)
@@ -416,6 +484,8 @@ def parse_board(obj, where=BOARD_FILE):
     b.boot_wait_ms = _int(obj, "boot_wait_ms", where, 1000, 120000)
     b.attach_timeout_ms = _int(obj, "attach_timeout_ms", where, 1000, 600000)
     b.wdt_timeout_ms = _int(obj, "wdt_timeout_ms", where, 5000, 600000, 180000)
+    b.rtc_drift_max = _num(obj, "rtc_drift_max", where, 0.001, 0.2, 0.05)
+    b.rtc_drift_var = _num(obj, "rtc_drift_var", where, 0.0001, 0.2, 0.01)
     return b
 
 

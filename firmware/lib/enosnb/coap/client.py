@@ -409,6 +409,8 @@ class Client:
                 got = self.endpoint.recv(wait)
             except CoapError:
                 raise
+            except MemoryError:
+                raise  # not the link: the app logs it as memory
             except Exception as e:
                 raise self._transport_error("receive", e)
             if got is None:
@@ -495,6 +497,8 @@ class Client:
             self.endpoint.send(data)
         except CoapError:
             raise
+        except MemoryError:
+            raise  # not the link: the app logs it as memory
         except Exception as e:
             raise self._transport_error("send", e)
         res.datagrams_sent += 1

@@ -206,6 +206,8 @@ class DtlsSession:
             self._ep.send(bytes(data))
         except OSError:
             pass  # a lost datagram: the retransmission timer covers it (spec §8)
+        except MemoryError:
+            raise  # not the link: the app logs it as memory
         except Exception as e:
             raise DtlsTransportError(e)
 
@@ -216,6 +218,8 @@ class DtlsSession:
             # ECONNREFUSED and the like: nothing arrived; wait as if the flight was lost.
             self.clock.sleep_ms(timeout_ms)
             return None
+        except MemoryError:
+            raise  # not the link: the app logs it as memory
         except Exception as e:
             raise DtlsTransportError(e)
         if data is not None:

@@ -6,10 +6,13 @@ A per-product device (productSecret, no deviceSecret) is activated first over DT
 mode-3 handshake, GET .../thing/activate/info, the deviceSecret handed to `on_secret` to
 persist, then a mode-2 handshake.
 
-Every uplink checks the CoAP code (§9), then the JSON `code` and `id` (§8.1, §10). A 4.01
-triggers one re-authentication (new handshake or new /auth) and one retry (§5.3, §6.4).
-Every response is looked at for cloud commands (options 2100/2102, §11), which the
-Commands dispatcher executes and replies to.
+Every uplink checks the CoAP code (§9), then the JSON `code`, and the `id` when the reply
+carries one (EnOS documents it as optional, §8.1, §10, §18). A 4.01 triggers one
+re-authentication (new handshake or new /auth) and one retry (§5.3, §6.4); in plain mode a
+JSON 1009 does too, since it also means "not logged in" (§18), once per request whichever
+came first. Every response is looked at for cloud commands (options 2100/2102, §11), which
+the Commands dispatcher executes and replies to; a failed fetch or reply is its business
+(logged and counted there), never the uplink's.
 
 Configuration is the EnOS part of secrets.json (see the README): productKey, deviceKey,
 deviceSecret and/or productSecret, lifetime, and the diagnostic switches pskOffset (8|9, Q5),
@@ -24,7 +27,7 @@ from enosnb.clock import SYSTEM
 from enosnb.coap import codes
 from enosnb.enos import bodies, identity, topics
 from enosnb.enos.errors import EnosAuthError, EnosCoapError, EnosConfigError, \
-    EnosError, EnosProtocolError, reply_error
+    EnosError, EnosProtocolError, EnosReplyError, reply_error
 
 CF_JSON = const(50)
 CF_OCTETS = const(42)
@@ -33,6 +36,7 @@ _ID_SPAN = const(1000000000)
 # restore() skips this many ids: requests sent after the last save must not be reused.
 _ID_JUMP = const(1000)
 _STATE_VERSION = const(1)
+_NOT_LOGGED_IN = const(1009)
 
 _HINTS = {
     codes.BAD_REQUEST: "illegal payload; dropped, do not retry",
@@ -88,6 +92,7 @@ class EnosClient:
         self.auth_payload = None
         self.activated = False
         self.last_result = None
+        self.relogged = False
         self._last_ok = None
         self._path_key = None
         self._path = None
@@ -237,10 +242,12 @@ class EnosClient:
         """One CoAP request with session handling: connect or re-authenticate when needed,
         re-authenticate once and retry once on 4.01. Returns the CoAP Result (any code but
         4.01); CoapError from the layer below passes through unchanged."""
+        self.relogged = False
         if self.coap is None or self._stale():
             self._open()
         res = self.coap.request(method, path, payload, content_format=self._cf(cf))
         if res.code == codes.UNAUTHORIZED:
+            self.relogged = True
             self._open()
             res = self.coap.request(method, path, payload, content_format=self._cf(cf))
             if res.code == codes.UNAUTHORIZED:
@@ -254,23 +261,30 @@ class EnosClient:
     def exchange(self, method, path, payload=b"", cf=None, msg_id=None):
         """request(), then the CoAP code check and (for msg_id) the JSON code and id checks,
         then any cloud commands the response carried. Returns the parsed JSON reply or None."""
-        res = self.request(method, path, payload, cf)
-        reply = None
-        error = None
-        try:
-            if not codes.is_success(res.code):
-                raise EnosCoapError(res.code, path, _HINTS.get(res.code, ""))
-            if msg_id is not None and res.payload:
-                reply = self._check_reply(res.payload, path, msg_id)
-        except EnosError as e:
-            error = e
-        # Commands ride on any response (§11.4 step 1), also on one that reports an error.
-        if self.commands is not None:
-            self.commands.drain(self, res)
-        self.last_result = res
-        if error is not None:
-            raise error
-        return reply
+        relogin = not self.transport.secure
+        while True:
+            res = self.request(method, path, payload, cf)
+            relogin = relogin and not self.relogged
+            reply = None
+            error = None
+            try:
+                if not codes.is_success(res.code):
+                    raise EnosCoapError(res.code, path, _HINTS.get(res.code, ""))
+                if msg_id is not None and res.payload:
+                    reply = self._check_reply(res.payload, path, msg_id)
+            except EnosError as e:
+                error = e
+            # Commands ride on any response (§11.4 step 1), also on one that reports an error.
+            if self.commands is not None:
+                self.commands.drain(self, res)
+            self.last_result = res
+            if relogin and isinstance(error, EnosReplyError) and error.code == _NOT_LOGGED_IN:
+                relogin = False
+                self._open()  # plain mode: 1009 may mean the /auth binding is gone (§18)
+                continue
+            if error is not None:
+                raise error
+            return reply
 
     @staticmethod
     def _check_reply(payload, path, msg_id):
@@ -278,7 +292,7 @@ class EnosClient:
         code = reply.get("code")
         if code != 200:
             raise reply_error(code, path, str(reply.get("message", "")))
-        if str(reply.get("id")) != msg_id:
+        if "id" in reply and str(reply.get("id")) != msg_id:
             raise EnosProtocolError("the reply to %s carries id %r, not %s"
                                     % (path, reply.get("id"), msg_id))
         return reply

@@ -16,6 +16,11 @@ Handlers:
     on_raw(fn):      fn(payload_bytes) -> reply bytes or None     thing/model/down_raw
 A handler that raises is answered with code 500 and the exception's class name; a command
 with no handler with code 404 (device-defined codes, §8.4).
+
+A command that cannot be fetched, or whose reply EnOS refuses or does not answer, is logged
+and counted (.failures) and never fails the uplink it rode on: EnOS re-sends commands that
+got no reply (§11.1). After a failure that is not an answer (the link), draining stops.
+A MemoryError passes through as itself.
 """
 import binascii
 import hashlib
@@ -25,7 +30,7 @@ from micropython import const
 from enosnb.coap import codes
 from enosnb.coap import options as opt
 from enosnb.enos import bodies, topics
-from enosnb.enos.errors import EnosCoapError, EnosError
+from enosnb.enos.errors import EnosError
 
 _STATE_VERSION = const(1)
 # Replies longer than this are not kept across deep sleep: a repeat of such a command after
@@ -37,6 +42,10 @@ CODE_NO_HANDLER = const(404)
 CODE_HANDLER_FAILED = const(500)
 _CF_JSON = const(50)
 _CF_OCTETS = const(42)
+
+
+class _LinkGone(Exception):
+    """A command reply could not be sent: stop draining."""
 
 
 def _code_data(result, default_data):
@@ -63,6 +72,7 @@ class Commands:
         self.executed = 0
         self.duplicates = 0
         self.dropped = 0
+        self.failures = 0
         self.left_queued = False
 
     def on_set(self, fn):
@@ -114,13 +124,37 @@ class Commands:
                 continue
             payload = res.option(opt.ENOS_PAYLOAD)
             if payload is None:
-                got = client.request(codes.GET, topics.path(topic))
+                got = self._request(client, codes.GET, topics.path(topic), b"", None,
+                                    "fetching the command")
+                if got is None:
+                    break
                 if not codes.is_success(got.code):
-                    raise EnosCoapError(got.code, topics.path(topic), "fetching a command failed")
+                    continue
                 payload = got.payload
                 pending.append(got)
-            pending.append(self._handle(client, topic, bytes(payload)))
+            try:
+                pending.append(self._handle(client, topic, bytes(payload)))
+            except _LinkGone:
+                break
         return done
+
+    def _request(self, client, method, path, body, cf, what):
+        """client.request(); None when the link failed (counted, logged). A refusal (an
+        answer that is not 2.xx) is counted and logged too, and returned."""
+        try:
+            res = client.request(method, path, body, cf)
+        except MemoryError:
+            raise
+        except Exception as e:  # CoapError, DtlsError, EnosError, ModemError: not ours
+            self.failures += 1
+            self._note("%s on %s failed (%s: %s); EnOS sends it again" % (
+                what, path, type(e).__name__, e))
+            return None
+        if not codes.is_success(res.code):
+            self.failures += 1
+            self._note("%s on %s: EnOS answered %d.%02d" % (what, path, res.code >> 5,
+                                                              res.code & 31))
+        return res
 
     def _handle(self, client, topic, payload):
         kind, service_id = topics.classify_command(topic)
@@ -160,9 +194,9 @@ class Commands:
         if body is None:
             return None
         cf = _CF_OCTETS if kind == topics.CMD_RAW else _CF_JSON
-        res = client.request(codes.POST, reply_path, body, cf)
-        if not codes.is_success(res.code):
-            raise EnosCoapError(res.code, reply_path, "the command reply was refused")
+        res = self._request(client, codes.POST, reply_path, body, cf, "the command reply")
+        if res is None:
+            raise _LinkGone()
         return res
 
     def _run_raw(self, payload):
@@ -171,6 +205,8 @@ class Commands:
             return None
         try:
             out = self._raw(payload)
+        except MemoryError:
+            raise
         except Exception as e:
             self._note("raw command handler failed: %s" % type(e).__name__)
             return None
@@ -193,6 +229,8 @@ class Commands:
         try:
             code, data = _code_data(fn(*args), {})
             return bodies.reply(cmd_id, code, data)
+        except MemoryError:
+            raise
         except Exception as e:
             self._note("command handler failed: %s" % type(e).__name__)
             return bodies.reply(cmd_id, CODE_HANDLER_FAILED, {"error": type(e).__name__})

@@ -122,20 +122,15 @@ def test_per_product_activation_is_refused_in_plain_mode(server):
         c.connect()
 
 
-def test_every_uplink_kind_is_accepted(server, device):
-    device.post_measurepoints_batch([{"measurepoints": {"b1": 1}, "time": 1000},
-                                     {"measurepoints": {"b1": 2}, "time": 2000}])
-    device.resume_measurepoints([{"measurepoints": {"r1": 3}, "time": 500}])
-    device.resume_measurepoint({"r2": bodies.with_quality(4.5, 9)}, 600)
+def test_every_uplink_kind_enos_offers_over_coap_is_accepted(server, device):
+    device.post_measurepoints({"p1": bodies.with_quality(4.5, 9)}, 600)
     device.post_event("Alarm", {"level": 3})
     device.update_attributes({"fw": "1.2.3", "model": "esp32"})
     assert device.query_attributes(["fw"]) == {"fw": "1.2.3"}
     device.delete_attributes(["model"])
     assert "model" not in device.query_attributes()
     assert device.up_raw(b"\x01\x02\x03") == b""
-    assert points_named(server, "b1")[-2:] == [1, 2]
-    assert points_named(server, "r1")[-1] == 3
-    assert points_named(server, "r2")[-1] == 4.5
+    assert points_named(server, "p1")[-1] == 4.5
     raw = [m for m in server.db_view.messages(DK) if m["topic"].endswith("up_raw")]
     assert bytes(raw[-1]["payload"]) == b"\x01\x02\x03"
 
@@ -382,3 +377,96 @@ def test_activated_secret_survives_a_server_restart(tmp_path):
         c.close()
     finally:
         srv.stop()
+
+
+def _strict(tmp_path, log=None, **policy):
+    from tools.enos_server.policy import Policy
+    srv = EnosServer(db_path=str(tmp_path / "strict.sqlite"), port=0, dtls_port=0, log=log,
+                     policy=Policy(**policy))
+    srv.db_view = enos_fixtures.Db(srv.db_path)
+    return srv
+
+
+def test_the_server_refuses_batch_and_offline_topics_as_enos_documents_coap(tmp_path, mode):
+    from enosnb.enos.errors import EnosReplyError
+    with _strict(tmp_path) as srv:
+        c = make_client(srv, mode)
+        c.connect()
+        for call in (lambda: c.post_measurepoints_batch([{"measurepoints": {"b": 1}}]),
+                     lambda: c.resume_measurepoints([{"measurepoints": {"r": 1}}]),
+                     lambda: c.resume_measurepoint({"r": 1}, 1000)):
+            with pytest.raises(EnosCoapError) as e:
+                call()
+            assert e.value.coap_code == codes.NOT_FOUND
+        c.post_measurepoints({"p": 1}, 2000)
+        c.close()
+    with _strict(tmp_path, resume="accept", unsupported="1260") as srv:
+        c = make_client(srv, mode)
+        c.connect()
+        c.resume_measurepoint({"r": 2}, 3000)
+        with pytest.raises(EnosReplyError) as e:
+            c.resume_measurepoints([{"measurepoints": {"r": 3}}])
+        assert e.value.code == 1260
+        c.close()
+        assert points_named(srv, "r") == [2]
+    with _strict(tmp_path, lenient=True) as srv:
+        c = make_client(srv, mode)
+        c.connect()
+        c.post_measurepoints_batch([{"measurepoints": {"b1": 1}, "time": 1000},
+                                    {"measurepoints": {"b1": 2}, "time": 2000}])
+        c.resume_measurepoints([{"measurepoints": {"r1": 3}, "time": 500}])
+        c.resume_measurepoint({"r2": 4}, 600)
+        c.close()
+        assert points_named(srv, "b1") == [1, 2] and points_named(srv, "r2") == [4]
+
+
+@pytest.mark.parametrize("variant,code", [("4.04", 0x84), ("4.05", 0x85), ("4.03", 0x83),
+                                          ("1250", 1250), ("1260", 1260), ("1009", 1009),
+                                          ("none", None)])
+def test_every_unsupported_answer_enos_might_give_is_selectable(tmp_path, variant, code):
+    from enosnb.coap.errors import CoapTimeout
+    from enosnb.enos.errors import EnosReplyError
+    with _strict(tmp_path, unsupported=variant) as srv:
+        c = make_client(srv, "dtls")
+        c.connect()
+        with pytest.raises((EnosCoapError, EnosReplyError, CoapTimeout)) as e:
+            c.resume_measurepoint({"r": 1}, 1000)
+        if code is None:
+            assert isinstance(e.value, CoapTimeout)
+        elif code > 255:
+            assert e.value.code == code
+        else:
+            assert e.value.coap_code == code
+        assert srv.policy.refused >= 1
+        c.close()
+
+
+def test_replies_without_id_and_1009_for_a_missing_login_are_handled_by_the_device(tmp_path):
+    log = []
+    with _strict(tmp_path, log=log.append, omit_id=True, login_1009=True) as srv:
+        c = make_client(srv, "plain")
+        c.connect()
+        assert c.post_measurepoints({"noid": 1}, 1000) == {"code": 200, "data": {}}
+        srv.site.bindings.clear()  # the server forgot the login (a NAT rebinding looks alike)
+        c.post_measurepoints({"noid": 2}, 2000)
+        c.close()
+        assert points_named(srv, "noid") == [1, 2]
+    assert sum(m.startswith("1009 ") for m in log) == 1
+    assert sum(m.startswith("auth ") for m in log) == 2
+
+
+def test_a_thing_model_refuses_points_and_attributes_it_does_not_define_with_1204(tmp_path):
+    from enosnb.enos.errors import EnosModelError
+    model = {"measurepoints": {"temperature": "float", "reading": "int"},
+             "attributes": {"deadLetters": "int"}}
+    with _strict(tmp_path, models={"%s/%s" % (PK, DK): model}) as srv:
+        c = make_client(srv, "dtls")
+        c.connect()
+        c.post_measurepoints({"temperature": 21.5, "reading": 1}, 1000)
+        for points in ({"humidity": 40}, {"reading": "one"}):
+            with pytest.raises(EnosModelError):
+                c.post_measurepoints(points, 2000)
+        c.update_attributes({"deadLetters": 2})
+        with pytest.raises(EnosModelError):
+            c.update_attributes({"firmware": "1.0"})
+        c.close()

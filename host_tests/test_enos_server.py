@@ -395,6 +395,32 @@ def test_serve_starts_with_the_demo_registry_and_prints_what_arrives(tmp_path):
         p.stdout.close()
 
 
+def test_serve_says_how_strict_it_is_and_takes_thing_models_from_a_file(tmp_path):
+    models = tmp_path / "models.json"
+    models.write_text(json.dumps({"%s/%s" % (PK, DK): {"measurepoints": {"t": "float"}}}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"%s/%s" % (PK, DK): {"measurepoints": {"t": "complex"}}}))
+    for args, want in ((["--models", str(models), "--unsupported", "none"],
+                        "strict: batch topics refused, single resume refused, unsupported "
+                        "answered none, thing models on"),
+                       (["--lenient"], "lenient (every topic accepted)"),
+                       (["--models", str(bad)], "cannot use the thing models")):
+        p = subprocess.Popen([sys.executable, "-u", "-m", "tools.enos_server", "--db",
+                              str(tmp_path / "s.sqlite"), "serve", "--port", str(free_port()),
+                              "--dtls-port", "-1"] + args, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        try:
+            for _ in range(20):
+                line = p.stdout.readline()
+                if want in line or not line:
+                    break
+            assert want in line
+        finally:
+            p.terminate()
+            p.wait(10)
+            p.stdout.close()
+
+
 def test_example_registry_file_is_the_demo_registry():
     example = Registry.load(os.path.join(ROOT, "tools", "enos_server", "registry.example.json"))
     demo = Registry.load()

@@ -3,6 +3,7 @@ through the modem emulator (docs: "The host twin").
 
     python tools/twin.py [--cycles 4] [--board esp32-sim7020|esp32-bc95] [--sleep-scale 0.002]
                          [--command] [--outage] [--plain] [--pcap out/demo.pcap] [--out out]
+                         [--lenient] [--resume refuse|accept] [--unsupported 4.04|...|none]
 
 What runs where:
 - this process: the local EnOS server (plain CoAP and DTLS ports, demo registry, SQLite in
@@ -18,6 +19,12 @@ device again (reset cause DEEPSLEEP_RESET). A power cut (Twin.run_cycle(kill_fla
 kill_at=k) ends the boot abruptly; RTC memory is then lost and the modem reboots, as on a
 board whose supply is cut.
 
+Time (tools/simclock.py): simulated true time jumps by the whole deep sleep; the board's RTC
+follows it at (1 + drift) and restarts at 2000 on a power cut; the emulated modem answers
+AT+CCLK? with the true time (network time). The server is strict, as EnOS documents CoAP
+(tools/enos_server/policy.py), with a thing model for the twin's points; --lenient,
+--resume and --unsupported change that.
+
 Python API (tests): Twin(...).start(); run_cycle() -> Boot; run_cycles(n); points();
 readings(); enqueue_set(...); commands(); outage(True/False); stop(). See host_tests/test_twin.py.
 """
@@ -28,7 +35,6 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -37,8 +43,10 @@ if ROOT not in sys.path:
 from tools.enos_server import commands as server_commands  # noqa: E402
 from tools.enos_server.db import Db  # noqa: E402
 from tools.enos_server.registry import DEMO  # noqa: E402
+from tools.enos_server.policy import Policy  # noqa: E402
 from tools.enos_server.server import EnosServer  # noqa: E402
 from tools.modem_emulator import ModemEmulator  # noqa: E402
+from tools.simclock import SimClock, network_time  # noqa: E402
 
 BOOT = os.path.join(ROOT, "tools", "host", "twin_boot.py")
 MAIN = os.path.join(ROOT, "firmware", "main.py")
@@ -52,7 +60,12 @@ DEMO_DEVICE = DEMO["devices"][0]
 # Loopback timings for the firmware (enosnb.app.DEFAULTS via ENOSNB_TWIN_TUNE): the radio is
 # emulated with no delay, so NB-IoT's 15 s ACK timeout would only make failures slow.
 FAST_TUNE = {"attach_timeout_ms": 1500, "coap": [400, 2], "dtls": [400, 3000, 3, 6000],
-             "probe_retransmit": 1, "cycle_budget_ms": 60000}
+             "probe_retransmit": 1, "cycle_budget_ms": 60000, "sntp_timeout_ms": 800}
+
+# The thing model of the twin's device on the strict server: what its sensor reports, and the
+# dead-letter count attribute.
+MODEL = {"measurepoints": {"temperature": "float", "reading": "int"},
+         "attributes": {"deadLetters": "int"}}
 
 # Twin sensor: a reading counter kept on flash, so every reading is unique and ordered.
 SENSOR_PY = '''"""Twin sensor: temperature and a reading number kept on flash (unique, ordered)."""
@@ -120,7 +133,8 @@ class Twin:
 
     def __init__(self, board="esp32-sim7020", out="out", pcap=None, sleep_scale=0.002,
                  dtls=True, fork=True, fast=True, seed=0, verbose=False, emulator=None,
-                 dtls_commands="get"):
+                 dtls_commands="get", policy=None, config=None, sensor=SENSOR_PY, drift=0.0,
+                 board_config=None, tune=None):
         self.board_name = board
         self.out = os.path.abspath(out)
         self.dir = os.path.join(self.out, "twin")
@@ -134,6 +148,16 @@ class Twin:
         self.rnd = random.Random(seed)
         self.emulator_opts = dict(emulator or {})
         self.dtls_commands = dtls_commands
+        if policy is None:
+            d = DEMO_DEVICE
+            policy = Policy(models={"%s/%s" % (d["productKey"], d["deviceKey"]): MODEL})
+        self.policy = policy
+        self.config = dict(config or {})
+        self.board_config = dict(board_config or {})
+        self.sensor_src = sensor
+        self.drift = drift
+        self.tune = dict(FAST_TUNE if fast else {}, **(tune or {}))
+        self.clock = None
         self.server = None
         self.emu = None
         self.db = None
@@ -150,15 +174,18 @@ class Twin:
         os.makedirs(self.flash)
         with open(os.path.join(ROOT, "boards", self.board_name, "board.json")) as f:
             self.board = json.load(f)
+        self.board.update(self.board_config)
+        self.clock = SimClock(os.path.join(self.dir, "rtc_clock.json"), drift=self.drift)
         db_path = os.path.join(self.dir, "enos.sqlite")
         self.server = EnosServer(None, db_path, "127.0.0.1", 0, 0, log=self._server_log,
-                                 dtls_commands=self.dtls_commands).start()
+                                 dtls_commands=self.dtls_commands, policy=self.policy).start()
         opts = dict(boot_time=0.02, registration_delay=0.05, cpin_delay=0.01, seed=0,
                     pcap=self.pcap)
         if self.board["modem"] == "bc95":
             opts["early_error"] = 0.05
         opts.update(self.emulator_opts)
         self.emu = ModemEmulator(self.board["modem"], **opts)
+        network_time(self.emu, self.clock)
         self.db = Db(db_path)
         self._write_flash()
         if self.fork:
@@ -197,11 +224,19 @@ class Twin:
 
     def secrets(self):
         d = DEMO_DEVICE
-        return {"productKey": d["productKey"], "deviceKey": d["deviceKey"],
-                "deviceSecret": d["deviceSecret"], "secureMode": 2, "lifetime": 3600,
-                "host": "127.0.0.1", "dtls": self.dtls, "port_dtls": self.server.dtls_port,
-                "port_plain": self.server.port, "report_interval_s": 600,
-                "ack_timeout_ms": 2000, "max_retransmit": 2, "batch_max": 10}
+        s = {"productKey": d["productKey"], "deviceKey": d["deviceKey"],
+             "deviceSecret": d["deviceSecret"], "secureMode": 2, "lifetime": 3600,
+             "host": "127.0.0.1", "dtls": self.dtls, "port_dtls": self.server.dtls_port,
+             "port_plain": self.server.port, "report_interval_s": 600,
+             "ack_timeout_ms": 2000, "max_retransmit": 2, "batch_max": 10}
+        s.update(self.config)
+        return s
+
+    def write_secrets(self, **changes):
+        """Changes secrets.json on the device's flash (as a redeploy of the config does)."""
+        self.config.update(changes)
+        with open(os.path.join(self.flash, "secrets.json"), "w") as f:
+            json.dump(self.secrets(), f, indent=1)
 
     def _write_flash(self):
         with open(os.path.join(self.flash, "board.json"), "w") as f:
@@ -209,7 +244,7 @@ class Twin:
         with open(os.path.join(self.flash, "secrets.json"), "w") as f:
             json.dump(self.secrets(), f, indent=1)
         with open(os.path.join(self.flash, "sensors.py"), "w") as f:
-            f.write(SENSOR_PY)
+            f.write(self.sensor_src)
 
     # --- booting the device --------------------------------------------------------------
 
@@ -222,8 +257,9 @@ class Twin:
                "ENOSNB_KILL_FLASH": str(kill_flash or 0), "ENOSNB_KILL_AT": str(kill_at or 0),
                "ENOSNB_KILL_SEED": str(self.rnd.randrange(1 << 30)),
                "ENOSNB_OPS_FILE": os.path.join(self.dir, "ops.json")}
-        if self.fast:
-            env["ENOSNB_TWIN_TUNE"] = json.dumps(FAST_TUNE)
+        env.update(self.clock.env())
+        if self.tune:
+            env["ENOSNB_TWIN_TUNE"] = json.dumps(self.tune)
         return env
 
     def _start_zygote(self):
@@ -286,8 +322,7 @@ class Twin:
             self.power_cut()
         elif code == 0 and sleep_ms is not None:
             self.reset_cause = DEEPSLEEP_RESET
-            if sleep:
-                time.sleep(sleep_ms / 1000.0 * self.sleep_scale)
+            self.clock.sleep(sleep_ms, self.sleep_scale if sleep else 0.0)
         else:
             raise RuntimeError("main.py ended with status %s without deep sleep:\n%s"
                                % (code, text[-3000:]))
@@ -296,11 +331,13 @@ class Twin:
     def run_cycles(self, n, **kw):
         return [self.run_cycle(**kw) for _ in range(n)]
 
-    def power_cut(self):
-        """The supply is cut: RTC memory is lost, the modem reboots; flash stays."""
+    def power_cut(self, off_ms=5000):
+        """The supply is cut (for off_ms of simulated time): RTC memory is lost, the RTC
+        restarts at 2000, the modem reboots; flash stays."""
         rtc = os.path.join(self.dir, "rtc.bin")
         if os.path.exists(rtc):
             os.remove(rtc)
+        self.clock.power_on(off_ms)
         self.emu.reboot()
         # The ESP32 boots faster than the modem; waiting here only skips the time the
         # firmware would spend polling a booting modem (BC95: ERROR for a while).
@@ -372,8 +409,10 @@ def recover_after_outage(twin, max_cycles=8):
 def powercut(twin, kills=200, seed=1, drain_cycles=12):
     """Cuts the power `kills` times at random flash operations and AT command lines (seeded),
     booting the device again after each cut; then lets it drain its queue. Returns a dict:
-    kills, boots, lost (readings that were durably queued but never reached the server),
-    duplicated (readings the server stored more than once), out_of_order, received."""
+    kills, boots, lost (readings that were durably queued but never reached the server and
+    are not in the dead letters), duplicated (readings the server stored more than once),
+    out_of_order, received, time_unknown (readings whose time a power cut erased before any
+    sync: dead letters by the time_unknown rule)."""
     rnd = random.Random(seed)
     span = {"flash": 12, "at": 14}
     done = boots = 0
@@ -409,10 +448,27 @@ def powercut(twin, kills=200, seed=1, drain_cycles=12):
     # EnOS keeps one value per point and timestamp: a resent record (same time) is the same
     # point again, a second timestamp for one reading would be a second point.
     duplicated = sum(1 for t in times.values() if len(t) > 1)
-    lost = sorted(twin.queued_seen - set(times))
+    unknown = set(r for why, r in dead_letters(twin) if why.startswith("time unknown"))
+    lost = sorted(twin.queued_seen - set(times) - unknown)
     return {"kills": done, "boots": boots, "lost": len(lost), "lost_readings": lost,
             "duplicated": duplicated, "redelivered": redelivered, "out_of_order": order,
-            "received": len(times), "still_queued": len(twin.queued())}
+            "received": len(times), "still_queued": len(twin.queued()),
+            "time_unknown": len(unknown)}
+
+
+def dead_letters(twin):
+    """[(reason, reading number)] of the device's dead letters."""
+    from enosnb.deadletter import DeadLetters
+    path = os.path.join(twin.flash, "dead")
+    if not os.path.isdir(path):
+        return []
+    out = []
+    for why, rec in DeadLetters(path).peek(1 << 20):
+        try:
+            out.append((why, json.loads(rec)["p"]["reading"]))
+        except (ValueError, KeyError, TypeError):
+            out.append((why, None))
+    return out
 
 
 # --- tshark --------------------------------------------------------------------------------
@@ -458,6 +514,13 @@ def main(argv=None):
     ap.add_argument("--outage", action="store_true",
                     help="the emulator loses registration during cycles 2-3 (needs >= 6 cycles)")
     ap.add_argument("--plain", action="store_true", help="plain CoAP + /auth instead of DTLS")
+    ap.add_argument("--lenient", action="store_true",
+                    help="the server takes every topic (batch, resume), as earlier versions did")
+    ap.add_argument("--resume", choices=("refuse", "accept"), default="refuse",
+                    help="whether the strict server takes single thing.measurepoint.resume")
+    ap.add_argument("--unsupported", default="4.04",
+                    help="how the strict server refuses a topic: 4.04 4.05 4.03 1250 1260 1009 "
+                         "none")
     ap.add_argument("--pcap", default=None, help="pcap of every datagram (default <out>/demo.pcap)")
     ap.add_argument("--out", default="out")
     ap.add_argument("--spawn", action="store_true",
@@ -468,14 +531,19 @@ def main(argv=None):
         a.cycles = 7
     os.makedirs(a.out, exist_ok=True)
     pcap = a.pcap or os.path.join(a.out, "demo.pcap")
+    d = DEMO_DEVICE
+    policy = Policy(a.lenient, a.resume, a.unsupported,
+                    models={"%s/%s" % (d["productKey"], d["deviceKey"]): MODEL})
     twin = Twin(a.board, a.out, pcap, a.sleep_scale, dtls=not a.plain, fork=not a.spawn,
-                verbose=a.verbose)
+                verbose=a.verbose, policy=policy)
     twin.start()
     ok = True
     try:
-        print("twin: local EnOS server coap://127.0.0.1:%d coaps://127.0.0.1:%d, %s emulator "
-              "on %s, flash %s" % (twin.server.port, twin.server.dtls_port, twin.board["modem"],
-                                   twin.emu.port, twin.flash))
+        print("twin: local EnOS server coap://127.0.0.1:%d coaps://127.0.0.1:%d (%s), %s "
+              "emulator on %s, flash %s" % (
+                  twin.server.port, twin.server.dtls_port, "lenient" if a.lenient else
+                  "strict: batch refused, resume %sed" % a.resume, twin.board["modem"],
+                  twin.emu.port, twin.flash))
         seen = 0
         for i in range(1, a.cycles + 1):
             if a.command and i == 2:
@@ -498,6 +566,8 @@ def main(argv=None):
             for ln in b.log.splitlines():
                 if ln.startswith("[sensor]"):
                     print("    device executed the command: " + ln[len("[sensor] "):])
+                elif ln.startswith(("[enosnb] EnOS refuses", "[enosnb] record ")):
+                    print("    device: " + ln[len("[enosnb] "):])
             seen = _print_points(twin, seen)
         for c in twin.commands():
             print("twin: command #%d %s, reply %s" % (c["id"], c["state"],

@@ -1,6 +1,8 @@
 """Command line of the local EnOS server.
 
   python -m tools.enos_server serve [--registry F] [--db F] [--port 5683] [--dtls-port 5684]
+        [--lenient] [--resume refuse|accept] [--unsupported 4.04|4.05|4.03|1250|1260|1009|none]
+        [--omit-id] [--login-1009] [--models F]
   python -m tools.enos_server devices [--db F]
   python -m tools.enos_server points [--device dk] [--db F]
   python -m tools.enos_server command <dk> set-point name=value ...
@@ -18,6 +20,7 @@ import sys
 
 from tools.enos_server import commands as cmds
 from tools.enos_server.db import Db
+from tools.enos_server.policy import UNSUPPORTED, Policy, PolicyError
 from tools.enos_server.registry import Registry, RegistryError
 from tools.enos_server.server import EnosServer
 
@@ -40,9 +43,20 @@ def cmd_serve(a):
         for (pk, dk), d in sorted(reg.devices.items()):
             print("  device %s/%s %s" % (pk, dk, "deviceSecret set" if d.get("deviceSecret")
                                           else "per-product (dynamic activation)"))
+    try:
+        models = Policy.load_models(a.models) if a.models else None
+        policy = Policy(a.lenient, a.resume, a.unsupported, a.omit_id, a.login_1009, models)
+    except (OSError, ValueError) as e:
+        sys.exit("cannot use the thing models %s: %s" % (a.models, e))
+    print("EnOS over CoAP: %s" % ("lenient (every topic accepted)" if a.lenient else
+                                  "strict: batch topics refused, single resume %s, unsupported "
+                                  "answered %s%s" % ("refused" if a.resume == "refuse" else
+                                                     "accepted", a.unsupported,
+                                                     ", thing models on" if models else "")))
     srv = EnosServer(reg, a.db, a.host, a.port, None if a.dtls_port < 0 else a.dtls_port,
                      log=lambda m: print(m, flush=True), dtls_commands=a.dtls_commands,
-                     plain_commands=a.plain_commands, hello_verify=not a.no_hello_verify)
+                     plain_commands=a.plain_commands, hello_verify=not a.no_hello_verify,
+                     policy=policy)
     try:
         asyncio.run(srv.run())
     except KeyboardInterrupt:
@@ -133,6 +147,18 @@ def main(argv=None):
     s.add_argument("--plain-commands", choices=("get", "option"), default="option")
     s.add_argument("--no-hello-verify", action="store_true",
                    help="DTLS without the HelloVerifyRequest cookie round trip")
+    s.add_argument("--lenient", action="store_true",
+                   help="accept every topic (batch, resume), ids in replies, 4.01 without login,"
+                        " no thing models: the permissive server of earlier versions")
+    s.add_argument("--resume", choices=("refuse", "accept"), default="refuse",
+                   help="single thing.measurepoint.resume (EnOS's docs are ambiguous)")
+    s.add_argument("--unsupported", choices=UNSUPPORTED, default="4.04",
+                   help="how a topic EnOS does not offer over CoAP is refused")
+    s.add_argument("--omit-id", action="store_true", help="replies without id (optional)")
+    s.add_argument("--login-1009", action="store_true",
+                   help="plain mode without a valid login: 2.04 + code 1009 instead of 4.01")
+    s.add_argument("--models", help='thing models: JSON {"pk/dk": {"measurepoints": {name: '
+                                    'type}, "attributes": {...}}}; undefined points get 1204')
     s.set_defaults(fn=cmd_serve)
     s = sub.add_parser("devices", help="devices, online state and mode", parents=[common])
     s.set_defaults(fn=cmd_devices)

@@ -7,6 +7,7 @@ import aiocoap
 
 from tools.enos_server.db import Db
 from tools.enos_server.dtls_front import DtlsFront
+from tools.enos_server.policy import Policy
 from tools.enos_server.registry import Registry
 from tools.enos_server.site import EnosSite
 from tools.netutil import free_tcp_port, free_udp_port
@@ -23,12 +24,13 @@ class EnosServer:
     dtls_commands / plain_commands: "get" (2100 only, the device GETs the topic) or
     "option" (2100 + 2102 with the payload). The DTLS front end sends a 16-byte cookie
     before a full handshake; hello_verify=False skips the cookie exchange. DTLS sessions can
-    be resumed by session id (Mbed TLS session cache), without a cookie.
+    be resumed by session id (Mbed TLS session cache), without a cookie. policy: what EnOS
+    refuses over CoAP (policy.Policy; default strict, as EnOS documents it).
     """
 
     def __init__(self, registry=None, db_path=":memory:", host="127.0.0.1", port=5683,
                  dtls_port=5684, log=print, dtls_commands="get", plain_commands="option",
-                 hello_verify=True):
+                 hello_verify=True, policy=None):
         self.registry = registry if registry is not None else Registry.load()
         self.db_path = db_path
         self.host = host
@@ -38,6 +40,7 @@ class EnosServer:
         self.dtls_commands = dtls_commands
         self.plain_commands = plain_commands
         self.hello_verify = hello_verify
+        self.policy = policy if policy is not None else Policy()
         self.front = None
         self.site = None
         self.db = None
@@ -52,7 +55,7 @@ class EnosServer:
         self.db = Db(self.db_path)
         self.registry.adopt_secrets(self.db.activated_secrets())
         self.site = EnosSite(self.registry, self.db, self.log, self.dtls_commands,
-                             self.plain_commands)
+                             self.plain_commands, self.policy)
         ctx = await aiocoap.Context.create_server_context(self.site, bind=(self.host, self.port))
         front_transport = None
         try:

@@ -11,6 +11,10 @@ answer is 2.04 with {"id":..,"code":..,"data":..} (§8.1). A single datagram who
 exceeds 1 KB gets 4.13 with Size1 1024 so the client goes block-wise (§2, §12); aiocoap
 assembles Block1 uploads, and message-ID deduplication is aiocoap's (§3.2).
 
+What EnOS refuses over CoAP (batch and offline topics, the "unsupported" answer, thing
+models, replies without id, 1009 for a missing login) follows a Policy (policy.py): strict,
+as EnOS documents CoAP, unless the server runs lenient.
+
 Queued commands ride on responses: option 2100 names the topic and, in plain mode, 2102
 carries the payload (§11.2); in DTLS mode only 2100, and the device GETs the topic (§11.3).
 A command delivered but not replied to within resend_s is delivered again (§11.1).
@@ -21,6 +25,8 @@ import time
 import aiocoap
 from aiocoap import interfaces, optiontypes
 from aiocoap.numbers.codes import Code
+
+from tools.enos_server.policy import Policy
 
 MAX_DATAGRAM_PAYLOAD = 1024
 MAX_BODY = 16 * 1024
@@ -57,8 +63,10 @@ class Binding:
 
 
 class EnosSite(interfaces.Resource):
-    def __init__(self, registry, db, log=print, dtls_commands="get", plain_commands="option"):
+    def __init__(self, registry, db, log=print, dtls_commands="get", plain_commands="option",
+                 policy=None):
         super().__init__()
+        self.policy = policy if policy is not None else Policy()
         self.registry = registry
         self.db = db
         self.log = log or (lambda *a: None)
@@ -106,8 +114,14 @@ class EnosSite(interfaces.Resource):
         b = self.bindings.get(key)
         if b is None or (not b.dtls and b.expires < time.monotonic()):
             self.bindings.pop(key, None)
+            if self.policy.login_1009 and not self.policy.lenient:
+                self.log("1009 %s %s: not logged in" % (key, "/" + "/".join(path)))
+                return self._not_logged_in(payload)
             self.log("4.01 %s %s: not authenticated" % (key, "/" + "/".join(path)))
             return aiocoap.Message(code=Code.UNAUTHORIZED)
+        if self.policy.take("unavailable"):
+            self.log("5.03 %s %s: unavailable (fault)" % (key, "/" + "/".join(path)))
+            return aiocoap.Message(code=Code.SERVICE_UNAVAILABLE)
         if self.force_unauthorized > 0:
             self.force_unauthorized -= 1
             self.bindings.pop(key, None)
@@ -198,11 +212,39 @@ class EnosSite(interfaces.Resource):
         self.db.log(b.pk, b.dk, topic, method, payload, code)
         if code != 200:
             self.log("%s/%s %s: EnOS code %d" % (b.pk, b.dk, topic, code))
+        body = {"code": code, "data": {} if data is None else data}
+        if not self.policy.omit_id or self.policy.lenient:
+            body = {"id": msg_id, "code": code, "data": body["data"]}
         # EnOS answers uplinks with a bare 2.04 and its JSON body (spec §9, §17): no
         # Content-Format, which keeps the reference exchange at its minimal 286 bytes.
-        return self._json(Code.CHANGED, {"id": msg_id, "code": code,
-                                         "data": {} if data is None else data},
-                          content_format=False)
+        m = self._json(Code.CHANGED, body, content_format=False)
+        if self.policy.take("malformed"):
+            m.payload = m.payload[:len(m.payload) // 2]
+        return m
+
+    @staticmethod
+    def _request_id(payload):
+        try:
+            return str(json.loads(payload).get("id", ""))
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            return ""
+
+    def _not_logged_in(self, payload):
+        return self._json(Code.CHANGED, {"id": self._request_id(payload), "code": 1009,
+                                         "data": {}}, content_format=False)
+
+    def _unsupported(self, b, topic, payload):
+        """How this server says that EnOS does not offer a topic over CoAP (policy.py)."""
+        how = self.policy.unsupported
+        self.policy.refused += 1
+        self.db.log(b.pk, b.dk, topic, None, payload, 0)
+        self.log("%s/%s %s: not offered over CoAP (answer %s)" % (b.pk, b.dk, topic, how))
+        if how == "none":
+            return aiocoap.Message(code=Code.CHANGED, no_response=26)
+        if "." in how:
+            return aiocoap.Message(code={"4.03": Code.FORBIDDEN, "4.04": Code.NOT_FOUND,
+                                         "4.05": Code.METHOD_NOT_ALLOWED}[how])
+        return self._reply(b, topic, None, payload, self._request_id(payload), int(how))
 
     def _uplink(self, b, topic, suffix, payload):
         if suffix == "thing/model/up_raw":
@@ -216,6 +258,8 @@ class EnosSite(interfaces.Resource):
             suffix.count("/") == 3
         if kind is None and not is_event:
             return aiocoap.Message(code=Code.NOT_FOUND)
+        if self.policy.refuses(suffix):
+            return self._unsupported(b, topic, payload)
         if not payload:
             return self._reply(b, topic, None, payload, "", 1251)
         try:
@@ -240,6 +284,10 @@ class EnosSite(interfaces.Resource):
         if kind == "points":
             if not _points_ok(params):
                 return self._reply(b, topic, method, payload, msg_id, 1206)
+            bad = self.policy.bad_points(b.pk, b.dk, params["measurepoints"])
+            if bad:
+                self.log("%s/%s: the thing model has no point %s" % (b.pk, b.dk, ", ".join(bad)))
+                return self._reply(b, topic, method, payload, msg_id, 1204)
             self.db.add_points(b.pk, b.dk, topic, params["measurepoints"], params.get("time"))
             self.log("%s/%s %s: %s" % (b.pk, b.dk, method, json.dumps(params["measurepoints"])))
             return self._reply(b, topic, method, payload, msg_id, 200)
@@ -249,6 +297,8 @@ class EnosSite(interfaces.Resource):
             for p in params:
                 if p.get("productKey", b.pk) != b.pk or p.get("deviceKey", b.dk) != b.dk:
                     return self._reply(b, topic, method, payload, msg_id, 1212)
+                if self.policy.bad_points(b.pk, b.dk, p["measurepoints"]):
+                    return self._reply(b, topic, method, payload, msg_id, 1204)
             for p in params:
                 self.db.add_points(b.pk, b.dk, topic, p["measurepoints"], p.get("time"))
             self.log("%s/%s %s: %d records" % (b.pk, b.dk, method, len(params)))
@@ -258,6 +308,8 @@ class EnosSite(interfaces.Resource):
         if kind == "attr_update":
             if not isinstance(attrs, dict) or len(attrs) > 200:
                 return self._reply(b, topic, method, payload, msg_id, 1207)
+            if self.policy.bad_attributes(b.pk, b.dk, attrs):
+                return self._reply(b, topic, method, payload, msg_id, 1204)
             stored.update(attrs)
             self.db.set_attributes(b.pk, b.dk, stored)
             return self._reply(b, topic, method, payload, msg_id, 200)

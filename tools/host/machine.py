@@ -4,7 +4,10 @@ UART  = a pseudo-terminal registered per UART id (environment ENOSNB_UART<id>=/d
         UART.attach(id, path)); the modem emulator sits on the other end.
 Pin   = records every level change (Pin.history) and calls watchers (Pin.watch), so a runner
         can connect the PWRKEY pin to the emulator's pwrkey().
-RTC   = RTC().memory() backed by the file ENOSNB_RTC_FILE (in-process bytes when unset).
+RTC   = RTC().memory() backed by the file ENOSNB_RTC_FILE (in-process bytes when unset);
+        RTC().datetime() is the host's clock, or, with ENOSNB_RTC_CLOCK naming a JSON file
+        {"base_ms", "at_ms", "drift", "sets"} kept by a runner (tools/simclock.py), a drifting
+        RTC: base_ms + (now - at_ms) * (1 + drift); setting it is recorded in "sets".
 deepsleep(ms) = records the request (ENOSNB_DEEPSLEEP_FILE, machine.last_deepsleep_ms) and
         raises SystemExit: the runner starts main.py again after the sleep.
 WDT, reset_cause, reset: minimal; the device-app engineer may extend them.
@@ -260,6 +263,9 @@ class RTC:
         return None
 
     def datetime(self, dt=None):
+        path = os.environ.get("ENOSNB_RTC_CLOCK")
+        if path:
+            return _simulated_rtc(path, dt)
         if dt is not None:
             return None
         t = time.gmtime()
@@ -267,6 +273,26 @@ class RTC:
 
     def init(self, dt=None):
         return None
+
+
+def _simulated_rtc(path, dt):
+    import calendar
+    import json
+    with open(path) as f:
+        st = json.load(f)
+    now = time.time() * 1000
+    if dt is None:
+        ms = int(st["base_ms"] + (now - st["at_ms"]) * (1 + st["drift"]))
+        t = time.gmtime(ms // 1000)
+        return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_wday, t.tm_hour, t.tm_min, t.tm_sec,
+                ms % 1000 * 1000)
+    ms = calendar.timegm((dt[0], dt[1], dt[2], dt[4], dt[5], dt[6])) * 1000 + dt[7] // 1000
+    st["base_ms"], st["at_ms"] = ms, now
+    st.setdefault("sets", []).append([now, ms])
+    with open(path + ".tmp", "w") as f:
+        json.dump(st, f)
+    os.replace(path + ".tmp", path)
+    return None
 
 
 # ---------------------------------------------------------------------------- power, reset, WDT

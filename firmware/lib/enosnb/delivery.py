@@ -210,7 +210,7 @@ class Delivery:
 
     # --- time of a record --------------------------------------------------------------
 
-    def _time(self, obj):
+    def _time(self, obj, seq=None):
         """(ms, err) to send with, None to send without a time, _HOLD to wait, or the
         string "unknown"."""
         if "t" in obj:
@@ -218,6 +218,9 @@ class Delivery:
         r, e = obj.get("r"), obj.get("e")
         if not isinstance(r, int) or not isinstance(e, int):
             return "unknown"
+        pinned = self._pins().get(seq)
+        if pinned is not None:
+            return pinned, 0
         got = self.times.resolve(r, e)
         age = self.times.rtc_ms() - r if e == self.times.epoch else None
         waited = age is not None and age >= self.s.time_hold_s * 1000
@@ -226,7 +229,25 @@ class Delivery:
         t, err, final = got
         if err > self.s.time_max_error_s * 1000 and not final and not waited:
             return _HOLD
+        if not final and seq is not None:
+            # A later sync would date it better; if this request's answer is lost, it must
+            # go again with the same time, or EnOS would keep it twice.
+            self._pin(seq, t)
         return t, err
+
+    def _pins(self):
+        raw = self.app.state.get("tpin") or b""
+        out = {}
+        for i in range(0, len(raw) - 11, 12):
+            seq, t = struct.unpack_from(">Iq", raw, i)
+            out[seq] = t
+        return out
+
+    def _pin(self, seq, t):
+        pins = self._pins()
+        pins[seq] = t
+        keep = sorted(k for k in pins if k > self.store.acked)[-16:]
+        self.app.state.set("tpin", b"".join(struct.pack(">Iq", k, pins[k]) for k in keep))
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -246,7 +267,7 @@ class Delivery:
                     self.bury(seq, None, data, "not a queued reading (corrupt)")
                     again = True
                     break
-                got = self._time(obj)
+                got = self._time(obj, seq)
                 if got == _HOLD:
                     if seq == self.current and not out and len(self.store) == 1:
                         got = None  # this cycle's reading, alone: EnOS's arrival time is right

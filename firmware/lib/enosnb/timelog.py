@@ -319,23 +319,21 @@ class TimeLog:
 
     # --- recovering a reading's time ---------------------------------------------------------
 
-    def _uncertainty(self):
+    def _uncertainty(self, rate):
         """How far the drift rate used to extrapolate may be from the real one."""
-        if self.rate_ppm is None:
+        if rate == _NO_RATE:
             return self.drift_max
         return min(self.drift_max, self.drift_var + _RATE_ERROR)
 
     def resolve(self, r, e):
         """(true ms, error bound ms, final) of a reading stamped (r, e), or None when its
         time cannot be recovered (or not yet, for the current epoch). final: no later sync
-        can improve it."""
+        can change it. The result depends only on the events around epoch e (the rates
+        they carry included), so a record sent again gets the same time."""
         if e > self.epoch or e < self.base:
             return None
         start = self._event(e - 1 - self.base)
         end = self._event(e - self.base)
-        rate = self.rate_ppm
-        d = 0.0 if rate is None else rate / 1e6
-        u = self._uncertainty()
         s_sync = start is not None and start[0] == SYNC
         e_sync = end is not None and end[0] == SYNC
         if s_sync and e_sync and end[1] > start[2]:
@@ -344,9 +342,14 @@ class TimeLog:
             t = ts + (r - ts) * (te - ts) // (re - ts)
             return t, max(err_s, err_e) + int(self.drift_var * (te - ts) / 4), True
         if e_sync:
+            rate = end[4]
+            d = 0.0 if rate == _NO_RATE else rate / 1e6
             back = max(0, end[1] - r)
-            return end[2] - int(back / (1 + d)), end[3] + int(u * back), True
+            return end[2] - int(back / (1 + d)), end[3] + int(self._uncertainty(rate) * back), True
         if s_sync:
+            rate = start[4]
+            d = 0.0 if rate == _NO_RATE else rate / 1e6
             ahead = max(0, r - start[2])
-            return start[2] + int(ahead / (1 + d)), start[3] + int(u * ahead), end is not None
+            return (start[2] + int(ahead / (1 + d)), start[3] + int(self._uncertainty(rate) * ahead),
+                    end is not None)
         return None

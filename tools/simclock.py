@@ -6,7 +6,9 @@ the full requested deep sleep while the runner sleeps only a scaled fraction of 
 keeps the board's RTC in a JSON file that tools/host/machine.py reads (ENOSNB_RTC_CLOCK):
 the RTC runs at (1 + drift) times true time, its drift may change at every deep sleep, a
 power-on restarts it at 2000-01-01, and every time the firmware sets it is recorded (sets:
-the true time of the set and the value set), so a checker knows when syncs happened.
+the true time of the set and the value set), so a checker knows when syncs happened. The
+file also holds true_offset (true ms = host ms + true_offset) for a sensor that logs the
+true time of its readings.
 
 network_time(emu, clock) answers AT+CCLK? on a modem emulator with that true time (UTC,
 whole seconds, as 3GPP TS 27.007 §8.15 defines +CCLK), or with the date a module shows
@@ -53,6 +55,7 @@ class SimClock:
             return json.load(f)
 
     def _write(self, st):
+        st["true_offset"] = self.offset  # for a test sensor that logs the true time
         with open(self.path + ".tmp", "w") as f:
             json.dump(st, f)
         os.replace(self.path + ".tmp", self.path)
@@ -82,9 +85,9 @@ class SimClock:
         after = _real_ms()
         if drift is not None:
             self.drift = drift
+        self.offset += sleep_ms - (after - before)
         st.update(base_ms=rtc + sleep_ms * (1 + self.drift), at_ms=after, drift=self.drift)
         self._write(st)
-        self.offset += sleep_ms - (after - before)
 
     def power_on(self, off_ms=0):
         """The supply was cut for off_ms: the RTC starts again at 2000-01-01."""
@@ -116,10 +119,11 @@ def network_time(emu, clock):
 
 
 class SntpServer:
-    """SNTPv4 server on 127.0.0.1 answering with clock.true_ms(); use as a context manager."""
+    """SNTPv4 server on 127.0.0.1 answering with now_ms() (e.g. SimClock.true_ms); use as a
+    context manager."""
 
-    def __init__(self, clock):
-        self.clock = clock
+    def __init__(self, now_ms):
+        self.now_ms = now_ms
         self.blocked = False
         self.answered = 0
         self.dropped = 0
@@ -149,9 +153,9 @@ class SntpServer:
             if self.blocked:
                 self.dropped += 1
                 continue
-            now = self._ntp(self.clock.true_ms())
+            now = self._ntp(self.now_ms())
             answer = bytes([0x24, 1, 6, 0xEC]) + bytes(8) + b"GPS\0" + now + data[40:48] + \
-                now + self._ntp(self.clock.true_ms())
+                now + self._ntp(self.now_ms())
             try:
                 self.sock.sendto(answer, addr)
                 self.answered += 1

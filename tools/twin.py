@@ -158,6 +158,8 @@ class Twin:
         self.drift = drift
         self.tune = dict(FAST_TUNE if fast else {}, **(tune or {}))
         self.clock = None
+        self.extra_env = {}      # more environment for the next boots (test sensors)
+        self.power_off_ms = 5000  # how long a power cut lasts (simulated time)
         self.server = None
         self.emu = None
         self.db = None
@@ -258,6 +260,7 @@ class Twin:
                "ENOSNB_KILL_SEED": str(self.rnd.randrange(1 << 30)),
                "ENOSNB_OPS_FILE": os.path.join(self.dir, "ops.json")}
         env.update(self.clock.env())
+        env.update(self.extra_env)
         if self.tune:
             env["ENOSNB_TWIN_TUNE"] = json.dumps(self.tune)
         return env
@@ -331,19 +334,28 @@ class Twin:
     def run_cycles(self, n, **kw):
         return [self.run_cycle(**kw) for _ in range(n)]
 
-    def power_cut(self, off_ms=5000):
-        """The supply is cut (for off_ms of simulated time): RTC memory is lost, the RTC
-        restarts at 2000, the modem reboots; flash stays."""
+    def power_cut(self, off_ms=None):
+        """The supply is cut (for off_ms of simulated time, default .power_off_ms): RTC
+        memory is lost, the RTC restarts at 2000, the modem reboots; flash stays."""
         rtc = os.path.join(self.dir, "rtc.bin")
         if os.path.exists(rtc):
             os.remove(rtc)
-        self.clock.power_on(off_ms)
+        self.clock.power_on(self.power_off_ms if off_ms is None else off_ms)
         self.emu.reboot()
         # The ESP32 boots faster than the modem; waiting here only skips the time the
         # firmware would spend polling a booting modem (BC95: ERROR for a while).
         self.emu.wait_booted(2.0)
         self.emu.wait_registered(2.0)
         self.reset_cause = PWRON_RESET
+
+    def restart_server(self):
+        """The server restarts on the same ports and database: it forgets every DTLS session
+        and /auth binding, as a redeployed EnOS front end does."""
+        s = self.server
+        s.stop()
+        self.server = EnosServer(s.registry, s.db_path, "127.0.0.1", s.port, s.dtls_port,
+                                 log=self._server_log, dtls_commands=self.dtls_commands,
+                                 policy=self.policy).start()
 
     def outage(self, on):
         """The network drops the modem's registration (on) or gives it back (off)."""

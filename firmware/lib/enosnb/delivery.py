@@ -337,6 +337,7 @@ class Delivery:
                 raise
             # No answer to resume: EnOS may drop the topic without a word. Post it now; if
             # post is answered, resume was silent while the link worked.
+            log("no answer to thing.measurepoint.resume; record %d goes through post" % seq)
             self._request(POST, recs)
             topic = POST
             n = app._u8("rsil") + 1

@@ -5,6 +5,7 @@ store.powercut.*: host_tests/test_store_powercut.py's seeded kills at every byte
 drops and deletes; lost and duplicated must be 0.
 store.flash_bytes_per_cycle: bytes written for one 120-byte measurement queued and acked
 (record + head slot), the figure that sets flash wear.
+store.outage_days_default: days of 10-minute readings the default queue cap holds.
 store.open_ms.N: opening a queue of N pending records on the MicroPython unix port (the head
 holds counts and positions), against store.rebuild_ms.N, reading every record as every open
 did before.
@@ -32,6 +33,33 @@ def _flash_bytes_per_cycle():
     return (fs.steps - before) / cycles
 
 
+def _outage_days(record):
+    """Days of 10-minute readings the default cap (a quarter of a 2 MiB LittleFS, as on a
+    stock ESP32_GENERIC image) holds before the full policy acts."""
+    import tempfile
+    from enosnb.store import Store
+    fs = _NoSyncFs()
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Store(os.path.join(tmp, "q"), max_bytes=2 * 1024 * 1024 // 4, fs=fs)
+        n = 0
+        while not s.events:
+            s.append(record)
+            n += 1
+    return (n - 1) / 144.0
+
+
+class _NoSyncFs:
+    def __init__(self):
+        from enosnb.store import OsFs
+        self.fs = OsFs()
+
+    def sync(self):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
 def main():
     from host_tests.test_store_powercut import run
     kills, lost, dup = run()
@@ -40,6 +68,10 @@ def main():
     print("store.powercut.duplicated: %d" % dup)
     print("store.record_overhead: 11 bytes")
     print("store.flash_bytes_per_cycle: %.1f bytes" % _flash_bytes_per_cycle())
+    print("store.outage_days_default: %.0f days (the demo reading; a five-point reading: %.0f)"
+          % (_outage_days(b'{"e":3,"p":{"temperature":21.5},"r":1764115200123}'),
+             _outage_days(b'{"e":3,"p":{"humidity":40.5,"pressure":1013.2,"pm10":12,'
+                          b'"pm25":8,"temperature":21.5},"r":1764115200123}')))
     import tempfile
     from enosnb.store import OsFs, Store
     record = b'{"l":3,"p":{"temperature":21.5},"r":1764115200123}'

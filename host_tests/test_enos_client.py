@@ -420,14 +420,19 @@ def test_the_server_refuses_batch_and_offline_topics_as_enos_documents_coap(tmp_
         assert points_named(srv, "b1") == [1, 2] and points_named(srv, "r2") == [4]
 
 
+# aiocoap's own empty ACK for the "none" answer uses an API it has deprecated itself.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("variant,code", [("4.04", 0x84), ("4.05", 0x85), ("4.03", 0x83),
                                           ("1250", 1250), ("1260", 1260), ("1009", 1009),
                                           ("none", None)])
 def test_every_unsupported_answer_enos_might_give_is_selectable(tmp_path, variant, code):
     from enosnb.coap.errors import CoapTimeout
     from enosnb.enos.errors import EnosReplyError
+    quick = Timing(ack_timeout_ms=200, max_retransmit=1)
     with _strict(tmp_path, unsupported=variant) as srv:
-        c = make_client(srv, "dtls")
+        c = EnosClient(DtlsTransport(lambda: UdpEndpoint("127.0.0.1", srv.dtls_port),
+                                     lambda ep: Client(ep, timing=quick), timers=timers.LOOPBACK),
+                       {"productKey": PK, "deviceKey": DK, "deviceSecret": SECRET})
         c.connect()
         with pytest.raises((EnosCoapError, EnosReplyError, CoapTimeout)) as e:
             c.resume_measurepoint({"r": 1}, 1000)

@@ -294,6 +294,20 @@ def test_resume_that_gets_no_answer_twice_while_post_does_counts_as_refused(devi
     assert device.settings()["topic"] == "post"
 
 
+def test_a_silent_resume_whose_post_is_refused_for_good_still_frees_the_queue(device):
+    def silent(topic, items):
+        if topic == "resume":
+            return CoapTimeout("no answer")
+        if items[0]["measurepoints"]["reading"] == 1:
+            return reply_error(1204, "/t")
+        return None
+    _outage(device, 1)
+    a = device(refuse=silent)
+    a.run(woke=True)
+    assert a.report["error"] is None and a.report["dead"] == 1
+    assert a.fake.sent == [("post", [2])] and a._u8("rsil") == 1
+
+
 def test_a_record_enos_refuses_for_good_goes_to_the_dead_letters_and_newer_ones_go_out(device):
     _outage(device, 3)
 

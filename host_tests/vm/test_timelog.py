@@ -257,3 +257,13 @@ def test_ntp_timestamps_after_2036_are_read_in_era_1():
     assert sntp.ntp_ms(3973000000, 1 << 31) == (3973000000 - 2208988800) * 1000 + 500
     # 2040: the 32-bit seconds field wrapped; its top bit is clear.
     assert sntp.ntp_ms(125000000, 0) == (125000000 + (1 << 32) - 2208988800) * 1000
+
+
+def test_a_flash_that_refuses_the_time_log_does_not_stop_readings_from_being_stamped():
+    w = World(drift=0.02)
+    tl = timelog.TimeLog("/nonexistent_enosnb_dir/time.log", rtc=w)
+    assert tl.begin(None, None) is True and tl.broken
+    r, e = tl.stamp()
+    assert tl.sync(w.true, 1000, "network") is None
+    w.advance(600)
+    assert tl.resolve(*tl.stamp())[1] > 0  # dated forward from the sync kept in memory

@@ -336,16 +336,16 @@ class Delivery:
             if topic != RESUME or self.s.backlog not in ("auto", RESUME_BATCH):
                 raise
             # No answer to resume: EnOS may drop the topic without a word. Post it now; if
-            # post is answered, resume was silent while the link worked.
+            # post is answered (a refusal is an answer too), resume was silent while the link
+            # worked. A post without an answer either: the link is gone, that goes up.
             log("no answer to thing.measurepoint.resume; record %d goes through post" % seq)
-            self._request(POST, recs)
-            topic = POST
-            n = app._u8("rsil") + 1
-            if n >= _SILENT_STRIKES:
-                app.state.delete("rsil")
-                self._switch(RESUME, "no answer, twice, while post was answered")
-            else:
-                app._set_u8("rsil", n)
+            try:
+                done = self._send(POST, recs)
+            except EnosError:
+                self._silent_resume()
+                raise
+            self._silent_resume()
+            return done
         except EnosError as e:
             if unsupported(e) and topic != POST:
                 self._switch(topic, reason(e))
@@ -384,6 +384,15 @@ class Delivery:
         self.report["sent"] += len(recs)
         app._save_progress()
         return True
+
+    def _silent_resume(self):
+        app = self.app
+        n = app._u8("rsil") + 1
+        if n >= _SILENT_STRIKES:
+            app.state.delete("rsil")
+            self._switch(RESUME, "no answer, twice, while post was answered")
+        else:
+            app._set_u8("rsil", n)
 
     def _request(self, topic, recs):
         enos = self.app.enos

@@ -118,6 +118,7 @@ class TimeLog:
         self.rtc = rtc if rtc is not None else default_rtc()
         self.drift_var = drift_var
         self.drift_max = drift_max
+        self.broken = False
         self._load()
 
     # --- the file ------------------------------------------------------------------------
@@ -187,6 +188,23 @@ class TimeLog:
         return body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF)
 
     def _rewrite(self, base, entries):
+        try:
+            self._write_new(base, entries)
+        except OSError as e:
+            self._failed(e)
+        self.base = base
+        self.count = len(entries)
+        self._last = tuple(entries[-1]) if entries else None
+
+    def _failed(self, e):
+        # A flash that refuses writes must not stop readings from being queued: the log
+        # goes on in memory; older epochs read from the file may then be missing (their
+        # readings' time is unknown).
+        if not self.broken:
+            self.broken = True
+            print("[enosnb] time log not written (%s): readings keep their RTC stamps" % e)
+
+    def _write_new(self, base, entries):
         import os
         new = self.path[:-3] + "new"
         f = open(new, "wb")
@@ -202,20 +220,20 @@ class TimeLog:
         except OSError:
             pass
         os.rename(new, self.path)
-        self.base = base
-        self.count = len(entries)
-        self._last = tuple(entries[-1]) if entries else None
 
     def _append(self, kind, r, t, err, rate):
         if self.count >= _MAX_EVENTS:
             keep = [self._read(i) for i in range(self.count - _KEEP_EVENTS + 1, self.count + 1)]
             self._rewrite(self.base + self.count - _KEEP_EVENTS, keep)
-        f = open(self.path, "ab")
         try:
-            f.write(self._pack(kind, r, t, err, rate))
-            f.flush()
-        finally:
-            f.close()
+            f = open(self.path, "ab")
+            try:
+                f.write(self._pack(kind, r, t, err, rate))
+                f.flush()
+            finally:
+                f.close()
+        except OSError as e:
+            self._failed(e)
         self.count += 1
         self._last = (kind, r, t, err, rate)
 

@@ -615,12 +615,18 @@ class App:
     # --- per-product activation (§7 step 5) --------------------------------------------
 
     def _activated_secret(self):
-        try:
-            with open(self._path(_SECRET_FILE)) as f:
-                v = json.loads(f.read()).get("deviceSecret")
-            return v if isinstance(v, str) and v else None
-        except (OSError, ValueError, AttributeError):
-            return None
+        # The .tmp copy covers a power cut between removing the old file and the rename
+        # (FAT cannot rename over an existing file).
+        path = self._path(_SECRET_FILE)
+        for p in (path, path + ".tmp"):
+            try:
+                with open(p) as f:
+                    v = json.loads(f.read()).get("deviceSecret")
+                if isinstance(v, str) and v:
+                    return v
+            except (OSError, ValueError, AttributeError):
+                pass
+        return None
 
     def _persist_secret(self, secret):
         import os

@@ -23,6 +23,8 @@ from enosnb.enos.client import EnosClient
 from enosnb.enos.transport import DtlsTransport, PlainTransport
 from enosnb.udp import UdpEndpoint
 from tools.cdp import CHROMIUM, Chromium
+from tools.enos_server import commands as server_cmds
+from tools.enos_server.db import Db
 from tools.enos_server.msglog import HIDDEN, decode_coap, decode_dtls, redact_text, show_payload
 from tools.enos_server.registry import DEMO, expected_sign, psk_key
 from tools.enos_server.server import EnosServer
@@ -247,6 +249,10 @@ def test_no_secret_and_no_markup_from_a_device_reaches_the_page(browser, tmp_pat
         plain = _client(srv, "plain", {"productKey": PK, "deviceKey": DK, "deviceSecret": SECRET,
                                        "lifetime": 3600})
         plain.connect()
+        # In plain mode a queued command rides on the next response in options 2100 and 2102.
+        db = Db(srv.db_path)
+        server_cmds.enqueue_set(db, PK, DK, {"setpoint": 23.5}, cmd_id="777")
+        db.close()
         hostile = '<img src=x onerror="window.pwned=1">'
         plain.post_measurepoints({hostile: 1, "t": 2})
         plain.close()
@@ -276,6 +282,17 @@ def test_no_secret_and_no_markup_from_a_device_reaches_the_page(browser, tmp_pat
             for s in secrets:
                 assert s not in body and s.lower() not in body.lower()
         assert any(r["c-path"] == "/auth/%s/%s" % (PK, DK) for r in rows)
+        options = drv.page.eval(
+            "fetch('/api/log?limit=5000').then(r => r.json()).then(d => d.entries.filter(e => "
+            "e.kind === 'coap' && e.coap.options.some(o => o.number === 2102)).map(e => "
+            "e.coap.options))")
+        assert len(options) == 1
+        topic, payload = [o for o in options[0] if o["number"] in (2100, 2102)]
+        assert topic["value"] == "/topic/sys/%s/%s/thing/service/measurepoint/set" % (PK, DK)
+        assert json.loads(payload["value"]) == {
+            "id": "777", "version": "1.0", "method": "thing.service.measurepoint.set",
+            "params": {"setpoint": 23.5}}
+        assert payload["value"].startswith('{\n  "id"')    # pretty-printed
         assert text.count(HIDDEN) >= 2    # the sign and the handed-out deviceSecret
         # The point name is shown as text; the page made no element of it.
         assert drv.page.eval("window.pwned === undefined && "

@@ -315,6 +315,11 @@ def test_log_shows_resumptions_and_alerts_of_dtls_peers(tmp_path):
         s2.send(b"\x40\x01\x00\x01")
         assert s2.recv(2000)
         s2.close()
+        # The session kept in RTC memory, used on an address the server has no session for.
+        lost = DtlsSession.restore(UdpEndpoint("127.0.0.1", srv.dtls_port), ident,
+                                   psk_key(SECRET), s.save(), timers=timers.LOOPBACK)
+        lost.send(b"\x40\x01\x00\x02")
+        assert lost.recv(300) is None
         bad = DtlsSession(UdpEndpoint("127.0.0.1", srv.dtls_port),
                           ("%s,nobody,2,3600" % PK).encode(), bytes(16), timers=timers.LOOPBACK)
         with pytest.raises(DtlsError):
@@ -327,6 +332,7 @@ def test_log_shows_resumptions_and_alerts_of_dtls_peers(tmp_path):
         (DEVICE, "up", "key exchange"), (DEVICE, "down", "handshake complete"),
         (DEVICE, "up", "resumption offered"), (DEVICE, "down", "session resumed"),
         (DEVICE, "up", "handshake complete"), (DEVICE, "up", "alert"),
+        (None, "up", "no session (dropped)"),
         (PK + "/nobody", "up", "handshake"), (PK + "/nobody", "down", "hello verify"),
         (PK + "/nobody", "up", "handshake"), (PK + "/nobody", "down", "full handshake"),
         (PK + "/nobody", "up", "key exchange"), (PK + "/nobody", "down", "alert")]

@@ -7,7 +7,8 @@ tshark sees it: retransmissions, duplicates answered from aiocoap's cache and Em
 included. The plain CoAP socket carries every CoAP message, also those of DTLS peers (the
 DTLS front end relays their plaintext to it from a relay socket of their own); the DTLS
 socket gives the handshakes, resumptions and alerts. Application-data records are not
-logged twice: their content is the CoAP row.
+logged twice: their content is the CoAP row; only those of a peer without a session (which
+the server drops) get a row of their own.
 
 Nothing secret reaches the log: JSON members named sign, deviceSecret or productSecret
 (the /auth body, the activation answer) are replaced before an entry is stored, in JSON and
@@ -342,10 +343,14 @@ class Tap:
     def _dtls(self, data, addr, direction):
         try:
             records = decode_dtls(data)
-            if records and all(r["content"] == "ApplicationData" for r in records):
-                return
             peer = "%s:%d" % addr[:2]
-            event = self._dtls_event(peer, records, direction)
+            if records and all(r["content"] == "ApplicationData" for r in records):
+                if direction == "down" or self._has_session(addr):
+                    return
+                # Records the server cannot read: a session it forgot (a restart) or never had.
+                event = "no session (dropped)"
+            else:
+                event = self._dtls_event(peer, records, direction)
             entry = {"kind": "dtls", "dir": direction, "peer": peer,
                      "device": self._identity.get(peer), "transport": "dtls",
                      "dtls": {"summary": _summary(records) or "not DTLS (%d B)" % len(data),
@@ -357,6 +362,10 @@ class Tap:
         except Exception as e:
             self.log.add({"kind": "error", "dir": direction, "device": None,
                           "error": "message log: %r" % (e,)})
+
+    def _has_session(self, addr):
+        p = self.front.peers.get(addr) if self.front is not None else None
+        return p is not None and p.established
 
     def _dtls_event(self, peer, records, direction):
         """What the datagram means for the session: hello-verify, handshake, resumption

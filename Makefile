@@ -12,10 +12,11 @@ BUILD := build
 PORT ?= /dev/ttyUSB0
 BOARD ?= esp32-sim7020
 
-# Debian packages the tests use as real peers; installed only when a command is missing.
+# Debian packages the tests use as real peers (and the browser the web page's tests drive);
+# installed only when a command is missing.
 DEBIAN_TOOLS := coap-server-notls:libcoap3-bin tshark:tshark mosquitto:mosquitto \
 	mosquitto_pub:mosquitto-clients autoreconf:autoconf automake:automake libtoolize:libtool \
-	openssl:openssl
+	openssl:openssl chromium:chromium
 
 FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | sort)
 
@@ -33,7 +34,8 @@ node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-$(BUILD)/.debian:
+# Checked again when the Makefile changes, so that a tool added to DEBIAN_TOOLS gets installed.
+$(BUILD)/.debian: Makefile
 	@mkdir -p $(BUILD)
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
@@ -72,9 +74,11 @@ bench: deps mpy
 	$(PY) tools/bench.py
 
 # The host twin: firmware/main.py unchanged, through the modem emulator, to the local EnOS server.
+# KEEP=1: afterwards the device keeps reporting and the web page stays up until Ctrl-C.
 demo: deps mpy
 	@mkdir -p out
-	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap
+	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap \
+		$(if $(filter 1 yes true,$(KEEP)),--keep)
 
 server: deps
 	$(PY) -m tools.enos_server serve

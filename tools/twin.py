@@ -3,6 +3,7 @@ through the modem emulator (docs: "The host twin").
 
     python tools/twin.py [--cycles 4] [--board esp32-sim7020|esp32-bc95] [--sleep-scale 0.002]
                          [--command] [--outage] [--plain] [--pcap out/demo.pcap] [--out out]
+                         [--keep [--web-port 8684]]
 
 What runs where:
 - this process: the local EnOS server (plain CoAP and DTLS ports, demo registry, SQLite in
@@ -120,7 +121,7 @@ class Twin:
 
     def __init__(self, board="esp32-sim7020", out="out", pcap=None, sleep_scale=0.002,
                  dtls=True, fork=True, fast=True, seed=0, verbose=False, emulator=None,
-                 dtls_commands="get"):
+                 dtls_commands="get", web_port=None):
         self.board_name = board
         self.out = os.path.abspath(out)
         self.dir = os.path.join(self.out, "twin")
@@ -134,6 +135,7 @@ class Twin:
         self.rnd = random.Random(seed)
         self.emulator_opts = dict(emulator or {})
         self.dtls_commands = dtls_commands
+        self.web_port = web_port
         self.server = None
         self.emu = None
         self.db = None
@@ -152,7 +154,8 @@ class Twin:
             self.board = json.load(f)
         db_path = os.path.join(self.dir, "enos.sqlite")
         self.server = EnosServer(None, db_path, "127.0.0.1", 0, 0, log=self._server_log,
-                                 dtls_commands=self.dtls_commands).start()
+                                 dtls_commands=self.dtls_commands,
+                                 web_port=self.web_port).start()
         opts = dict(boot_time=0.02, registration_delay=0.05, cpin_delay=0.01, seed=0,
                     pcap=self.pcap)
         if self.board["modem"] == "bc95":
@@ -447,6 +450,22 @@ def _print_points(twin, seen):
     return seen + len(new)
 
 
+def keep_reporting(twin, interval_s, seen):
+    """After the demo cycles: the device reports every interval_s seconds until Ctrl-C, while
+    the web page shows it."""
+    print("twin: the device reports every %g s; web page %s; Ctrl-C stops" % (
+        interval_s, twin.server.web.url), flush=True)
+    try:
+        while True:
+            time.sleep(interval_s)
+            b = twin.run_cycle(sleep=False)
+            summary = (b.line("[enosnb] cycle: ") or "").partition("cycle: ")[2]
+            print("cycle %d: %s" % (len(twin.boots), summary), flush=True)
+            seen = _print_points(twin, seen)
+    except KeyboardInterrupt:
+        print("twin: stopped")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python tools/twin.py", description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=4)
@@ -463,19 +482,28 @@ def main(argv=None):
     ap.add_argument("--spawn", action="store_true",
                     help="start a new CPython per boot instead of forking a preloaded one")
     ap.add_argument("-v", "--verbose", action="store_true", help="print device and server logs")
+    ap.add_argument("--keep", action="store_true",
+                    help="after the cycles, keep the device reporting and the server with its "
+                         "web page running until Ctrl-C")
+    ap.add_argument("--keep-interval", type=float, default=10.0,
+                    help="seconds between reports with --keep")
+    ap.add_argument("--web-port", type=int, default=8684,
+                    help="port of the web page with --keep (0: a free one)")
     a = ap.parse_args(argv)
     if a.outage and a.cycles < 7:
         a.cycles = 7
     os.makedirs(a.out, exist_ok=True)
     pcap = a.pcap or os.path.join(a.out, "demo.pcap")
     twin = Twin(a.board, a.out, pcap, a.sleep_scale, dtls=not a.plain, fork=not a.spawn,
-                verbose=a.verbose)
+                verbose=a.verbose, web_port=a.web_port if a.keep else None)
     twin.start()
     ok = True
     try:
         print("twin: local EnOS server coap://127.0.0.1:%d coaps://127.0.0.1:%d, %s emulator "
               "on %s, flash %s" % (twin.server.port, twin.server.dtls_port, twin.board["modem"],
                                    twin.emu.port, twin.flash))
+        if twin.server.web is not None:
+            print("twin: web page %s" % twin.server.web.url, flush=True)
         seen = 0
         for i in range(1, a.cycles + 1):
             if a.command and i == 2:
@@ -507,6 +535,8 @@ def main(argv=None):
         readings = twin.readings()
         print("twin: server received readings %s; device queue now %s" % (readings,
                                                                          twin.queued()))
+        if a.keep:
+            keep_reporting(twin, a.keep_interval, seen)
         twin.emu.stop()  # closes the pcap
         twin.emu = None
         if shutil.which("tshark"):

@@ -1,6 +1,7 @@
 """Command line of the local EnOS server.
 
   python -m tools.enos_server serve [--registry F] [--db F] [--port 5683] [--dtls-port 5684]
+                                    [--web-port 8684]
   python -m tools.enos_server devices [--db F]
   python -m tools.enos_server points [--device dk] [--db F]
   python -m tools.enos_server command <dk> set-point name=value ...
@@ -42,7 +43,8 @@ def cmd_serve(a):
                                           else "per-product (dynamic activation)"))
     srv = EnosServer(reg, a.db, a.host, a.port, None if a.dtls_port < 0 else a.dtls_port,
                      log=lambda m: print(m, flush=True), dtls_commands=a.dtls_commands,
-                     plain_commands=a.plain_commands, hello_verify=not a.no_hello_verify)
+                     plain_commands=a.plain_commands, hello_verify=not a.no_hello_verify,
+                     web_port=None if a.web_port < 0 else a.web_port)
     try:
         asyncio.run(srv.run())
     except KeyboardInterrupt:
@@ -133,6 +135,8 @@ def main(argv=None):
     s.add_argument("--plain-commands", choices=("get", "option"), default="option")
     s.add_argument("--no-hello-verify", action="store_true",
                    help="DTLS without the HelloVerifyRequest cookie round trip")
+    s.add_argument("--web-port", type=int, default=8684,
+                   help="the web page on 127.0.0.1 (0: a free port, -1: off)")
     s.set_defaults(fn=cmd_serve)
     s = sub.add_parser("devices", help="devices, online state and mode", parents=[common])
     s.set_defaults(fn=cmd_devices)

@@ -24,11 +24,12 @@ class EnosServer:
     "option" (2100 + 2102 with the payload). The DTLS front end sends a 16-byte cookie
     before a full handshake; hello_verify=False skips the cookie exchange. DTLS sessions can
     be resumed by session id (Mbed TLS session cache), without a cookie.
+    web_port: the web page (tools.enos_server.web) on 127.0.0.1, 0 for a free port; None: none.
     """
 
     def __init__(self, registry=None, db_path=":memory:", host="127.0.0.1", port=5683,
                  dtls_port=5684, log=print, dtls_commands="get", plain_commands="option",
-                 hello_verify=True):
+                 hello_verify=True, web_port=None):
         self.registry = registry if registry is not None else Registry.load()
         self.db_path = db_path
         self.host = host
@@ -38,6 +39,8 @@ class EnosServer:
         self.dtls_commands = dtls_commands
         self.plain_commands = plain_commands
         self.hello_verify = hello_verify
+        self.web_port = web_port
+        self.web = None
         self.front = None
         self.site = None
         self.db = None
@@ -62,14 +65,21 @@ class EnosServer:
                     lambda: DtlsFront(self.registry, self.site, self.port, self.log,
                                       self.hello_verify),
                     local_addr=(self.host, self.dtls_port))
+            if self.web_port is not None:
+                from tools.enos_server import web  # aiohttp only where the page is served
+                self.web = await web.start(self, ctx, self.web_port)
             self._stop = asyncio.Event()
             self._loop = asyncio.get_running_loop()
             self._ready.set()
             self.log("local EnOS server: coap://%s:%d%s" % (
                 self.host, self.port,
                 "" if self.dtls_port is None else ", coaps://%s:%d" % (self.host, self.dtls_port)))
+            if self.web is not None:
+                self.log("web page: %s" % self.web.url)
             await self._stop.wait()
         finally:
+            if self.web is not None:
+                await self.web.stop()
             if front_transport is not None:
                 self.front.close()
                 front_transport.close()

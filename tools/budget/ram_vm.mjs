@@ -151,6 +151,8 @@ async function deviceVm(role, stream, answers, files, modules) {
   mp.FS.writeFile("/sensors.py", fs.readFileSync(opt.sensors));
   copyIn(mp, path.join(ROOT, "tools", "budget"), "/harness", (n) => HARNESS.includes(n));
   mp.registerJsModule("_host", host(role, stream, answers, modules));
+  // main.py runs from the flash root, where sensors.py is (the VM starts in /rom with ROMFS).
+  mp.runPython("import os\nos.chdir('/')");
   return mp;
 }
 

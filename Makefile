@@ -20,7 +20,7 @@ DEBIAN_TOOLS := coap-server-notls:libcoap3-bin tshark:tshark mosquitto:mosquitto
 
 FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | sort)
 
-.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets package-json server clean
+.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets package-json server clean image romfs
 
 all: test
 
@@ -94,6 +94,15 @@ deploy: deps
 flash: deps
 	@test -n "$(IMAGE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-<version>.bin [CHIP=esp32]"; exit 2; }
 	$(PY) tools/deploy.py flash --port $(PORT) --image $(IMAGE) $(if $(CHIP),--chip $(CHIP)) $(if $(filter 1 yes true,$(DRY)),--dry-run)
+
+# The custom image for boards without PSRAM (enosnb frozen, Bluetooth off; docs/ram.md): needs
+# Docker and the network, and says so (exit 2) where they are missing.
+image: deps
+	$(PY) tools/image.py
+
+# ROMFS image of the package for custom images with a ROMFS partition (docs/ram.md).
+romfs: deps
+	$(PY) tools/romfs.py build
 
 secrets: deps
 	$(PY) tools/secrets_tool.py $(if $(CHECK),check $(CHECK),create)

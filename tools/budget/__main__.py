@@ -4,7 +4,7 @@ Prints one `name: value unit` line per figure and `# ` lines saying how each was
 writes out/cycle.svg (the cold report cycle as a sequence diagram) and, with --table FILE,
 the markdown table of readme_table.py. Figures are printed, not asserted.
 
-  python -m tools.budget [--table docs/budget.md] [--readme README.md] [--svg out/cycle.svg] [--skip-mqtt] [--skip-vm]
+  python -m tools.budget [--table docs/budget.md] [--readme README.md] [--svg out/cycle.svg] [--skip-mqtt] [--skip-vm] [--only-ram]
 """
 import argparse
 import io
@@ -97,7 +97,7 @@ def mqtt_figures(out, wires):
 
 
 def vm_figures(out):
-    out.note("mpvm: " + " ".join(l.strip() for l in _doc_heap_method()).strip())
+    out.note("mpvm: " + " ".join(l.strip() for l in _doc_method()).strip())
     res = subprocess.run(["node", os.path.join(ROOT, "tools", "mpvm", "run.mjs"), "--script",
                           os.path.join(ROOT, "tools", "budget", "mpvm_cycle.py"), "--steps"],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -115,17 +115,25 @@ def vm_figures(out):
         out.emit("%s: %s" % (name, rest))
 
 
-def _doc_heap_method():
+def _doc_method():
     from tools.budget import mpvm_cycle
     doc = mpvm_cycle.__doc__
-    return doc[doc.index("Heap method."):doc.index("The VM has no")].split("\n")
+    return doc[doc.index("Method."):doc.index("The heap of the whole")].split("\n")
+
+
+def ram_figures(out):
+    from tools.budget import ram
+    doc = ram.__doc__
+    out.note("ram: " + " ".join(l.strip() for l in doc.split("\n")).strip())
+    try:
+        ram.measure(out)
+    except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as e:
+        out.note("ram not measured: %s" % e)
 
 
 def size_figures(out):
-    out.note("mpy: mpy-cross -march=xtensawin of every firmware/*.py; RAM: live heap after "
-             "importing the cycle's modules in the VM from .py and from .mpy; frozen is a rough "
-             "upper bound (.mpy import heap less the modules' .mpy bytes; bytecode loaded in RAM "
-             "is larger than its .mpy file), the VM has no frozen build to measure")
+    out.note("mpy: mpy-cross -march=xtensawin of every firmware/*.py (flash, not RAM: the "
+             "ram.* lines are the RAM figures)")
     for name, value, unit in sizes.measure():
         out.fig(name, value, unit)
 
@@ -166,8 +174,12 @@ def main(argv=None):
     p.add_argument("--svg", default=os.path.join(ROOT, "out", "cycle.svg"))
     p.add_argument("--skip-mqtt", action="store_true")
     p.add_argument("--skip-vm", action="store_true")
+    p.add_argument("--only-ram", action="store_true", help="only the ram.* figures")
     a = p.parse_args(argv)
     out = Out()
+    if a.only_ram:
+        ram_figures(out)
+        return
     wires = wire_figures(out)
     if not twin_figures(out, a.svg):
         os.makedirs(os.path.dirname(a.svg), exist_ok=True)
@@ -186,6 +198,7 @@ def main(argv=None):
     if not a.skip_vm:
         vm_figures(out)
         size_figures(out)
+        ram_figures(out)
     if a.table:
         figures, notes = readme_table.parse(io.StringIO("\n".join(out.lines)))
         with open(a.table, "w") as f:

@@ -387,6 +387,11 @@ class Modem:
         else:
             self.cmd('AT+CEDRXS=1,5,"%s"' % encode_edrx(cycle_s))
 
+    def radio_off(self):
+        """Radio off (AT+CFUN=0) for a back-off: an unregistered module would otherwise keep
+        searching between wakes. attach() switches it on again."""
+        self.cmd("AT+CFUN=0")
+
     def release(self):
         """Ask the network to release the RRC connection now (AT+CNMPSD, where supported).
 

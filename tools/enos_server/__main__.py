@@ -42,7 +42,8 @@ def cmd_serve(a):
                                           else "per-product (dynamic activation)"))
     srv = EnosServer(reg, a.db, a.host, a.port, None if a.dtls_port < 0 else a.dtls_port,
                      log=lambda m: print(m, flush=True), dtls_commands=a.dtls_commands,
-                     plain_commands=a.plain_commands, hello_verify=not a.no_hello_verify)
+                     plain_commands=a.plain_commands, hello_verify=not a.no_hello_verify,
+                     dtls_variant=a.dtls_variant)
     try:
         asyncio.run(srv.run())
     except KeyboardInterrupt:
@@ -133,6 +134,9 @@ def main(argv=None):
     s.add_argument("--plain-commands", choices=("get", "option"), default="option")
     s.add_argument("--no-hello-verify", action="store_true",
                    help="DTLS without the HelloVerifyRequest cookie round trip")
+    s.add_argument("--dtls-variant", choices=("resume", "hvr", "full", "cid"), default="resume",
+                   help="session resumption without a cookie (default), with one, none, or "
+                        "RFC 9146 Connection ID")
     s.set_defaults(fn=cmd_serve)
     s = sub.add_parser("devices", help="devices, online state and mode", parents=[common])
     s.set_defaults(fn=cmd_devices)

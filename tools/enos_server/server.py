@@ -24,11 +24,19 @@ class EnosServer:
     "option" (2100 + 2102 with the payload). The DTLS front end sends a 16-byte cookie
     before a full handshake; hello_verify=False skips the cookie exchange. DTLS sessions can
     be resumed by session id (Mbed TLS session cache), without a cookie.
+
+    dtls_variant: "resume" (that default), "hvr" (a cookie on resumption too), "full" (no
+    resumption) or "cid" (RFC 9146 Connection ID: a session survives a new client address;
+    cid_front.py).
     """
+    DTLS_VARIANTS = ("resume", "hvr", "full", "cid")
 
     def __init__(self, registry=None, db_path=":memory:", host="127.0.0.1", port=5683,
                  dtls_port=5684, log=print, dtls_commands="get", plain_commands="option",
-                 hello_verify=True):
+                 hello_verify=True, dtls_variant="resume"):
+        if dtls_variant not in self.DTLS_VARIANTS:
+            raise ValueError("dtls_variant must be one of %s" % ", ".join(self.DTLS_VARIANTS))
+        self.dtls_variant = dtls_variant
         self.registry = registry if registry is not None else Registry.load()
         self.db_path = db_path
         self.host = host
@@ -59,9 +67,7 @@ class EnosServer:
             if self.dtls_port is not None:
                 loop = asyncio.get_running_loop()
                 front_transport, self.front = await loop.create_datagram_endpoint(
-                    lambda: DtlsFront(self.registry, self.site, self.port, self.log,
-                                      self.hello_verify),
-                    local_addr=(self.host, self.dtls_port))
+                    self._front, local_addr=(self.host, self.dtls_port))
             self._stop = asyncio.Event()
             self._loop = asyncio.get_running_loop()
             self._ready.set()
@@ -75,6 +81,14 @@ class EnosServer:
                 front_transport.close()
             await ctx.shutdown()
             self.db.close()
+
+    def _front(self):
+        v = self.dtls_variant
+        if v == "cid":
+            from tools.enos_server.cid_front import CidFront
+            return CidFront(self.registry, self.site, self.port, self.log, self.hello_verify)
+        return DtlsFront(self.registry, self.site, self.port, self.log, self.hello_verify,
+                         resume_cookie=v == "hvr", resumption=v != "full")
 
     def start(self):
         """Run in a background thread; returns once both ports are bound."""

@@ -389,7 +389,9 @@ class Modem:
 
     def radio_off(self):
         """Radio off (AT+CFUN=0) for a back-off: an unregistered module would otherwise keep
-        searching between wakes. attach() switches it on again."""
+        searching between wakes. attach() switches it on again. The line is synced first: a
+        reset of the ESP32 may have cut a command in half. ModemError when it is silent."""
+        self.at.sync(3, self.SYNC_INTERVAL_MS)
         self.cmd("AT+CFUN=0")
 
     def release(self):

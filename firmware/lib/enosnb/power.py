@@ -49,6 +49,8 @@ def hold(machine, board, modem_on=True):
     for pin, level in lines:
         if not modem_on and pe and pin == pe["pin"]:
             level = 1 - level
+        # A held pad ignores new levels: release it first (it keeps the old one meanwhile).
+        machine.Pin(pin, machine.Pin.OUT, hold=False)
         machine.Pin(pin, machine.Pin.OUT, value=level, hold=True)
     try:
         import esp32

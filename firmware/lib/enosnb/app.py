@@ -664,8 +664,16 @@ class App:
         return enos
 
     def connect(self):
-        self.bring_up_modem()
-        self._phase("attach")
+        try:
+            self.bring_up_modem()
+        finally:
+            self._phase("attach")
+        try:
+            self._connect()
+        finally:
+            self._phase("handshake")
+
+    def _connect(self):
         self.enos = enos = self._enos()
         kept = self._restored_sock is not None
         how = None
@@ -699,7 +707,6 @@ class App:
         self.report["connect"] = how
         self._unproven = how == "restored"
         self._kept_how = how
-        self._phase("handshake")
         log("connected (%s)" % how)
 
     def _learn_nat(self, kept):

@@ -3,23 +3,7 @@ unchanged, modem emulator with its NAT model, local EnOS server): the NAT lifeti
 a restored session is probed for about two round trips only, a server with Connection ID
 keeps every wake at one round trip, plain mode re-authenticates, and a reset in the middle of
 a cycle is followed by a back-off sleep with the radio off."""
-import pytest
-
-from tools.twin import Twin
-
-
-@pytest.fixture
-def twin_factory(tmp_path):
-    made = []
-
-    def make(board="esp32-sim7020", **kw):
-        kw.setdefault("sleep_scale", 0.0002)
-        t = Twin(board, out=str(tmp_path / ("t%d" % len(made))), **kw)
-        made.append(t)
-        return t.start()
-    yield make
-    for t in made:
-        t.stop()
+from host_tests.test_twin import twin_factory  # noqa: F401  (the fixture)
 
 
 def _connect(boot):

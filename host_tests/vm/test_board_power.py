@@ -8,6 +8,7 @@ import os
 from enosnb import app as appmod
 from enosnb import power
 from enosnb.config import ConfigError, parse_board, parse_secrets
+from test_app_logic import _rm
 from vmcheck import VirtualClock, raises
 
 _PID = getattr(os, "getpid", lambda: 0)()
@@ -55,17 +56,7 @@ class _Machine:
 
 def _fresh(name):
     d = "/tmp/enosnb_power_%d_%s" % (_PID, name)
-    try:
-        for n in os.listdir(d):
-            try:
-                os.remove(d + "/" + n)
-            except OSError:
-                for m in os.listdir(d + "/" + n):
-                    os.remove(d + "/" + n + "/" + m)
-                os.rmdir(d + "/" + n)
-        os.rmdir(d)
-    except OSError:
-        pass
+    _rm(d)
     os.mkdir(d)
     return d
 

@@ -10,6 +10,7 @@ from enosnb import nat, timing
 from enosnb.config import parse_board, parse_secrets
 from enosnb.modem.errors import ModemError
 from enosnb.store import Store
+from test_app_logic import _rm
 from vmcheck import VirtualClock, raises
 
 _PID = getattr(os, "getpid", lambda: 0)()
@@ -28,20 +29,6 @@ def _fresh(name):
     _rm(d)
     os.mkdir(d)
     return d
-
-
-def _rm(d):
-    try:
-        names = os.listdir(d)
-    except OSError:
-        return
-    for n in names:
-        p = d + "/" + n
-        try:
-            os.remove(p)
-        except OSError:
-            _rm(p)
-    os.rmdir(d)
 
 
 class _Silent:

@@ -32,19 +32,19 @@ class NatDevice(Device):
 
     def wake_nat(self, kept, restore):
         """The wake on a new source port: restore (CID) or resume."""
+        if not restore:
+            w = self.wake(kept)
+            w.name = "wake_nat"
+            return w
         blob, coap_state, enos_state = kept
         w = self.scenario("wake_nat")
         ident = identity.psk_identity(PK, DK, identity.MODE_DEVICE, 3600)
-        psk = identity.psk_key(SECRET)
-        if restore:
-            self.transport.close()
-            self.transport._endpoint = self._endpoint()
-            s = DtlsSession.restore(self.transport._endpoint, ident, psk, blob,
-                                    timers=LOOPBACK_TIMERS, cid=True)
-            self.transport.session = s
-            coap = self._client(s)
-        else:
-            coap = self.transport.resume(ident, psk, blob)
+        self.transport.close()
+        self.transport._endpoint = self._endpoint()
+        s = DtlsSession.restore(self.transport._endpoint, ident, identity.psk_key(SECRET), blob,
+                                timers=LOOPBACK_TIMERS, cid=True)
+        self.transport.session = s
+        coap = self._client(s)
         coap.restore(coap_state)
         self.enos.restore(enos_state)
         self.reference_id()

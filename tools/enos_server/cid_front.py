@@ -18,11 +18,10 @@ the device's CID logic end to end, not its bytes against an independent implemen
 that check remains to be made against Mbed TLS 3.x built with MBEDTLS_SSL_DTLS_CONNECTION_ID
 (or EnOS itself, whose CID support is unknown; docs/power.md).
 """
-import asyncio
 import os
 import sys
 
-from tools.enos_server.dtls_front import DtlsFront
+from tools.enos_server.dtls_front import DtlsFront, _Peer
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 for _p in (os.path.join(_ROOT, "firmware", "lib"), os.path.join(_ROOT, "host_tests", "vm")):
@@ -53,8 +52,9 @@ class _Engine(MiniServer):
         return MiniServer._on_message(self, t, mseq, body)
 
 
-class _CidPeer:
-    """One client's session, reachable by its CID whatever address the client has now."""
+class _CidPeer(_Peer):
+    """One client's session, reachable by its CID whatever address the client has now
+    (the relay to the CoAP site is _Peer's)."""
 
     def __init__(self, front, addr, random):
         self.front = front
@@ -102,31 +102,15 @@ class _CidPeer:
         del e.app_in[:]
         return got
 
-    async def _open_relay(self):
-        from tools.enos_server.dtls_front import _Relay
-        loop = asyncio.get_running_loop()
-        self.relay, _ = await loop.create_datagram_endpoint(
-            lambda: _Relay(self), local_addr=("127.0.0.1", 0),
-            remote_addr=("127.0.0.1", self.front.coap_port))
-        host, port = self.relay.get_extra_info("sockname")[:2]
-        self.relay_key = "%s:%d" % (host, port)
-        pk, dk, mode, lifetime = self.identity
-        self.front.site.bind_dtls(self.relay_key, pk, dk, mode, lifetime)
-        self.front.log("dtls %s: %s as %s,%s,%d,%d (%s, cid %s)" % (
-            "%s:%d" % self.addr[:2], "session resumed" if self.resumed else "handshake ok",
-            pk, dk, mode, lifetime, "CCM_8" if self.engine.suite == 0xC0A8 else "CBC",
-            self.engine.use_cid.hex() if self.engine.use_cid else "not negotiated"))
-        if self.resumed:
-            self.front.resumptions += 1
+    def suite_name(self):
+        e = self.engine
+        return "%s, cid %s" % ("CCM_8" if e.suite == 0xC0A8 else "CBC",
+                               e.use_cid.hex() if e.use_cid else "not negotiated")
 
     def close(self):
-        self.closed = True
         if self.engine.use_cid:
             self.front.by_cid.pop(self.engine.use_cid, None)
-        if self.relay is not None:
-            self.relay.close()
-        if self.relay_key is not None:
-            self.front.site.unbind(self.relay_key)
+        _Peer.close(self)
 
 
 class CidFront(DtlsFront):

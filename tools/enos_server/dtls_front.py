@@ -399,14 +399,16 @@ class _Peer:
         self.relay_key = "%s:%d" % (host, port)
         pk, dk, mode, lifetime = self.identity
         self.front.site.bind_dtls(self.relay_key, pk, dk, mode, lifetime)
-        suite = self.buf.cipher()
-        if isinstance(suite, tuple):
-            suite = suite[0]
+        suite = self.suite_name()
         self.front.log("dtls %s: %s as %s,%s,%d,%d (%s)" % (
             "%s:%d" % self.addr[:2], "session resumed" if self.resumed else "handshake ok",
             pk, dk, mode, lifetime, suite))
         if self.resumed:
             self.front.resumptions += 1
+
+    def suite_name(self):
+        suite = self.buf.cipher()
+        return suite[0] if isinstance(suite, tuple) else suite
 
     def close(self):
         self.closed = True

@@ -309,7 +309,8 @@ class App:
         self._restorable = False
         self._restored_sock = self.state.get("sock")
         if self.state.get("cyc"):
-            return self._after_abnormal_reset()
+            from enosnb.resets import after_abnormal_reset
+            return after_abnormal_reset(self)
         self.state.set("cyc", b"1")
         self._consume_session()
         self._save_state()  # the mark is in RTC memory before any radio work
@@ -323,7 +324,8 @@ class App:
             self._failed("queue", e)
         self._phase("measure")
         if self.board.battery:
-            interval_ms = self._battery(interval_ms)
+            from enosnb.power import battery_interval
+            interval_ms = battery_interval(self, interval_ms)
         if self.store is None or self._radio_off:
             pass
         elif self._skip_radio():
@@ -379,30 +381,6 @@ class App:
         ph[name] = ph.get(name, 0) + now - self._mark
         self._mark = now
 
-    def _after_abnormal_reset(self):
-        """The last cycle ended in a reset before its end: count it, back off, sleep."""
-        t = self.tune
-        n = min(self._u8("abn") + 1, 255)
-        self._set_u8("abn", n)
-        total = self._u32("abt") + 1
-        self.state.set("abt", struct.pack(">I", total))
-        self.report["abnormal"] = total
-        self.report["error"] = "reset: the last cycle ended in a watchdog, brown-out or " \
-            "crash reset (%d in a row)" % n
-        log(self.report["error"])
-        if n >= t["abnormal_max"]:
-            sleep_ms = t["long_sleep_ms"]
-            log("%d abnormal resets in a row: long sleep" % n)
-        else:
-            sleep_ms = timing.backoff_ms(self.seed(), n, t["backoff_base_ms"],
-                                         t["backoff_cap_ms"])
-        self.state.delete("cyc")
-        self.clock.wind_down()
-        self._radio_off = True
-        self.store = None
-        self.finish(sleep_ms)
-        return sleep_ms
-
     def _report_resets(self):
         """The abnormal reset count, once per new count, as an attribute (docs/power.md)."""
         total = self._u32("abt")
@@ -414,26 +392,6 @@ class App:
             log("abnormal reset count not reported (%s); add the attribute "
                 "enosnb_abnormal_resets to the thing model to see it" % e)
         self.state.set("abr", struct.pack(">I", total))
-
-    def _battery(self, interval_ms):
-        """Low battery: a longer interval; critical: no radio at all (enosnb.power)."""
-        from enosnb import power
-        try:
-            mv = power.battery_mv(self._mach(), self.board.battery)
-        except (OSError, ValueError) as e:
-            log("battery not read: %s" % _err(e))
-            return interval_ms
-        self.report["battery_mv"] = mv
-        b = self.board.battery
-        if mv < b["critical_mv"]:
-            log("battery %d mV below %d mV: radio off, readings stay queued" % (
-                mv, b["critical_mv"]))
-            self._radio_off = self._critical = True
-            return interval_ms * b["low_factor"]
-        if mv < b["low_mv"]:
-            log("battery %d mV below %d mV: interval x%d" % (mv, b["low_mv"], b["low_factor"]))
-            return interval_ms * b["low_factor"]
-        return interval_ms
 
     def measure(self):
         """Reads the sensor and queues the reading; returns its queue seq (None if none)."""

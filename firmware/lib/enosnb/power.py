@@ -67,3 +67,22 @@ def battery_mv(machine, battery):
     for _ in range(_SAMPLES):
         total += adc.read_uv()
     return total * battery["divider_x1000"] // (_SAMPLES * 1000000)
+
+
+def battery_interval(app, interval_ms):
+    """The cycle's interval under the low-battery policy: low_factor times longer below
+    low_mv; below critical_mv also no radio and the modem unpowered (app._critical)."""
+    b = app.board.battery
+    try:
+        mv = battery_mv(app._mach(), b)
+    except (OSError, ValueError) as e:
+        print("[enosnb] battery not read: %s" % e)
+        return interval_ms
+    app.report["battery_mv"] = mv
+    if mv >= b["low_mv"]:
+        return interval_ms
+    if mv < b["critical_mv"]:
+        app._radio_off = app._critical = True
+    print("[enosnb] battery %d mV: interval x%d%s" % (
+        mv, b["low_factor"], ", radio off" if app._critical else ""))
+    return interval_ms * b["low_factor"]

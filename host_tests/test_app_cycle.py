@@ -2,6 +2,7 @@
 fake: what is queued, sent, acknowledged, dropped, and when the radio is skipped."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -86,6 +87,7 @@ def device(tmp_path, monkeypatch):
         made.append(a)
         return a
     make.sensor = sensor
+    make.secrets = secrets
     make.queue = lambda: Store(str(tmp_path / "queue"))
     return make
 
@@ -96,7 +98,8 @@ def test_a_reading_stays_queued_through_a_network_failure_and_goes_out_as_resume
     sleep_ms = a.run(woke=False)
     assert a.report["queued"] == 1 and a.report["sent"] == 0
     assert "not registered" in a.report["error"]
-    assert 590000 < sleep_ms <= 600000
+    # After a power-on the device's own offset moves its slot (fleet timing).
+    assert 300000 <= sleep_ms < 900000
     assert len(device.queue()) == 1
     FakeApp.network = True
     b = device()
@@ -121,15 +124,40 @@ def test_after_an_outage_the_backlog_goes_in_order_in_batches_then_the_new_readi
     assert all(len(rs) <= 3 for _, rs in sent)
 
 
-def test_back_off_skips_the_radio_for_1_then_3_cycles_at_most_but_keeps_measuring(device):
+def _skips_after_each_failure(device):
     FakeApp.network = False
-    attempts = []
-    for _ in range(12):
+    skips, run = [], 0
+    for _ in range(40):
         before = FakeApp.connects
         device().run(woke=True)
-        attempts.append(FakeApp.connects - before)
-    assert attempts == [1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]
-    assert len(device.queue()) == 12
+        if FakeApp.connects > before:
+            skips.append(run)
+            run = 0
+        else:
+            run += 1
+    return skips[1:]
+
+
+def test_back_off_doubles_with_a_random_spread_up_to_its_cap_but_keeps_measuring(device):
+    skips = _skips_after_each_failure(device)
+    # After the n-th failure in a row: between 2^(n-2) and 2^(n-1) - 1 wakes without radio.
+    for n, k in enumerate(skips[:5], start=1):
+        assert (0 if n == 1 else 1 << (n - 2)) <= k <= (1 << (n - 1)) - 1, skips
+    assert max(skips) <= appmod.DEFAULTS["skip_cap_s"] // 600
+    assert len(device.queue()) == 40
+
+
+def test_two_devices_back_off_and_report_at_different_times(device, tmp_path):
+    from enosnb import timing
+    seed = device().seed()
+    first = _skips_after_each_failure(device)
+    device.secrets.device_key = "AnotherDevice1"
+    other = device().seed()
+    assert other != seed
+    shutil.rmtree(str(tmp_path / "queue"))
+    os.remove(str(tmp_path / "rtc.bin"))
+    assert _skips_after_each_failure(device) != first
+    assert timing.offset_ms(seed, 600000) != timing.offset_ms(other, 600000)
 
 
 def test_a_record_enos_rejects_is_dropped_alone_and_the_others_are_delivered(device):

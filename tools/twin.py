@@ -21,6 +21,13 @@ board whose supply is cut.
 
 Python API (tests): Twin(...).start(); run_cycle() -> Boot; run_cycles(n); points();
 readings(); enqueue_set(...); commands(); outage(True/False); stop(). See host_tests/test_twin.py.
+
+The emulator's carrier NAT (tools/modem_emulator/nat.py, 45 s unless emulator={"nat": ...})
+sees each deep sleep at its full requested length: the runner advances the NAT's clock by
+the part it did not sleep for real, so a wake after 600 s comes from a new source port.
+dtls_variant picks the local server's DTLS front end (tools/enos_server: "resume", "hvr",
+"full" or "cid"). run_cycle(kill_at=k, crash=True) ends the boot like a watchdog or panic
+reset: RTC memory is kept, the modem keeps running, the next boot's reset cause is WDT.
 """
 import argparse
 import json
@@ -47,6 +54,7 @@ LIB = os.path.join(ROOT, "firmware", "lib")
 KILLED = 137
 DEEPSLEEP_RESET = 4
 PWRON_RESET = 1
+WDT_RESET = 3
 
 DEMO_DEVICE = DEMO["devices"][0]
 
@@ -121,7 +129,7 @@ class Twin:
 
     def __init__(self, board="esp32-sim7020", out="out", pcap=None, sleep_scale=0.002,
                  dtls=True, fork=True, fast=True, seed=0, verbose=False, emulator=None,
-                 dtls_commands="get", web_port=None):
+                 dtls_commands="get", web_port=None, dtls_variant="resume"):
         self.board_name = board
         self.out = os.path.abspath(out)
         self.dir = os.path.join(self.out, "twin")
@@ -136,6 +144,7 @@ class Twin:
         self.emulator_opts = dict(emulator or {})
         self.dtls_commands = dtls_commands
         self.web_port = web_port
+        self.dtls_variant = dtls_variant
         self.server = None
         self.emu = None
         self.db = None
@@ -155,7 +164,8 @@ class Twin:
         db_path = os.path.join(self.dir, "enos.sqlite")
         self.server = EnosServer(None, db_path, "127.0.0.1", 0, 0, log=self._server_log,
                                  dtls_commands=self.dtls_commands,
-                                 web_port=self.web_port).start()
+                                 web_port=self.web_port,
+                                 dtls_variant=self.dtls_variant).start()
         opts = dict(boot_time=0.02, registration_delay=0.05, cpin_delay=0.01, seed=0,
                     pcap=self.pcap)
         if self.board["modem"] == "bc95":
@@ -258,8 +268,9 @@ class Twin:
                                stdout=log, stderr=subprocess.STDOUT, timeout=300)
         return p.returncode
 
-    def run_cycle(self, kill_flash=None, kill_at=None, sleep=True):
-        """One boot of the device: runs main.py until deep sleep or a power cut."""
+    def run_cycle(self, kill_flash=None, kill_at=None, sleep=True, crash=False):
+        """One boot of the device: runs main.py until deep sleep or a power cut (a reset
+        that keeps RTC memory and the modem with crash=True)."""
         sleep_file = os.path.join(self.dir, "deepsleep.txt")
         ops_file = os.path.join(self.dir, "ops.json")
         for p in (sleep_file, ops_file):
@@ -285,12 +296,15 @@ class Twin:
             for ln in text.splitlines():
                 print("  device: " + ln, flush=True)
         self._snapshot_queue()
-        if b.killed:
+        if b.killed and crash:
+            self.reset_cause = WDT_RESET
+        elif b.killed:
             self.power_cut()
         elif code == 0 and sleep_ms is not None:
             self.reset_cause = DEEPSLEEP_RESET
             if sleep:
                 time.sleep(sleep_ms / 1000.0 * self.sleep_scale)
+                self.emu.nat.advance(sleep_ms / 1000.0 * (1 - self.sleep_scale))
         else:
             raise RuntimeError("main.py ended with status %s without deep sleep:\n%s"
                                % (code, text[-3000:]))

@@ -44,7 +44,8 @@ def cmd_serve(a):
     srv = EnosServer(reg, a.db, a.host, a.port, None if a.dtls_port < 0 else a.dtls_port,
                      log=lambda m: print(m, flush=True), dtls_commands=a.dtls_commands,
                      plain_commands=a.plain_commands, hello_verify=not a.no_hello_verify,
-                     web_port=None if a.web_port < 0 else a.web_port)
+                     web_port=None if a.web_port < 0 else a.web_port,
+                     dtls_variant=a.dtls_variant)
     try:
         asyncio.run(srv.run())
     except KeyboardInterrupt:
@@ -137,6 +138,9 @@ def main(argv=None):
                    help="DTLS without the HelloVerifyRequest cookie round trip")
     s.add_argument("--web-port", type=int, default=8684,
                    help="the web page on 127.0.0.1 (0: a free port, -1: off)")
+    s.add_argument("--dtls-variant", choices=("resume", "hvr", "full", "cid"), default="resume",
+                   help="session resumption without a cookie (default), with one, none, or "
+                        "RFC 9146 Connection ID")
     s.set_defaults(fn=cmd_serve)
     s = sub.add_parser("devices", help="devices, online state and mode", parents=[common])
     s.set_defaults(fn=cmd_devices)

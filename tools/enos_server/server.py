@@ -25,11 +25,19 @@ class EnosServer:
     before a full handshake; hello_verify=False skips the cookie exchange. DTLS sessions can
     be resumed by session id (Mbed TLS session cache), without a cookie.
     web_port: the web page (tools.enos_server.web) on 127.0.0.1, 0 for a free port; None: none.
+
+    dtls_variant: "resume" (that default), "hvr" (a cookie on resumption too), "full" (no
+    resumption) or "cid" (RFC 9146 Connection ID: a session survives a new client address;
+    cid_front.py).
     """
+    DTLS_VARIANTS = ("resume", "hvr", "full", "cid")
 
     def __init__(self, registry=None, db_path=":memory:", host="127.0.0.1", port=5683,
                  dtls_port=5684, log=print, dtls_commands="get", plain_commands="option",
-                 hello_verify=True, web_port=None):
+                 hello_verify=True, web_port=None, dtls_variant="resume"):
+        if dtls_variant not in self.DTLS_VARIANTS:
+            raise ValueError("dtls_variant must be one of %s" % ", ".join(self.DTLS_VARIANTS))
+        self.dtls_variant = dtls_variant
         self.registry = registry if registry is not None else Registry.load()
         self.db_path = db_path
         self.host = host
@@ -62,9 +70,7 @@ class EnosServer:
             if self.dtls_port is not None:
                 loop = asyncio.get_running_loop()
                 front_transport, self.front = await loop.create_datagram_endpoint(
-                    lambda: DtlsFront(self.registry, self.site, self.port, self.log,
-                                      self.hello_verify),
-                    local_addr=(self.host, self.dtls_port))
+                    self._front, local_addr=(self.host, self.dtls_port))
             if self.web_port is not None:
                 from tools.enos_server import web  # aiohttp only where the page is served
                 self.web = await web.start(self, ctx, self.web_port)
@@ -85,6 +91,14 @@ class EnosServer:
                 front_transport.close()
             await ctx.shutdown()
             self.db.close()
+
+    def _front(self):
+        v = self.dtls_variant
+        if v == "cid":
+            from tools.enos_server.cid_front import CidFront
+            return CidFront(self.registry, self.site, self.port, self.log, self.hello_verify)
+        return DtlsFront(self.registry, self.site, self.port, self.log, self.hello_verify,
+                         resume_cookie=v == "hvr", resumption=v != "full")
 
     def start(self):
         """Run in a background thread; returns once both ports are bound."""

@@ -161,7 +161,9 @@ class UART:
 
 class Pin:
     """GPIO stand-in: levels are remembered per pin id; every write is recorded in
-    Pin.history as (time.monotonic(), id, value), and watchers of that id are called."""
+    Pin.history as (time.monotonic(), id, value), and watchers of that id are called.
+    Pin(..., hold=True) latches the level as the ESP32 pad hold does (Pin.held: ids held
+    now); writes to a held pin change nothing until hold=False."""
 
     IN = 1
     OUT = 3
@@ -173,6 +175,7 @@ class Pin:
 
     history = []
     levels = {}
+    held = set()
     _watchers = {}
 
     @classmethod
@@ -184,13 +187,16 @@ class Pin:
     def reset_all(cls):
         del cls.history[:]
         cls.levels.clear()
+        cls.held.clear()
         cls._watchers.clear()
 
     def __init__(self, id, mode=-1, pull=-1, value=None, **kw):
         self.id = id
         self.init(mode, pull, value)
 
-    def init(self, mode=-1, pull=-1, value=None, **kw):
+    def init(self, mode=-1, pull=-1, value=None, hold=None, **kw):
+        if hold is False:
+            Pin.held.discard(self.id)
         if mode != -1:
             self.mode = mode
         if pull != -1:
@@ -199,10 +205,14 @@ class Pin:
             self.value(value)
         elif self.id not in Pin.levels:
             Pin.levels[self.id] = 1 if pull == Pin.PULL_UP else 0
+        if hold:
+            Pin.held.add(self.id)
 
     def value(self, v=None):
         if v is None:
             return Pin.levels.get(self.id, 0)
+        if self.id in Pin.held:
+            return None
         v = 1 if v else 0
         Pin.levels[self.id] = v
         Pin.history.append((time.monotonic(), self.id, v))

@@ -49,6 +49,15 @@ board.json (modems.md §9; pins are ESP32 GPIO numbers):
                       a report cycle (modems.md §6); absent: enosnb.app DEFAULTS (120000).
                       It counts towards the cycle's time budget (cycle_budget_ms, 170 s).
   wdt_timeout_ms      int 5000..600000, default 180000: hardware watchdog period.
+  battery             optional: {"adc_pin": 32..39, "divider": number 1..20 (battery volts
+                      per volt at the pin, e.g. 2 for two equal resistors), "low_mv": int
+                      (default 3500), "critical_mv": int (default 3300), "low_factor": int
+                      1..24 (default 4), "capacity_mah": int (default 2600)}: below low_mv
+                      the report interval is low_factor times longer, below critical_mv the
+                      radio stays off and readings are only queued (docs/power.md).
+  sleep_floor_ua      optional int 1..100000: the whole board's current in deep sleep with
+                      the modem in PSM, in microamperes, as measured by the maker; the
+                      energy budget (make budget) uses it.
 Output pins (uart.tx, pwrkey, reset, power_enable, led) must not be input-only GPIO 34..39;
 GPIO 6..11 (flash) and non-existent GPIOs are refused; no pin may serve two roles.
 """
@@ -72,7 +81,8 @@ _SECRETS_FIELDS = ["productKey", "deviceKey", "deviceSecret", "productSecret", "
                    "batch_max", "queue_max_records", "auth_fallback", "reactivate",
                    "sign_uppercase", "content_format"]
 _BOARD_FIELDS = ["name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
-                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms"]
+                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms", "battery",
+                 "sleep_floor_ua"]
 
 
 class ConfigError(Exception):
@@ -305,7 +315,8 @@ def load_secrets(path=SECRETS_FILE):
 class Board:
     """Validated board.json: name, modem, uart/pwrkey/reset/power_enable/status/led dicts
     (None when absent), bands (list or None), boot_wait_ms and attach_timeout_ms (None when
-    absent), wdt_timeout_ms, warnings."""
+    absent), wdt_timeout_ms, battery (dict or None), sleep_floor_ua (int or None),
+    warnings."""
 
     def __init__(self):
         self.warnings = []
@@ -416,7 +427,37 @@ def parse_board(obj, where=BOARD_FILE):
     b.boot_wait_ms = _int(obj, "boot_wait_ms", where, 1000, 120000)
     b.attach_timeout_ms = _int(obj, "attach_timeout_ms", where, 1000, 600000)
     b.wdt_timeout_ms = _int(obj, "wdt_timeout_ms", where, 5000, 600000, 180000)
+    b.battery = _battery(obj, where, pins)
+    b.sleep_floor_ua = _int(obj, "sleep_floor_ua", where, 1, 100000)
     return b
+
+
+def _battery(obj, where, pins):
+    v = obj.get("battery")
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        _fail(where, "battery", "must be an object like {\"adc_pin\": 35, \"divider\": 2}",
+              "or remove it")
+    bw = where + ": battery"
+    pin = _pin(v, "adc_pin", bw, False)
+    if pin < 32:
+        _fail(bw, "adc_pin", "is GPIO%d, not an ADC1 pin" % pin,
+              "wire the divider to GPIO 32..39 (ADC2 pins cannot be read with the radio on)")
+    _claim(pins, pin, "battery.adc_pin", where)
+    div = v.get("divider")
+    if isinstance(div, bool) or not isinstance(div, (int, float)) or not 1 <= div <= 20:
+        _fail(bw, "divider", "must be a number 1..20",
+              "write (R1 + R2) / R2 of the divider, e.g. 2 for two equal resistors")
+    out = {"adc_pin": pin, "divider_x1000": int(div * 1000 + 0.5),
+           "low_mv": _int(v, "low_mv", bw, 2000, 20000, 3500),
+           "critical_mv": _int(v, "critical_mv", bw, 2000, 20000, 3300),
+           "low_factor": _int(v, "low_factor", bw, 1, 24, 4),
+           "capacity_mah": _int(v, "capacity_mah", bw, 1, 1000000, 2600)}
+    if out["critical_mv"] >= out["low_mv"]:
+        _fail(bw, "critical_mv", "must be below low_mv (%d)" % out["low_mv"],
+              "e.g. low_mv 3500, critical_mv 3300 for a Li-ion cell")
+    return out
 
 
 def load_board(path=BOARD_FILE):

@@ -170,19 +170,9 @@ def build():
 
 
 def _measure(woke):
-    from enosnb.state import State
     from enosnb.store import Store
     dev = S["dev"]
-    app = S["app"]
-    dev.clock = app.CycleClock(dev.base_clock, None, dev.tune["cycle_budget_ms"])
-    dev.report = {"queued": None, "sent": 0, "rejected": 0, "dropped": 0, "connect": None,
-                  "error": None, "skipped_radio": False, "commands": 0, "pending": None,
-                  "socket": None}
-    dev._unproven = False
-    dev.state = State(rtc=None, path=dev._path("state.bin"))
-    if not woke:
-        dev.state.delete("dtok")
-        dev.state.delete("psm")
+    dev.begin(None, woke)
     dev._consume_session()
     dev.store = Store(dev._path("queue"), max_records=dev.secrets.queue_max_records)
     S["current"] = dev.measure()
@@ -301,7 +291,8 @@ def finish():
         dev.store = dev.store.store
     dev.modem = None  # no AT release in the VM
     dev.report["pending"] = len(dev.store)
-    dev.finish()
+    dev.clock.wind_down()
+    dev.finish(dev._sleep_ms(dev.secrets.report_interval_s * 1000))
 
 
 HEAD_COLD = (boot, build, measure_cold, modem, enos)

@@ -276,38 +276,7 @@ class App:
 
     def run(self, wdt=None, woke=False, boot_ms=None, imports_ms=None):
         """One cycle; boot_ms / imports_ms: what main.py measured before it (phase figures)."""
-        t = self.tune
-        self.clock = CycleClock(self.base_clock, wdt, t["cycle_budget_ms"], t["reserve_ms"])
-        self.clock.feed()
-        self.report = {"queued": None, "sent": 0, "rejected": 0, "dropped": 0,
-                       "connect": None, "error": None, "skipped_radio": False,
-                       "commands": 0, "pending": None, "socket": None, "phases": {},
-                       "abnormal": 0, "battery_mv": None}
-        self._mark = 0
-        if boot_ms is not None:
-            self.report["phases"]["boot"] = boot_ms
-        if imports_ms is not None:
-            self.report["phases"]["imports"] = imports_ms
-        self._unproven = False
-        self._radio_off = self._critical = False
-        self._rtt_at = None
-        self._kept_how = None
-        try:
-            self.state = State(rtc=self._rtc, path=self._path("state.bin"))
-        except Exception as e:  # a state we cannot read is a cold start, not a failure
-            log("state unreadable (%s); starting cold" % _err(e))
-            self.state = State(rtc=None, path=self._path("state.tmp.bin"))
-            self.state.clear()
-        self._woke = woke
-        if not woke:
-            # Power-on, reset button or watchdog: the modem may have been reset as well, so
-            # no session is restored as is and PSM is requested again.
-            self.state.delete("dtok")
-            self.state.delete("psm")
-        self._slept_s = self._u32("slp")
-        self.state.delete("slp")
-        self._restorable = False
-        self._restored_sock = self.state.get("sock")
+        self.begin(wdt, woke, boot_ms, imports_ms)
         if self.state.get("cyc"):
             from enosnb.resets import after_abnormal_reset
             return after_abnormal_reset(self)
@@ -354,6 +323,41 @@ class App:
         sleep_ms = self._sleep_ms(interval_ms)
         self.finish(sleep_ms)
         return sleep_ms
+
+    def begin(self, wdt=None, woke=False, boot_ms=None, imports_ms=None):
+        """The cycle's clock, report and state, read before anything else happens."""
+        t = self.tune
+        self.clock = CycleClock(self.base_clock, wdt, t["cycle_budget_ms"], t["reserve_ms"])
+        self.clock.feed()
+        self.report = {"queued": None, "sent": 0, "rejected": 0, "dropped": 0,
+                       "connect": None, "error": None, "skipped_radio": False,
+                       "commands": 0, "pending": None, "socket": None, "phases": {},
+                       "abnormal": 0, "battery_mv": None}
+        self._mark = 0
+        if boot_ms is not None:
+            self.report["phases"]["boot"] = boot_ms
+        if imports_ms is not None:
+            self.report["phases"]["imports"] = imports_ms
+        self._unproven = False
+        self._radio_off = self._critical = False
+        self._rtt_at = None
+        self._kept_how = None
+        try:
+            self.state = State(rtc=self._rtc, path=self._path("state.bin"))
+        except Exception as e:  # a state we cannot read is a cold start, not a failure
+            log("state unreadable (%s); starting cold" % _err(e))
+            self.state = State(rtc=None, path=self._path("state.tmp.bin"))
+            self.state.clear()
+        self._woke = woke
+        if not woke:
+            # Power-on, reset button or watchdog: the modem may have been reset as well, so
+            # no session is restored as is and PSM is requested again.
+            self.state.delete("dtok")
+            self.state.delete("psm")
+        self._slept_s = self._u32("slp")
+        self.state.delete("slp")
+        self._restorable = False
+        self._restored_sock = self.state.get("sock")
 
     def _sleep_ms(self, interval_ms):
         min_ms = self.tune["min_sleep_ms"]

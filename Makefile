@@ -87,6 +87,12 @@ demo: deps mpy
 	@mkdir -p out
 	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap --runtime $(RUNTIME) --mode $(MODE)
 
+# A virtual ESP32 on the MicroPython unix port: prints its port for `make deploy PORT=...`,
+# mpremote or a terminal; UART wired to the modem emulator, local EnOS server, flash in out/board.
+# FRESH=1 erases its flash; MODE=mpy|py picks the deployment mode (heap cap); HEAP=bytes overrides.
+board: deps
+	$(PY) -m tools.host.board --board $(BOARD) --mode $(MODE) $(if $(HEAP),--heap $(HEAP)) $(if $(filter 1 yes true,$(FRESH)),--fresh)
+
 # The long power-cut and outage runs on MicroPython (make test runs a short seeded version):
 # KILLS cuts per board, half inside the flash's erases and programs (torn pages), half at AT lines.
 KILLS ?= 200

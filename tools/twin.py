@@ -492,6 +492,7 @@ def powercut(twin, kills=200, seed=1, drain_cycles=12):
         b = twin.run_cycle(sleep=False)
         span = {k: max(2, b.ops.get(k, 0)) for k in span}
     done = boots = 0
+    by_kind = {"flash": 0, "at": 0}
     while done < kills:
         kind = "flash" if rnd.random() < 0.5 else "at"
         k = rnd.randint(1, span[kind])
@@ -499,6 +500,7 @@ def powercut(twin, kills=200, seed=1, drain_cycles=12):
         boots += 1
         if b.killed:
             done += 1
+            by_kind[kind] += 1
         elif b.ops.get(kind):
             span[kind] = max(2, b.ops[kind])
         if boots > kills * 4:
@@ -525,7 +527,8 @@ def powercut(twin, kills=200, seed=1, drain_cycles=12):
     # point again, a second timestamp for one reading would be a second point.
     duplicated = sum(1 for t in times.values() if len(t) > 1)
     lost = sorted(twin.queued_seen - set(times))
-    return {"kills": done, "boots": boots, "lost": len(lost), "lost_readings": lost,
+    return {"kills": done, "kills_flash": by_kind["flash"], "kills_at": by_kind["at"],
+            "boots": boots, "lost": len(lost), "lost_readings": lost,
             "duplicated": duplicated, "redelivered": redelivered, "out_of_order": order,
             "received": len(times), "still_queued": len(twin.queued())}
 

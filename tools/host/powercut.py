@@ -23,8 +23,9 @@ def run(kills, runtime, seed=7, out=None, boards=BOARDS):
     """{figure name: value} over both boards."""
     out = out or tempfile.mkdtemp(prefix="powercut-")
     t0 = time.time()
-    totals = {"kills": 0, "boots": 0, "lost": 0, "duplicated": 0, "redelivered": 0,
-              "out_of_order": 0, "still_queued": 0, "received": 0}
+    totals = {"kills": 0, "kills_flash": 0, "kills_at": 0, "boots": 0, "lost": 0,
+              "duplicated": 0, "redelivered": 0, "out_of_order": 0, "still_queued": 0,
+              "received": 0}
     outage_lost = 0
     for i, board in enumerate(boards):
         with Twin(board, out="%s/%s" % (out, board), runtime=runtime, seed=11 + i,

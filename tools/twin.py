@@ -1,26 +1,35 @@
-"""The host twin: firmware/main.py, unchanged, on CPython against the local EnOS server
-through the modem emulator (docs: "The host twin").
+"""The host twin: firmware/main.py, unchanged, on MicroPython or CPython against the local EnOS
+server through the modem emulator (docs/micropython.md, docs: "The host twin").
 
     python tools/twin.py [--cycles 4] [--board esp32-sim7020|esp32-bc95] [--sleep-scale 0.002]
                          [--command] [--outage] [--plain] [--pcap out/demo.pcap] [--out out]
                          [--keep [--web-port 8684]]
+                         [--runtime auto|micropython|cpython] [--mode mpy|py] [--heap BYTES]
 
 What runs where:
 - this process: the local EnOS server (plain CoAP and DTLS ports, demo registry, SQLite in
   <out>/twin/enos.sqlite) and the modem emulator (SIM7020 or BC95 dialect from board.json,
   on a pseudo-terminal, every forwarded datagram written to the pcap);
-- one process per boot of the device: tools/host/twin_boot.py runs firmware/main.py with
-  the flash directory <out>/twin/flash as its working directory (board.json, secrets.json
-  for the demo device, sensors.py, and what the firmware writes: queue/, state files).
-  tools/host/machine.py stands in for `machine`: UART = the emulator's pty, RTC memory = a
-  file (<out>/twin/rtc.bin), deepsleep = record the time and end the process.
+- one process per boot of the device, on one of two runtimes:
+  micropython (the default where the unix port is installed): tools/host/mpboot.py boots the
+  MicroPython unix port like an ESP32, under the heap cap of the deployment mode (--mode,
+  --heap): the flash is littlefs2 in <out>/twin/flash.bin holding the files that mode deploys
+  (lib/enosnb/*.mpy for mpy), mounted at "/"; <out>/twin/flash is a copy of its files taken
+  after every boot (read it; write with Twin.write_flash). docs/micropython.md.
+  cpython: tools/host/twin_boot.py runs firmware/main.py with the flash directory
+  <out>/twin/flash as its working directory.
+  Both hold board.json, secrets.json for the demo device, sensors.py, and what the firmware
+  writes (queue/, state files). tools/host/machine.py stands in for `machine`: UART = the
+  emulator's pty, RTC memory = a file (<out>/twin/rtc.bin), deepsleep = record the time and
+  end the process.
 After each deep sleep the runner waits the requested time times --sleep-scale and boots the
 device again (reset cause DEEPSLEEP_RESET). A power cut (Twin.run_cycle(kill_flash=k) or
 kill_at=k) ends the boot abruptly; RTC memory is then lost and the modem reboots, as on a
 board whose supply is cut.
 
-Python API (tests): Twin(...).start(); run_cycle() -> Boot; run_cycles(n); points();
-readings(); enqueue_set(...); commands(); outage(True/False); stop(). See host_tests/test_twin.py.
+Python API (tests): Twin(..., runtime="cpython"|"micropython").start(); run_cycle() -> Boot;
+run_cycles(n); points(); readings(); enqueue_set(...); commands(); outage(True/False);
+write_flash(name, data); stop(). See host_tests/test_twin.py and test_micropython_twin.py.
 
 The emulator's carrier NAT (tools/modem_emulator/nat.py, 45 s unless emulator={"nat": ...})
 sees each deep sleep at its full requested length: the runner advances the NAT's clock by
@@ -46,15 +55,20 @@ from tools.enos_server import commands as server_commands  # noqa: E402
 from tools.enos_server.db import Db  # noqa: E402
 from tools.enos_server.registry import DEMO  # noqa: E402
 from tools.enos_server.server import EnosServer  # noqa: E402
+from tools.host import mpruntime  # noqa: E402
 from tools.modem_emulator import ModemEmulator  # noqa: E402
 
 BOOT = os.path.join(ROOT, "tools", "host", "twin_boot.py")
 MAIN = os.path.join(ROOT, "firmware", "main.py")
 LIB = os.path.join(ROOT, "firmware", "lib")
 KILLED = 137
+WDT_FIRED = 136
+CORRUPTED = 3
 DEEPSLEEP_RESET = 4
 PWRON_RESET = 1
 WDT_RESET = 3
+SOFT_RESET = 5
+RUNTIMES = ("micropython", "cpython")
 
 DEMO_DEVICE = DEMO["devices"][0]
 
@@ -104,15 +118,18 @@ def make_sensor():
 
 
 class Boot:
-    """What one boot of the device did: code (0 = deep sleep, 137 = power cut), sleep_ms,
-    the device's log text, and killed."""
+    """What one boot of the device did: code (0 = deep sleep, 137 = power cut, 136 = the
+    watchdog reset it), sleep_ms, the device's log text, killed, and pins ({id: [level, held]}
+    when it went to sleep; MicroPython runtime)."""
 
-    def __init__(self, code, sleep_ms, log, ops=None):
+    def __init__(self, code, sleep_ms, log, ops=None, pins=None):
         self.code = code
         self.sleep_ms = sleep_ms
         self.log = log
         self.ops = ops or {}
+        self.pins = pins
         self.killed = code == KILLED
+        self.watchdog = code == WDT_FIRED
 
     def line(self, prefix):
         for ln in self.log.splitlines():
@@ -129,7 +146,13 @@ class Twin:
 
     def __init__(self, board="esp32-sim7020", out="out", pcap=None, sleep_scale=0.002,
                  dtls=True, fork=True, fast=True, seed=0, verbose=False, emulator=None,
-                 dtls_commands="get", web_port=None, dtls_variant="resume"):
+                 dtls_commands="get", web_port=None, dtls_variant="resume",
+                 runtime="cpython", mode="mpy", heap=None):
+        if runtime not in RUNTIMES:
+            raise ValueError("runtime must be one of %s" % ", ".join(RUNTIMES))
+        self.runtime = runtime
+        self.mode = mode
+        self.heap = heap or (mpruntime.heap_cap(mode) if runtime == "micropython" else None)
         self.board_name = board
         self.out = os.path.abspath(out)
         self.dir = os.path.join(self.out, "twin")
@@ -173,9 +196,18 @@ class Twin:
         opts.update(self.emulator_opts)
         self.emu = ModemEmulator(self.board["modem"], **opts)
         self.db = Db(db_path)
-        self._write_flash()
-        if self.fork:
-            self._start_zygote()
+        if self.runtime == "micropython":
+            self.image = mpruntime.Flash(os.path.join(self.dir, "flash.bin")).create()
+            stage = os.path.join(self.dir, "stage")
+            mpruntime.layout(self.mode, stage, self.board_name)
+            self._write_flash(stage)
+            self.image.put(stage)
+            shutil.rmtree(stage)
+            self.image.export(self.flash)
+        else:
+            self._write_flash(self.flash)
+            if self.fork:
+                self._start_zygote()
         return self
 
     def stop(self):
@@ -216,13 +248,28 @@ class Twin:
                 "port_plain": self.server.port, "report_interval_s": 600,
                 "ack_timeout_ms": 2000, "max_retransmit": 2, "batch_max": 10}
 
-    def _write_flash(self):
-        with open(os.path.join(self.flash, "board.json"), "w") as f:
+    def _write_flash(self, where):
+        with open(os.path.join(where, "board.json"), "w") as f:
             json.dump(self.board, f, indent=1)
-        with open(os.path.join(self.flash, "secrets.json"), "w") as f:
+        with open(os.path.join(where, "secrets.json"), "w") as f:
             json.dump(self.secrets(), f, indent=1)
-        with open(os.path.join(self.flash, "sensors.py"), "w") as f:
+        with open(os.path.join(where, "sensors.py"), "w") as f:
             f.write(SENSOR_PY)
+
+    def write_flash(self, name, data):
+        """Writes one file (bytes or str) onto the device's flash between boots."""
+        mode = "wb" if isinstance(data, bytes) else "w"
+        if self.runtime != "micropython":
+            with open(os.path.join(self.flash, name), mode) as f:
+                f.write(data)
+            return
+        stage = os.path.join(self.dir, "stage")
+        os.makedirs(os.path.dirname(os.path.join(stage, name)), exist_ok=True)
+        with open(os.path.join(stage, name), mode) as f:
+            f.write(data)
+        self.image.put(stage)
+        shutil.rmtree(stage)
+        self.image.export(self.flash)
 
     # --- booting the device --------------------------------------------------------------
 
@@ -230,6 +277,9 @@ class Twin:
         env = {"ENOSNB_UART%d" % self.board["uart"]["id"]: self.emu.port,
                "ENOSNB_RTC_FILE": os.path.join(self.dir, "rtc.bin"),
                "ENOSNB_DEEPSLEEP_FILE": os.path.join(self.dir, "deepsleep.txt"),
+               "ENOSNB_RESET_FILE": os.path.join(self.dir, "reset.txt"),
+               "ENOSNB_PINS_FILE": os.path.join(self.dir, "pins.json"),
+               "ENOSNB_WDT_FILE": os.path.join(self.dir, "wdt.txt"),
                "ENOSNB_RESET_CAUSE": str(self.reset_cause),
                "ENOSNB_FLASH": self.flash,
                "ENOSNB_KILL_FLASH": str(kill_flash or 0), "ENOSNB_KILL_AT": str(kill_at or 0),
@@ -237,6 +287,9 @@ class Twin:
                "ENOSNB_OPS_FILE": os.path.join(self.dir, "ops.json")}
         if self.fast:
             env["ENOSNB_TWIN_TUNE"] = json.dumps(FAST_TUNE)
+        if self.runtime == "micropython":
+            env["ENOSNB_FLASH_IMAGE"] = self.image.path
+            env["ENOSNB_FLASH_BLOCKS"] = str(self.image.blocks)
         return env
 
     def _start_zygote(self):
@@ -254,6 +307,8 @@ class Twin:
                 return
 
     def _boot(self, env, log_path):
+        if self.runtime == "micropython":
+            return self._boot_micropython(env, log_path)
         if self._zygote is not None:
             self._zygote.stdin.write(json.dumps({"env": env, "log": log_path}) + "\n")
             self._zygote.stdin.flush()
@@ -268,12 +323,40 @@ class Twin:
                                stdout=log, stderr=subprocess.STDOUT, timeout=300)
         return p.returncode
 
+    def _boot_micropython(self, env, log_path):
+        """One MicroPython process per boot. The watchdog is enforced here: when the deadline
+        the board last wrote (ENOSNB_WDT_FILE) is more than a second past, the board is
+        reset (WDT_FIRED). A process that killed itself after writing its sleep record slept."""
+        full = dict(os.environ)
+        full.update(env)
+        wdt_file = env["ENOSNB_WDT_FILE"]
+        with open(log_path, "ab") as log:
+            p = subprocess.Popen(mpruntime.command(self.heap), env=full, cwd=self.dir,
+                                 stdout=log, stderr=subprocess.STDOUT)
+            give_up = time.time() + 300
+            while True:
+                try:
+                    code = p.wait(0.05)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.time() > give_up or _wdt_expired(wdt_file):
+                    p.kill()
+                    p.wait()
+                    return WDT_FIRED
+        if _first_line(env["ENOSNB_DEEPSLEEP_FILE"], str) or \
+                _first_line(env["ENOSNB_RESET_FILE"], str):
+            return 0
+        return KILLED if code == -9 else code
+
     def run_cycle(self, kill_flash=None, kill_at=None, sleep=True, crash=False):
         """One boot of the device: runs main.py until deep sleep or a power cut (a reset
         that keeps RTC memory and the modem with crash=True)."""
         sleep_file = os.path.join(self.dir, "deepsleep.txt")
         ops_file = os.path.join(self.dir, "ops.json")
-        for p in (sleep_file, ops_file):
+        pins_file = os.path.join(self.dir, "pins.json")
+        for p in (sleep_file, ops_file, os.path.join(self.dir, "wdt.txt"),
+                  os.path.join(self.dir, "reset.txt")):
             if os.path.exists(p):
                 os.remove(p)
         log_path = os.path.join(self.dir, "boot.log")
@@ -282,24 +365,23 @@ class Twin:
         code = self._boot(self._env(kill_flash, kill_at), log_path)
         with open(log_path, errors="replace") as f:
             text = f.read()
-        sleep_ms = None
-        if os.path.exists(sleep_file):
-            with open(sleep_file) as f:
-                sleep_ms = int(f.read().strip() or 0)
-        ops = None
-        if os.path.exists(ops_file):
-            with open(ops_file) as f:
-                ops = json.load(f)
-        b = Boot(code, sleep_ms, text, ops)
+        sleep_ms = _first_line(sleep_file, int)
+        ops = _first_line(ops_file, json.loads)
+        pins = _first_line(pins_file, json.loads) if sleep_ms is not None else None
+        b = Boot(code, sleep_ms, text, ops, pins)
         self.boots.append(b)
         if self.verbose:
             for ln in text.splitlines():
                 print("  device: " + ln, flush=True)
+        if self.runtime == "micropython" and code != CORRUPTED:
+            self.image.export(self.flash)
         self._snapshot_queue()
         if b.killed and crash:
             self.reset_cause = WDT_RESET
         elif b.killed:
             self.power_cut()
+        elif b.watchdog:
+            self.reset_cause = WDT_RESET
         elif code == 0 and sleep_ms is not None:
             self.reset_cause = DEEPSLEEP_RESET
             if sleep:
@@ -315,9 +397,9 @@ class Twin:
 
     def power_cut(self):
         """The supply is cut: RTC memory is lost, the modem reboots; flash stays."""
-        rtc = os.path.join(self.dir, "rtc.bin")
-        if os.path.exists(rtc):
-            os.remove(rtc)
+        for name in ("rtc.bin", "pins.json"):
+            if os.path.exists(os.path.join(self.dir, name)):
+                os.remove(os.path.join(self.dir, name))
         self.emu.reboot()
         # The ESP32 boots faster than the modem; waiting here only skips the time the
         # firmware would spend polling a booting modem (BC95: ERROR for a while).
@@ -373,6 +455,34 @@ class Twin:
         return self.db.messages(DEMO_DEVICE["deviceKey"])
 
 
+def _first_line(path, parse):
+    """parse(first line of the file) or None: the MicroPython runtime rewrites these records in
+    place without truncating, so only the first line counts."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        line = f.readline().strip()
+    return parse(line) if line else None
+
+
+def _wdt_expired(path):
+    deadline = _first_line(path, int)
+    return deadline is not None and time.time() * 1000 > deadline + 1000
+
+
+def pick_runtime(requested="auto"):
+    """(runtime, note): micropython where the unix port runs here unless cpython is asked
+    for; note is one line saying why the MicroPython runtime is not used, or None."""
+    if requested == "cpython":
+        return "cpython", None
+    why = mpruntime.why_unavailable()
+    if why is None:
+        return "micropython", None
+    if requested == "micropython":
+        raise mpruntime.RuntimeMissing(why)
+    return "cpython", why + "; running on CPython instead"
+
+
 # --- power loss -------------------------------------------------------------------------------
 
 def recover_after_outage(twin, max_cycles=8):
@@ -393,7 +503,13 @@ def powercut(twin, kills=200, seed=1, drain_cycles=12):
     duplicated (readings the server stored more than once), out_of_order, received."""
     rnd = random.Random(seed)
     span = {"flash": 12, "at": 14}
+    if twin.runtime == "micropython":
+        # A cut counts the block device's erases and programs, several hundred a boot: one
+        # boot without a cut measures the span the cuts are drawn from.
+        b = twin.run_cycle(sleep=False)
+        span = {k: max(2, b.ops.get(k, 0)) for k in span}
     done = boots = 0
+    by_kind = {"flash": 0, "at": 0}
     while done < kills:
         kind = "flash" if rnd.random() < 0.5 else "at"
         k = rnd.randint(1, span[kind])
@@ -401,6 +517,7 @@ def powercut(twin, kills=200, seed=1, drain_cycles=12):
         boots += 1
         if b.killed:
             done += 1
+            by_kind[kind] += 1
         elif b.ops.get(kind):
             span[kind] = max(2, b.ops[kind])
         if boots > kills * 4:
@@ -427,7 +544,8 @@ def powercut(twin, kills=200, seed=1, drain_cycles=12):
     # point again, a second timestamp for one reading would be a second point.
     duplicated = sum(1 for t in times.values() if len(t) > 1)
     lost = sorted(twin.queued_seen - set(times))
-    return {"kills": done, "boots": boots, "lost": len(lost), "lost_readings": lost,
+    return {"kills": done, "kills_flash": by_kind["flash"], "kills_at": by_kind["at"],
+            "boots": boots, "lost": len(lost), "lost_readings": lost,
             "duplicated": duplicated, "redelivered": redelivered, "out_of_order": order,
             "received": len(times), "still_queued": len(twin.queued())}
 
@@ -503,19 +621,35 @@ def main(argv=None):
                     help="seconds between reports with --keep")
     ap.add_argument("--web-port", type=int, default=8684,
                     help="port of the web page with --keep (0: a free one)")
+    ap.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIMES,
+                    help="auto: the MicroPython unix port where it is installed, else CPython")
+    ap.add_argument("--mode", default="mpy", choices=sorted(mpruntime.MODES),
+                    help="deployment mode on MicroPython: the files on the flash, the heap cap")
+    ap.add_argument("--heap", type=int, default=None, help="MicroPython heap cap in bytes")
     a = ap.parse_args(argv)
     if a.outage and a.cycles < 7:
         a.cycles = 7
+    runtime, note = pick_runtime(a.runtime)
+    if note:
+        print("twin: " + note)
     os.makedirs(a.out, exist_ok=True)
     pcap = a.pcap or os.path.join(a.out, "demo.pcap")
     twin = Twin(a.board, a.out, pcap, a.sleep_scale, dtls=not a.plain, fork=not a.spawn,
-                verbose=a.verbose, web_port=a.web_port if a.keep else None)
+                verbose=a.verbose, web_port=a.web_port if a.keep else None,
+                runtime=runtime, mode=a.mode, heap=a.heap)
     twin.start()
     ok = True
     try:
+        if runtime == "micropython":
+            where = "flash %s (littlefs2; files copied to %s)" % (twin.image.path, twin.flash)
+            print("twin: MicroPython unix port, deployment mode %s, heap cap %d bytes"
+                  % (twin.mode, twin.heap))
+        else:
+            where = "flash %s" % twin.flash
+            print("twin: CPython")
         print("twin: local EnOS server coap://127.0.0.1:%d coaps://127.0.0.1:%d, %s emulator "
-              "on %s, flash %s" % (twin.server.port, twin.server.dtls_port, twin.board["modem"],
-                                   twin.emu.port, twin.flash))
+              "on %s, %s" % (twin.server.port, twin.server.dtls_port, twin.board["modem"],
+                             twin.emu.port, where))
         if twin.server.web is not None:
             print("twin: web page %s" % twin.server.web.url, flush=True)
         seen = 0

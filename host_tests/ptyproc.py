@@ -10,10 +10,15 @@ import time
 
 
 class PtyProcess:
-    def __init__(self, argv, env=None, cwd=None):
+    def __init__(self, argv, env=None, cwd=None, user=None):
+        """user: (uid, gid) to run as (the caller must be root)."""
         pid, fd = pty.fork()
         if pid == 0:
             try:
+                if user is not None:
+                    os.setgroups([])
+                    os.setgid(user[1])
+                    os.setuid(user[0])
                 if cwd:
                     os.chdir(cwd)
                 os.execvpe(argv[0], argv, env if env is not None else os.environ)
@@ -52,6 +57,16 @@ class PtyProcess:
                 raise AssertionError("no %r within %s s; the terminal showed:\n%s"
                                      % (pattern, timeout, self.text))
             self._read(min(left, 0.5))
+
+    def wait_raw(self, timeout=10):
+        """Waits until the program put its terminal in raw mode (no line editing): typed
+        keys then go to it one by one, as in mpremote's REPL."""
+        import termios
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.fd)[3] & termios.ICANON:
+            if time.monotonic() > deadline:
+                raise AssertionError("the terminal stayed in line mode:\n" + self.text)
+            self._read(0.05)
 
     def send(self, text):
         os.write(self.fd, text.encode())

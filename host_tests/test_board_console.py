@@ -180,7 +180,7 @@ def test_repl_hands_the_prompt_to_mpremote_and_the_board_answers(board):
     try:
         p.expect(r"-- at the REPL", timeout=30)
         p.expect(r"Use Ctrl-\] or Ctrl-x to exit this shell", timeout=30)
-        time.sleep(0.3)
+        p.wait_raw()
         p.send("6*7\r")
         p.expect(r"\n42\n", timeout=10)
         p.send("\x1d")

@@ -246,42 +246,66 @@ def _served(directory):
 
 
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+# On the unix port: a LittleFS2 filesystem in RAM mounted at "/", as on an ESP32, with the
+# maker's sensors.py on it; then MicroPython's own mip (the module an ESP32 with Wi-Fi runs)
+# installs the package with target "/" and the app imports from what landed.
+_BOARD_SCRIPT = """
+import os, sys, vfs
+class Ram:
+    def __init__(self, n):
+        self.data = bytearray(512 * n)
+    def readblocks(self, b, buf, off=0):
+        a = b * 512 + off
+        buf[:] = self.data[a:a + len(buf)]
+    def writeblocks(self, b, buf, off=None):
+        if off is None:
+            off = 0
+        a = b * 512 + off
+        self.data[a:a + len(buf)] = buf
+    def ioctl(self, op, arg):
+        return {4: len(self.data) // 512, 5: 512, 6: 0}.get(op)
+bdev = Ram(2048)
+vfs.VfsLfs2.mkfs(bdev)
+import mip
+vfs.umount("/")
+vfs.mount(vfs.VfsLfs2(bdev), "/")
+os.chdir("/")
+with open("/sensors.py", "w") as f:
+    f.write(%r)
+mip.install(%r, target="/")
+sys.path.append("/lib")
+from enosnb import config, sensor
+s = config.parse_secrets({"productKey": "PK", "deviceKey": "imei",
+                          "deviceSecret": "sRlGhkC0TCGBz5sdSrkU", "host": "coap-x.example.com"})
+print("root", sorted(os.listdir("/")))
+print("lib", sorted(os.listdir("/lib/enosnb"))[:2])
+print("sensors", repr(open("/sensors.py").read()))
+print("ok", s.port, sensor.__file__)
+"""
 
 
 @pytest.mark.parametrize("variant", ["py", "mpy"])
-def test_micropython_s_own_mip_installs_a_package_that_imports_and_runs(repo, tmp_path,
-                                                                         variant, capsys):
-    """The board's mip (the unix port's, the same module as on an ESP32 with Wi-Fi) against
-    a local HTTP server: the files land under the target, the app imports from them."""
+def test_micropython_s_own_mip_installs_at_the_root_of_littlefs_and_keeps_sensors_py(
+        repo, variant, capsys):
     if variant == "mpy":
         assert deploy.main(["--root", str(repo), "mip-package"]) == 0
         served = repo / "build" / "mip"
     else:
         served = repo / "firmware"
-    flash = tmp_path / "flash"
-    flash.mkdir()
-    (flash / "sensors.py").write_bytes(CUSTOM_SENSORS)
     srv, base = _served(served)
     try:
-        r = subprocess.run([MICROPYTHON, "-c", "import mip; mip.install(%r, target=%r)"
-                            % (base + "/package.json", str(flash))],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run([MICROPYTHON, "-c", _BOARD_SCRIPT % (
+            CUSTOM_SENSORS.decode(), base + "/package.json")], capture_output=True, text=True,
+            timeout=120)
     finally:
         srv.shutdown()
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (flash / "sensors.py").read_bytes() == CUSTOM_SENSORS
-    ext = "." + variant
-    assert (flash / "lib" / "enosnb" / ("config" + ext)).is_file()
-    assert (flash / "main.py").is_file()
-    assert not list((flash / "lib" / "enosnb").rglob("*.py" if variant == "mpy" else "*.mpy"))
-    probe = ("import sys; sys.path.append('lib'); from enosnb import config, sensor; "
-             "s = config.parse_secrets({'productKey': 'PK', 'deviceKey': 'imei', "
-             "'deviceSecret': 'sRlGhkC0TCGBz5sdSrkU', 'host': 'coap-x.example.com'}); "
-             "print('ok', s.port, sensor.__file__)")
-    r = subprocess.run([MICROPYTHON, "-c", probe], cwd=str(flash), capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split()[:2] == ["ok", "5684"] and r.stdout.strip().endswith(ext)
+    out = dict(ln.split(" ", 1) for ln in r.stdout.splitlines() if ln.split(" ", 1)[0] in
+               ("root", "lib", "sensors", "ok"))
+    assert out["root"] == "['lib', 'main.py', 'sensors.py']"
+    assert out["lib"] == "['__init__.%s', 'app.%s']" % (variant, variant)
+    assert out["sensors"] == repr(CUSTOM_SENSORS.decode())
+    assert out["ok"].startswith("5684 ") and out["ok"].endswith("." + variant)
 
 
 def test_deploy_copies_the_makers_own_sensors_file_and_refuses_one_that_cannot_compile(

@@ -1,6 +1,8 @@
 """An SHT3x on a simulated I2C bus (the machine.I2C methods the example sensor uses), for
 host and MicroPython tests of docs/examples/sht3x_sensors.py. It answers as the datasheet
-says: 6 bytes per measurement, each 16-bit word followed by its CRC-8."""
+says: 6 bytes per measurement, each 16-bit word followed by its CRC-8. The CRC is written
+here again from the datasheet, not imported from the example, so that a mistake in one
+shows against the other."""
 
 
 def _crc8(data):

@@ -174,16 +174,22 @@ def test_a_missing_port_and_a_port_without_rts_are_explained(board, capsys):
     assert "cannot reset the board (no RTS line" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("board", [{"cycle_s": 8.0}], indirect=True)
-def test_repl_hands_the_prompt_to_mpremote_and_the_board_answers(board):
-    p = PtyProcess([sys.executable, TOOL, "repl", "--port", board.port, "--wait", "20"])
+def use_mpremote_repl(p):
+    """On the terminal of `repl`: the prompt reached, mpremote's REPL evaluates 6*7 on the
+    board, Ctrl-] leaves it and the command ends well."""
     try:
-        p.expect(r"-- at the REPL", timeout=30)
+        p.expect(r"-- at the REPL", timeout=120)
         p.expect(r"Use Ctrl-\] or Ctrl-x to exit this shell", timeout=30)
         p.wait_raw()
         p.send("6*7\r")
         p.expect(r"\n42\n", timeout=10)
         p.send("\x1d")
-        assert p.wait(20) == 0
+        assert p.wait(30) == 0
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("board", [{"cycle_s": 8.0}], indirect=True)
+def test_repl_hands_the_prompt_to_mpremote_and_the_board_answers(board):
+    use_mpremote_repl(PtyProcess([sys.executable, TOOL, "repl", "--port", board.port,
+                                  "--wait", "20"]))

@@ -21,7 +21,7 @@ import pytest
 
 from enos_fixtures import DK, PK, SECRET
 from ptyproc import PtyProcess
-from test_board_console import ScriptedBoard
+from test_board_console import ScriptedBoard, use_mpremote_repl
 from tools.enos_server.server import EnosServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -200,18 +200,9 @@ def test_monitor_and_repl_reach_a_board_from_the_device_environment(workspace, m
     board = ScriptedBoard(asleep_s=0.5, cycle_s=6.0)
     try:
         os.chown(board.port, maker[0], -1)
-        p = PtyProcess(["make", "repl", "PORT=" + board.port], env=workspace["env"],
-                       cwd=workspace["repo"], user=maker if os.geteuid() == 0 else None)
-        try:
-            p.expect(r"-- at the REPL", timeout=120)
-            p.expect(r"Use Ctrl-\] or Ctrl-x to exit this shell", timeout=30)
-            p.wait_raw()
-            p.send("6*7\r")
-            p.expect(r"\n42\n", timeout=10)
-            p.send("\x1d")
-            assert p.wait(30) == 0
-        finally:
-            p.close()
+        use_mpremote_repl(PtyProcess(["make", "repl", "PORT=" + board.port],
+                                     env=workspace["env"], cwd=workspace["repo"],
+                                     user=maker if os.geteuid() == 0 else None))
     finally:
         board.close()
     board = ScriptedBoard(asleep_s=0.5, cycle_s=0.3)

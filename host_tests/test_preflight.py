@@ -11,27 +11,19 @@ import sys
 import pytest
 
 from enos_fixtures import DK, PK, SECRET
+from enos_fixtures import server as enos_server  # noqa: F401  (a module-scoped fixture)
 from tools import preflight
-from tools.enos_server.db import Db
-from tools.enos_server.registry import Registry
-from tools.enos_server.server import EnosServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMEI = "866425031234567"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db_path = str(tmp_path_factory.mktemp("enos") / "enos.sqlite")
-    reg = Registry.load()
-    reg.devices[(PK, IMEI)] = {"productKey": PK, "deviceKey": IMEI, "deviceSecret": SECRET}
-    srv = EnosServer(reg, db_path=db_path, port=0, dtls_port=0, log=None).start()
-    srv.db_view = Db(db_path)
-    try:
-        yield srv
-    finally:
-        srv.db_view.close()
-        srv.stop()
+def server(enos_server):
+    """The local server, whose registry also knows a device keyed by its modem's IMEI."""
+    enos_server.registry.devices[(PK, IMEI)] = {"productKey": PK, "deviceKey": IMEI,
+                                                "deviceSecret": SECRET}
+    return enos_server
 
 
 def _secrets(tmp_path, port, **over):

@@ -16,7 +16,6 @@ transistor auto-reset circuit; a port without RTS (a bare UART adapter) says so 
 press the board's RESET/EN button instead. Both commands use pyserial, which mpremote brings.
 """
 import argparse
-import os
 import re
 import subprocess
 import sys

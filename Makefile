@@ -20,7 +20,7 @@ DEBIAN_TOOLS := coap-server-notls:libcoap3-bin tshark:tshark mosquitto:mosquitto
 FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | sort)
 
 .PHONY: all deps test test-host test-vm mpy bench budget demo server clean \
-	device-deps deploy flash secrets monitor repl ports preflight package-json mip-package
+	device-deps deploy flash secrets monitor repl ports preflight package-json mip-package mip
 
 all: test
 
@@ -138,6 +138,10 @@ package-json: device-deps
 
 mip-package: device-deps
 	$(DEVICE_PY) tools/deploy.py mip-package
+
+# make mip PORT=...: the .mpy package through mip (the board's old lib/enosnb goes first).
+mip: device-deps
+	$(DEVICE_PY) tools/deploy.py mip --port $(PORT) $(DRY_ARG)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

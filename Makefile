@@ -19,7 +19,8 @@ DEBIAN_TOOLS := coap-server-notls:libcoap3-bin tshark:tshark mosquitto:mosquitto
 
 FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | sort)
 
-.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets package-json server clean
+.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets package-json server clean \
+	mutation fuzz
 
 all: test
 
@@ -67,6 +68,17 @@ test-host: deps
 
 test-vm: deps
 	node tools/mpvm/run.mjs --suite host_tests/vm
+
+# Mutation testing of coap, dtls, enos, store.py and state.py against the fast suite (mutmut):
+# prints mutation.<package>.score_pct and every surviving mutant. MUTATION_ARGS=--keep reuses the
+# results of functions that did not change.
+mutation: deps
+	$(PY) tools/mutation.py $(MUTATION_ARGS)
+
+# Every parser on the MicroPython unix port and on CPython, 100,000 inputs each per runtime:
+# prints fuzz.<parser>.inputs and branch_pct, fuzz.escapes and fuzz.hangs. FUZZ_ARGS="--inputs N".
+fuzz: deps
+	$(PY) -m tools.fuzz $(FUZZ_ARGS)
 
 bench: deps mpy
 	$(PY) tools/bench.py

@@ -17,7 +17,8 @@ Prints one figure per line:
     mutation.<package>.killed: N            (a test failed or the run timed out)
     mutation.<package>.survived: N          (no test noticed, not declared equivalent)
     mutation.<package>.equivalent: N
-    mutation.<package>.score_pct: P         killed / (mutants - equivalent)
+    mutation.<package>.score_pct: P         killed / (mutants - equivalent - not checked)
+    mutation.<package>.not_checked: N       (only after an interrupted run)
     mutation.seconds: S
 
 and then every surviving mutant as its name plus the changed lines. Exits 1 when a package
@@ -158,7 +159,7 @@ def summarise(codes, equivalent):
     summary = {}
     for pkg in PACKAGES:
         summary[pkg] = {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0,
-                        "survivors": []}
+                        "not_checked": 0, "survivors": []}
     for name, code in sorted(codes.items()):
         module = name.rpartition(".")[0]
         pkg = package_of(module)
@@ -166,7 +167,9 @@ def summarise(codes, equivalent):
             continue
         s = summary[pkg]
         s["mutants"] += 1
-        if code in KILLED_CODES:
+        if code is None:
+            s["not_checked"] += 1  # an interrupted run: neither killed nor survived
+        elif code in KILLED_CODES:
             s["killed"] += 1
         elif name in equivalent:
             s["equivalent"] += 1
@@ -174,7 +177,7 @@ def summarise(codes, equivalent):
             s["survived"] += 1
             s["survivors"].append(name)
     for s in summary.values():
-        live = s["mutants"] - s["equivalent"]
+        live = s["mutants"] - s["equivalent"] - s["not_checked"]
         s["score_pct"] = round(100.0 * s["killed"] / live, 1) if live else 100.0
         s["equivalent_pct"] = 100.0 * s["equivalent"] / s["mutants"] if s["mutants"] else 0.0
     return summary
@@ -216,6 +219,8 @@ def main(argv=None):
     for pkg, s in summary.items():
         for key in ("mutants", "killed", "survived", "equivalent", "score_pct"):
             print("mutation.%s.%s: %s" % (pkg, key, s[key]))
+        if s["not_checked"]:
+            print("mutation.%s.not_checked: %d" % (pkg, s["not_checked"]))
         if s["equivalent_pct"] > MAX_EQUIVALENT_PCT:
             print("mutation: %s declares %.1f %% of its mutants equivalent (at most %.0f %%)" % (
                 pkg, s["equivalent_pct"], MAX_EQUIVALENT_PCT))

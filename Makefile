@@ -26,7 +26,8 @@ FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | sort)
 
 .PHONY: all deps test test-host test-vm mpy bench budget demo server clean \
 	image romfs powercut board \
-	device-deps deploy flash secrets monitor repl ports preflight package-json mip-package mip
+	device-deps deploy flash secrets monitor repl ports preflight package-json mip-package mip \
+	mutation fuzz
 
 all: test
 
@@ -80,6 +81,17 @@ test-vm: deps
 	@echo "MicroPython unix port:"
 	@set -o pipefail; if [ -x $(MICROPYTHON) ]; then $(MICROPYTHON) tools/host/vmsuite.py host_tests/vm | grep -v '^\[enosnb\]'; \
 	else echo "vm-unix: not run: the MicroPython unix port has no wheel for this platform"; fi
+
+# Mutation testing of coap, dtls, enos, store.py and state.py against the fast suite (mutmut):
+# prints mutation.<package>.score_pct and every surviving mutant. MUTATION_ARGS=--keep reuses the
+# results of functions that did not change.
+mutation: deps
+	$(PY) tools/mutation.py $(MUTATION_ARGS)
+
+# Every parser on the MicroPython unix port and on CPython, 100,000 inputs each per runtime:
+# prints fuzz.<parser>.inputs and branch_pct, fuzz.escapes and fuzz.hangs. FUZZ_ARGS="--inputs N".
+fuzz: deps
+	$(PY) -m tools.fuzz $(FUZZ_ARGS)
 
 bench: deps mpy
 	$(PY) tools/bench.py

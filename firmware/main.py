@@ -3,12 +3,22 @@
 board.json and secrets.json are read from the current directory (the root of the board's
 flash). A configuration error prints what to fix and returns to the REPL without arming the
 watchdog or sleeping, so a wrong file never locks the board out. Ctrl-C during a cycle also
-stops at the REPL; the watchdog then resets the board after its timeout unless you call
-machine.WDT().feed() or reset it yourself.
+stops at the REPL; the armed watchdog then resets the board after its timeout (it cannot be
+disarmed), so to work on the board rename main.py (mpremote fs mv :main.py :main.off) before
+the reset runs it again.
+
+The milliseconds since the interpreter started (boot) and those the imports take go into
+the cycle's phase figures (docs/power.md).
 """
+import time
+
 import machine
 
-from enosnb import app
+_BOOT_MS = time.ticks_ms() if hasattr(time, "ticks_ms") else None
+
+from enosnb import app  # noqa: E402  (after the boot mark, so the imports are timed)
+
+_IMPORTS_MS = time.ticks_diff(time.ticks_ms(), _BOOT_MS) if _BOOT_MS is not None else None
 
 
 def main():
@@ -22,7 +32,8 @@ def main():
     # the timeout must exceed the longest gap between two feeds, not the whole cycle.
     wdt = machine.WDT(timeout=device.board.wdt_timeout_ms)
     try:
-        sleep_ms = device.run(wdt, machine.reset_cause() == machine.DEEPSLEEP_RESET)
+        sleep_ms = device.run(wdt, machine.reset_cause() == machine.DEEPSLEEP_RESET,
+                              _BOOT_MS, _IMPORTS_MS)
     except KeyboardInterrupt:
         print("enosnb: stopped by Ctrl-C; the watchdog resets the board in %d s"
               % (device.board.wdt_timeout_ms // 1000))

@@ -3,6 +3,7 @@ EnOS replaced by a fake: what is queued, sent (on which topic, with which time),
 acknowledged, moved to the dead letters, replayed, and when the radio is skipped."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -147,6 +148,7 @@ def device(tmp_path, monkeypatch):
         made.append(a)
         return a
     make.sensor = sensor
+    make.secrets = secrets
     make.queue = lambda: Store(str(tmp_path / "queue"))
     make.dead = lambda: DeadLetters(str(tmp_path / "dead"))
     make.settings = lambda: json.load(open(str(tmp_path / "delivery.json")))
@@ -195,7 +197,8 @@ def test_a_reading_stays_queued_through_a_network_failure_and_goes_out_as_resume
     sleep_ms = a.run(woke=False)
     assert a.report["queued"] == 1 and a.report["sent"] == 0
     assert "not registered" in a.report["error"]
-    assert 590000 < sleep_ms <= 600000
+    # After a power-on the device's own offset moves its slot (fleet timing).
+    assert 300000 <= sleep_ms < 900000
     assert len(device.queue()) == 1
     FakeApp.network = True
     b = device()
@@ -323,7 +326,7 @@ def test_a_record_enos_refuses_for_good_goes_to_the_dead_letters_and_newer_ones_
     why, rec = device.dead().peek(1)[0]
     assert why == "EnOS code 1204" and json.loads(rec)["p"] == {"reading": 2}
     assert "t" in json.loads(rec)  # its time is kept for a replay
-    assert a.fake.attributes == [{"deadLetters": 1}]
+    assert a.fake.attributes == [{"dead_letters": 1}]
     b = device(refuse=model)
     b.run(woke=True)
     assert b.report["dead"] == 1 and b.fake.attributes == []  # told once
@@ -342,7 +345,7 @@ def test_dead_letters_go_back_to_enos_after_a_replay_command_or_a_config_change(
     from enosnb.enos.commands import Commands
     cmds = Commands()
     a._command_handlers(cmds)
-    assert cmds._service("replayDeadLetters", {}) == (200, {"replayed": 2})
+    assert cmds._service("replay_dead_letters", {}) == (200, {"replayed": 2})
     assert len(device.dead()) == 0 and len(a.store) == 2
     a.send_queue(None)
     assert [r for _, rs in a.fake.sent for r in rs] == [3, 1, 2]
@@ -396,15 +399,40 @@ def test_a_memory_error_is_logged_as_memory_and_the_reading_stays_queued(device,
     assert b.fake.sent == [("resume", [1]), ("post", [2])]
 
 
-def test_back_off_skips_the_radio_for_1_then_3_cycles_at_most_but_keeps_measuring(device):
+def _skips_after_each_failure(device):
     FakeApp.network = False
-    attempts = []
-    for _ in range(12):
+    skips, run = [], 0
+    for _ in range(40):
         before = FakeApp.connects
         device().run(woke=True)
-        attempts.append(FakeApp.connects - before)
-    assert attempts == [1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]
-    assert len(device.queue()) == 12
+        if FakeApp.connects > before:
+            skips.append(run)
+            run = 0
+        else:
+            run += 1
+    return skips[1:]
+
+
+def test_back_off_doubles_with_a_random_spread_up_to_its_cap_but_keeps_measuring(device):
+    skips = _skips_after_each_failure(device)
+    # After the n-th failure in a row: between 2^(n-2) and 2^(n-1) - 1 wakes without radio.
+    for n, k in enumerate(skips[:5], start=1):
+        assert (0 if n == 1 else 1 << (n - 2)) <= k <= (1 << (n - 1)) - 1, skips
+    assert max(skips) <= appmod.DEFAULTS["skip_cap_s"] // 600
+    assert len(device.queue()) == 40
+
+
+def test_two_devices_back_off_and_report_at_different_times(device, tmp_path):
+    from enosnb import timing
+    seed = device().seed()
+    first = _skips_after_each_failure(device)
+    device.secrets.device_key = "AnotherDevice1"
+    other = device().seed()
+    assert other != seed
+    shutil.rmtree(str(tmp_path / "queue"))
+    os.remove(str(tmp_path / "rtc.bin"))
+    assert _skips_after_each_failure(device) != first
+    assert timing.offset_ms(seed, 600000) != timing.offset_ms(other, 600000)
 
 
 def test_a_failing_sensor_does_not_stop_the_queue_from_being_reported(device):

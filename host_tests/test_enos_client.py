@@ -463,7 +463,7 @@ def test_replies_without_id_and_1009_for_a_missing_login_are_handled_by_the_devi
 def test_a_thing_model_refuses_points_and_attributes_it_does_not_define_with_1204(tmp_path):
     from enosnb.enos.errors import EnosModelError
     model = {"measurepoints": {"temperature": "float", "reading": "int"},
-             "attributes": {"deadLetters": "int"}}
+             "attributes": {"dead_letters": "int"}}
     with _strict(tmp_path, models={"%s/%s" % (PK, DK): model}) as srv:
         c = make_client(srv, "dtls")
         c.connect()
@@ -471,7 +471,7 @@ def test_a_thing_model_refuses_points_and_attributes_it_does_not_define_with_120
         for points in ({"humidity": 40}, {"reading": "one"}):
             with pytest.raises(EnosModelError):
                 c.post_measurepoints(points, 2000)
-        c.update_attributes({"deadLetters": 2})
+        c.update_attributes({"dead_letters": 2})
         with pytest.raises(EnosModelError):
             c.update_attributes({"firmware": "1.0"})
         c.close()

@@ -370,8 +370,8 @@ def test_serve_starts_with_the_demo_registry_and_prints_what_arrives(tmp_path):
     port, dport = free_port(), free_port()
     p = subprocess.Popen([sys.executable, "-u", "-m", "tools.enos_server", "--db",
                           str(tmp_path / "s.sqlite"), "serve", "--port", str(port),
-                          "--dtls-port", str(dport)], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+                          "--dtls-port", str(dport), "--web-port", "-1"], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
         for _ in range(20):

@@ -5,9 +5,6 @@ datagram, in each direction, is dropped, duplicated, delayed and reordered at th
 rates, drawn from a seeded random generator. Each client address gets its own upstream
 socket, so the server sees one peer per client, as it would behind a NAT.
 
-rebind() makes every client's next datagram leave from a new upstream port, as a carrier
-NAT does when a binding expired (the server then sees a new peer address).
-
 LossyEndpoint: the same faults applied in-process around any datagram endpoint (no thread).
 
 Rates are probabilities per datagram: loss (each copy independently), dup (a second copy),
@@ -74,8 +71,6 @@ class LossyRelay:
         self._queue = []      # (due_s, seq, socket, data, addr or None)
         self._seq = 0
         self._stop = threading.Event()
-        self._rebind = threading.Event()
-        self.rebinds = 0
         self._thread = threading.Thread(target=self._run, name="lossy-relay", daemon=True)
         self._thread.start()
 
@@ -88,23 +83,8 @@ class LossyRelay:
             self._seq += 1
             heapq.heappush(self._queue, (t, self._seq, sock, data, addr))
 
-    def rebind(self):
-        """Forget every client's upstream socket (NAT binding expired); takes effect before
-        the next datagram is relayed."""
-        self._rebind.set()
-
-    def _drop_bindings(self):
-        self._rebind.clear()
-        for up in self._upstream.values():
-            up.close()
-        self._upstream.clear()
-        self._client_of.clear()
-        self.rebinds += 1
-
     def _run(self):
         while not self._stop.is_set():
-            if self._rebind.is_set():
-                self._drop_bindings()
             now = time.monotonic()
             while self._queue and self._queue[0][0] <= now:
                 _, _, sock, data, addr = heapq.heappop(self._queue)
@@ -130,8 +110,6 @@ class LossyRelay:
                 except OSError:
                     continue
                 if s is self._front:
-                    if self._rebind.is_set():
-                        self._drop_bindings()
                     up = self._upstream.get(addr)
                     if up is None:
                         up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

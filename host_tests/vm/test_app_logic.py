@@ -147,3 +147,18 @@ def test_network_time_becomes_utc_for_the_rtc():
     assert parse_cclk('+CCLK: "26/03/01,00:10:00-04"') == (2026, 3, 1, 6, 1, 10, 0, 0)
     assert parse_cclk('+CCLK: "80/01/06,00:00:49+00"') is None
     assert parse_cclk(None) is None
+
+
+def test_an_activated_secret_survives_a_power_cut_between_remove_and_rename():
+    d = _fresh("secret")
+    a = appmod.App(parse_secrets(_SECRETS), parse_board(_BOARD), root=d)
+    a._persist_secret("FirstActivatedSecret0123456789ab")
+    # The cut: the new secret is written to .tmp and the old file is gone, no rename yet.
+    with open(d + "/device_secret.json.tmp", "w") as f:
+        f.write('{"deviceSecret": "SecondActivatedSecret123456789ab"}')
+    os.remove(d + "/device_secret.json")
+    assert a._activated_secret() == "SecondActivatedSecret123456789ab"
+    a._persist_secret("ThirdActivatedSecret0123456789ab")
+    assert a._activated_secret() == "ThirdActivatedSecret0123456789ab"
+    assert sorted(os.listdir(d)) == ["device_secret.json"]
+    _rm(d)

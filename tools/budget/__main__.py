@@ -1,10 +1,10 @@
-"""`make budget`: radio, memory and CPU figures of one measurement-point report.
+"""`make budget`: radio, memory, CPU and energy figures of one measurement-point report.
 
 Prints one `name: value unit` line per figure and `# ` lines saying how each was measured;
 writes out/cycle.svg (the cold report cycle as a sequence diagram) and, with --table FILE,
 the markdown table of readme_table.py. Figures are printed, not asserted.
 
-  python -m tools.budget [--table docs/budget.md] [--readme README.md] [--svg out/cycle.svg] [--skip-mqtt] [--skip-vm]
+  python -m tools.budget [--table docs/budget.md] [--readme README.md] [--svg out/cycle.svg] [--skip-mqtt] [--skip-vm] [--only-ram]
 """
 import argparse
 import io
@@ -61,10 +61,93 @@ def wire_figures(out):
         f = w.figures()
         for k in KEYS:
             out.fig("%s.%s" % (SCENARIO_NAMES[key], k), f[k], "B" if "bytes" in k else "")
-    out.note("report.wake_cid.round_trips not printed: no independent local peer negotiates "
-             "RFC 9146 Connection ID (OpenSSL 3.0 has none, python-mbedtls does not expose it); "
-             "only host_tests/vm/dtls_peer.py (our own scripted peer) does")
     return wires
+
+
+def nat_figures(out):
+    """report.wake_nat.<variant>.*: a wake behind an expired NAT binding, per server variant."""
+    from tools.budget import energy, wake_nat
+    rtt = energy.value(energy.TIMES, "rtt")
+    out.note("wake_nat: after a sleep longer than the carrier's NAT binding, from a new source "
+             "port; the real firmware code against the local server in each DTLS variant: cid "
+             "(RFC 9146, tools/enos_server/cid_front.py: the project's own scripted DTLS server, "
+             "no independent peer here negotiates CID), resume (resumption, no cookie), hvr "
+             "(resumption after a HelloVerifyRequest), full (no resumption)")
+    out.note("wake_nat.awake_s: modeled RRC-connected time = setup %.1f s + round trips x RTT "
+             "%.1f s + release tail %.1f s (NB-IoT timers of tools/budget/energy.py, stated "
+             "there)" % (energy.value(energy.TIMES, "rrc_setup"), rtt,
+                         energy.value(energy.TIMES, "release_tail")))
+    got = {}
+    for v in wake_nat.VARIANTS:
+        w, cid = wake_nat.run(v)
+        f = w.figures()
+        got[v] = f
+        out.fig("report.wake_nat.%s.round_trips" % v, f["round_trips"])
+        out.fig("report.wake_nat.%s.ip_bytes" % v, f["ip_bytes"], "B")
+        out.fig("report.wake_nat.%s.awake_s" % v, energy.awake_s(f["round_trips"]), "s")
+    return got
+
+
+def phase_figures(out):
+    from tools.budget import phases
+    try:
+        runs = phases.run()
+    except Exception as e:  # the twin is another layer's; its failure must not stop the budget
+        out.note("phases not measured: %s: %s" % (type(e).__name__, e))
+        return {}
+    out.note("phase: " + " ".join(phases.__doc__.split("\n\n")[1].split()))
+    for cycle in ("cold", "wake", "wake_nat", "drain"):
+        ph, n_at, _ = runs[cycle]
+        for name in phases.PHASES:
+            if name in ph:
+                out.fig("phase.%s.%s_ms" % (cycle, name), ph[name], "ms")
+        out.fig("phase.%s.at_commands" % cycle, n_at)
+    return runs
+
+
+def energy_figures(out, wires, nat, runs):
+    """energy.<cycle>.mAh and energy.battery_life_days under the stated current model."""
+    import json
+    from tools.budget import energy
+    with open(os.path.join(ROOT, "boards", "esp32-sim7020", "board.json")) as f:
+        board = json.load(f)
+    out.note("energy: MODELED, not measured: " + " ".join(energy.__doc__.split("\n\n")[1].split()))
+    for table in (energy.CURRENTS, energy.TIMES):
+        for name, (v, unit, src) in table.items():
+            out.note("energy model %s = %g %s: %s" % (name, v, unit, src))
+    at = dict((c, runs[c][1]) for c in runs) if runs else {}
+    cycles = {"cold": (wires["cold"].figures(), at.get("cold", 15), {"cold": True}),
+              "wake": (nat["cid"], at.get("wake", 6), {}),
+              "wake_nat": (nat["resume"], at.get("wake_nat", 7), {}),
+              "drain": (nat["resume"], at.get("drain", 9), {"drain": True})}
+    got = {}
+    for name, (fig, n_at, kw) in cycles.items():
+        c = energy.cycle(fig, n_at, **kw)
+        got[name] = c
+        out.fig("energy.%s.awake_s" % name, c["esp32_s"], "s")
+        out.fig("energy.%s.mAh" % name, c["mAh"], "mAh")
+    floor, where = energy.sleep_floor_ma(board)
+    cap, cap_where = energy.battery_mah(board)
+    out.note("energy: sleep floor %.1f uA (%s); battery %d mAh (%s); report interval %d s; "
+             "a wake is the saved session (1 round trip) without NAT or with CID, wake_nat the "
+             "resumed session (2 round trips) behind a NAT that outlived the sleep"
+             % (floor * 1000, where, cap, cap_where, energy.INTERVAL_S))
+    out.fig("energy.sleep_floor_ua", floor * 1000, "uA")
+    out.fig("energy.battery_life_days", energy.life_days(
+        got["wake_nat"]["mAh"], floor, cap, awake_s=got["wake_nat"]["esp32_s"]), "d")
+    out.fig("energy.battery_life_days.cid", energy.life_days(
+        got["wake"]["mAh"], floor, cap, awake_s=got["wake"]["esp32_s"]), "d")
+    # No network at all: one drain cycle per back-off window (the app skips the radio on
+    # 3/4 of the window on average, 4 h cap at 600 s: 24 cycles), measure-only wakes between.
+    from enosnb.app import DEFAULTS
+    window = max(1, DEFAULTS["skip_cap_s"] // energy.INTERVAL_S)
+    idle = energy.cycle({"round_trips": 0, "ip_bytes": 0}, 0)
+    idle_mah = idle["mAh"] - energy.value(energy.TIMES, "t3324") * energy._ma("modem_idle") / 3600
+    skip = window * 3 // 4
+    mean = (got["drain"]["mAh"] + skip * idle_mah) / (skip + 1)
+    out.fig("energy.battery_life_days.no_network", energy.life_days(mean, floor, cap), "d")
+    out.fig("energy.battery_life_days.no_network_without_backoff",
+            energy.life_days(got["drain"]["mAh"], floor, cap, awake_s=energy.BUDGET_S), "d")
 
 
 def mqtt_figures(out, wires):
@@ -97,7 +180,7 @@ def mqtt_figures(out, wires):
 
 
 def vm_figures(out):
-    out.note("mpvm: " + " ".join(l.strip() for l in _doc_heap_method()).strip())
+    out.note("mpvm: " + " ".join(l.strip() for l in _doc_method()).strip())
     res = subprocess.run(["node", os.path.join(ROOT, "tools", "mpvm", "run.mjs"), "--script",
                           os.path.join(ROOT, "tools", "budget", "mpvm_cycle.py"), "--steps"],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -115,17 +198,25 @@ def vm_figures(out):
         out.emit("%s: %s" % (name, rest))
 
 
-def _doc_heap_method():
+def _doc_method():
     from tools.budget import mpvm_cycle
     doc = mpvm_cycle.__doc__
-    return doc[doc.index("Heap method."):doc.index("The VM has no")].split("\n")
+    return doc[doc.index("Method."):doc.index("The heap of the whole")].split("\n")
+
+
+def ram_figures(out):
+    from tools.budget import ram
+    doc = ram.__doc__
+    out.note("ram: " + " ".join(l.strip() for l in doc.split("\n")).strip())
+    try:
+        ram.measure(out)
+    except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as e:
+        out.note("ram not measured: %s" % e)
 
 
 def size_figures(out):
-    out.note("mpy: mpy-cross -march=xtensawin of every firmware/*.py; RAM: live heap after "
-             "importing the cycle's modules in the VM from .py and from .mpy; frozen is a rough "
-             "upper bound (.mpy import heap less the modules' .mpy bytes; bytecode loaded in RAM "
-             "is larger than its .mpy file), the VM has no frozen build to measure")
+    out.note("mpy: mpy-cross -march=xtensawin of every firmware/*.py (flash, not RAM: the "
+             "ram.* lines are the RAM figures)")
     for name, value, unit in sizes.measure():
         out.fig(name, value, unit)
 
@@ -166,9 +257,16 @@ def main(argv=None):
     p.add_argument("--svg", default=os.path.join(ROOT, "out", "cycle.svg"))
     p.add_argument("--skip-mqtt", action="store_true")
     p.add_argument("--skip-vm", action="store_true")
+    p.add_argument("--only-ram", action="store_true", help="only the ram.* figures")
     a = p.parse_args(argv)
     out = Out()
+    if a.only_ram:
+        ram_figures(out)
+        return
     wires = wire_figures(out)
+    nat = nat_figures(out)
+    runs = phase_figures(out)
+    energy_figures(out, wires, nat, runs)
     if not twin_figures(out, a.svg):
         os.makedirs(os.path.dirname(a.svg), exist_ok=True)
         events = trace_svg.events_from_wire(wires["cold"].events)
@@ -186,6 +284,7 @@ def main(argv=None):
     if not a.skip_vm:
         vm_figures(out)
         size_figures(out)
+        ram_figures(out)
     if a.table:
         figures, notes = readme_table.parse(io.StringIO("\n".join(out.lines)))
         with open(a.table, "w") as f:

@@ -6,23 +6,15 @@ The peer is host_tests/vm/dtls_peer.py's MiniServer (cookie, 32-byte session id,
 CCM-8) with a CoAP responder that answers the spec/enos-coap.md §17 reference reply
 ({"id":..,"code":200,"data":{}}, piggybacked 2.04, no options) or, for up_raw, an empty 2.04.
 
-Heap method. The WebAssembly VM collects garbage only between top-level calls (the wasm stack
-cannot be scanned): inside a call gc.collect() frees nothing and --heap does not cap, the heap
-grows. So the cycle is split into top-level steps (the runner collects before each), one per
-DTLS flight and one per CoAP exchange, and
-    peak = max over steps of (live heap before the step + bytes the step allocates)
-measured with gc.mem_alloc() against the baseline taken once the modules are imported and
-the device objects exist. Garbage made inside a step is counted as if it were all alive, so
-this is an upper bound of the true peak. The peer must not pollute it: pass 1 runs the real
-cycle (EnosClient.connect over DtlsTransport, then the report) against MiniServer and
-records its datagrams; pass 2, the measured one, replays them to a fresh client made to
-repeat pass 1 byte for byte (deterministic rng, the same ClientHello random), so no server
-code runs in the measured steps.
+Method. pass 1 runs the real cycle (EnosClient.connect over DtlsTransport, then the report)
+against MiniServer and records its datagrams; pass 2 replays them to a fresh client made to
+repeat pass 1 byte for byte (deterministic rng, the same ClientHello random), so no server code
+runs in the measured calls. The VM collects garbage only between top-level calls; the runner
+collects before each step, and a warm report's allocation is measured within one step.
 
-The VM has no cryptolib, so AES runs in pure Python (enosnb/dtls/aes_py.py). Each heap figure
-is also given with what the AES calls allocated replaced by what cryptolib would allocate per
-call (a new aes object holding an Mbed TLS context, about 300 bytes, plus the output): the
-*_native_aes_est lines, an estimate of the ESP32 figure.
+The heap of the whole cycle, from an empty interpreter with the imports, per deployment mode,
+is measured by tools/budget/ram.py (the ram.* figures), not here. The VM has no cryptolib, so AES here runs in pure Python (enosnb/dtls/aes_py.py) and the allocation
+figures include it (report.warm.mpvm.alloc_bytes); ram.py runs a cryptolib stand-in instead.
 """
 import gc
 import hashlib
@@ -31,7 +23,6 @@ import time
 
 # CPython (host tests) has no gc.mem_alloc: the heap figures are VM-only.
 _mem = getattr(gc, "mem_alloc", lambda: 0)
-_BASE0 = _mem()
 
 from enosnb import rng
 from enosnb.coap import codes
@@ -203,31 +194,7 @@ def record_pass():
 
 # ---- pass 2, in steps (VM only) ---------------------------------------------------------
 
-_S = {"n": 0, "peak": 0, "live": 0, "peak_native": 0, "aes_excess": 0}
-_CRYPTOLIB_OBJECT = 300
-
-
-def _blocks(n):
-    return (n + 15) // 16 * 16
-
-
-def _count_aes():
-    """Wraps the AES primitives: aes_excess sums (pure-Python allocation - cryptolib estimate)."""
-    from enosnb.dtls import aes
-
-    def wrap(fn):
-        def counted(*args):
-            before = _mem()
-            out = fn(*args)
-            used = _mem() - before
-            native = _CRYPTOLIB_OBJECT + 16 + _blocks(len(out) + 1)
-            _S["aes_excess"] += used - native
-            _S["aes_calls"] = _S.get("aes_calls", 0) + 1
-            return out
-        return counted
-    aes.ecb_encrypt = wrap(aes.ecb_encrypt)
-    aes.cbc_encrypt = wrap(aes.cbc_encrypt)
-    aes.cbc_decrypt = wrap(aes.cbc_decrypt)
+_S = {"n": 0}
 
 
 def _replay(d):
@@ -250,10 +217,8 @@ def _report():
 def _warm():
     DET.reset(b"warm")
     before = _mem()
-    excess = _S["aes_excess"]
     _S["enos"].post_measurepoints(POINTS, TIME_MS)
     _S["warm_alloc"] = _mem() - before
-    _S["warm_alloc_native"] = _S["warm_alloc"] - (_S["aes_excess"] - excess)
 
 
 def _setup():
@@ -372,29 +337,17 @@ def step():
     n = _S["n"]
     _S["n"] = n + 1
     if n == 0:
-        _S["import"] = _mem() - _BASE0
         _setup()
         return True
     if n == 1:
         from enosnb.dtls import aes
         _S["aes_backend"] = aes.BACKEND
-        if aes.BACKEND == "python":
-            _count_aes()
         _objects()
         return True
-    before = _mem()
-    if "base" not in _S:
-        _S["base"] = before
-    base = _S["base"]
-    _S["live"] = max(_S["live"], before - base)
     steps = _handshake_steps() + (_attach, _report)
     k = n - 2
     if k < len(steps):
-        excess = _S["aes_excess"]
         steps[k]()
-        used = _mem() - base
-        _S["peak"] = max(_S["peak"], used)
-        _S["peak_native"] = max(_S["peak_native"], used - (_S["aes_excess"] - excess))
         return True
     if k == len(steps):
         _warm()
@@ -404,15 +357,8 @@ def step():
     for name in ("cold", "warm", "raw_warm"):
         for key, v in sorted(f[name].items()):
             print("mpvm_peer.%s.%s: %d%s" % (name, key, v, " B" if "bytes" in key else ""))
-    print("cycle.mpvm.peak_heap_bytes: %d B" % _S["peak"])
-    print("cycle.mpvm.peak_heap_bytes_native_aes_est: %d B" % _S["peak_native"])
-    print("cycle.mpvm.live_heap_bytes: %d B" % _S["live"])
-    print("cycle.mpvm.objects_heap_bytes: %d B" % (base - _BASE0 - _S["import"]))
     print("report.warm.mpvm.alloc_bytes: %d B" % _S["warm_alloc"])
-    print("report.warm.mpvm.alloc_bytes_native_aes_est: %d B" % _S["warm_alloc_native"])
     print("mpvm.aes_backend: %s" % _S["aes_backend"])
-    print("mpvm.aes_calls_counted: %d" % _S.get("aes_calls", 0))
-    print("mpvm.import_py_heap_bytes: %d B" % _S["import"])
     print("mpvm.replay_datagrams_sent: %d" % len(sent))
     for k2, v in _alloc_parts().items():
         print("report.warm.mpvm.alloc.%s_bytes: %d B" % (k2, v))

@@ -1,8 +1,8 @@
 """Command line of the local EnOS server.
 
   python -m tools.enos_server serve [--registry F] [--db F] [--port 5683] [--dtls-port 5684]
-        [--lenient] [--resume refuse|accept] [--unsupported 4.04|4.05|4.03|1250|1260|1009|none]
-        [--omit-id] [--login-1009] [--models F]
+                                    [--web-port 8684] [--lenient] [--resume refuse|accept]
+        [--unsupported 4.04|4.05|4.03|1250|1260|1009|none] [--omit-id] [--login-1009] [--models F]
   python -m tools.enos_server devices [--db F]
   python -m tools.enos_server points [--device dk] [--db F]
   python -m tools.enos_server command <dk> set-point name=value ...
@@ -56,7 +56,8 @@ def cmd_serve(a):
     srv = EnosServer(reg, a.db, a.host, a.port, None if a.dtls_port < 0 else a.dtls_port,
                      log=lambda m: print(m, flush=True), dtls_commands=a.dtls_commands,
                      plain_commands=a.plain_commands, hello_verify=not a.no_hello_verify,
-                     policy=policy)
+                     web_port=None if a.web_port < 0 else a.web_port,
+                     dtls_variant=a.dtls_variant, policy=policy)
     try:
         asyncio.run(srv.run())
     except KeyboardInterrupt:
@@ -159,6 +160,11 @@ def main(argv=None):
                    help="plain mode without a valid login: 2.04 + code 1009 instead of 4.01")
     s.add_argument("--models", help='thing models: JSON {"pk/dk": {"measurepoints": {name: '
                                     'type}, "attributes": {...}}}; undefined points get 1204')
+    s.add_argument("--web-port", type=int, default=8684,
+                   help="the web page on 127.0.0.1 (0: a free port, -1: off)")
+    s.add_argument("--dtls-variant", choices=("resume", "hvr", "full", "cid"), default="resume",
+                   help="session resumption without a cookie (default), with one, none, or "
+                        "RFC 9146 Connection ID")
     s.set_defaults(fn=cmd_serve)
     s = sub.add_parser("devices", help="devices, online state and mode", parents=[common])
     s.set_defaults(fn=cmd_devices)

@@ -37,7 +37,10 @@ Mbed TLS internals reached through ctypes (python-mbedtls exposes neither):
 If the memory layout is not Mbed TLS 2.28's, the front end falls back to Mbed TLS's own
 cookie exchange (32-byte cookies, also on resumption) and says so in the log.
 hello_verify=False switches the cookie exchange off altogether, to measure what a server
-without it costs.
+without it costs; resume_cookie=True asks for a cookie on resumption too (a wake then costs
+3 round trips), resumption=False keeps no sessions (every wake is a full handshake). These
+are the server variants `make budget` compares (report.wake_nat.*); a front end with
+Connection ID (RFC 9146) is tools/enos_server/cid_front.py.
 """
 import asyncio
 import ctypes
@@ -396,14 +399,16 @@ class _Peer:
         self.relay_key = "%s:%d" % (host, port)
         pk, dk, mode, lifetime = self.identity
         self.front.site.bind_dtls(self.relay_key, pk, dk, mode, lifetime)
-        suite = self.buf.cipher()
-        if isinstance(suite, tuple):
-            suite = suite[0]
+        suite = self.suite_name()
         self.front.log("dtls %s: %s as %s,%s,%d,%d (%s)" % (
             "%s:%d" % self.addr[:2], "session resumed" if self.resumed else "handshake ok",
             pk, dk, mode, lifetime, suite))
         if self.resumed:
             self.front.resumptions += 1
+
+    def suite_name(self):
+        suite = self.buf.cipher()
+        return suite[0] if isinstance(suite, tuple) else suite
 
     def close(self):
         self.closed = True
@@ -417,15 +422,18 @@ class DtlsFront(asyncio.DatagramProtocol):
     """The DTLS server on one UDP socket. Counters: hello_verifies (HelloVerifyRequests the
     front end sent), resumptions (abbreviated handshakes completed)."""
 
+    peer_class = None  # _Peer (Mbed TLS); CidFront has its own
+
     def __init__(self, registry, site, coap_port, log=print, hello_verify=True,
-                 clock=time.monotonic):
+                 clock=time.monotonic, resume_cookie=False, resumption=True):
         self.store = _PskStore(registry)
         conf = tls.DTLSConfiguration(pre_shared_key_store=self.store,
                                      validate_certificates=False, ciphers=CIPHERS,
                                      handshake_timeout_min=1.0, handshake_timeout_max=8.0)
         self.context = tls.ServerContext(conf)
         self.log = log or (lambda *a: None)
-        self.resumption = enable_session_cache(self.context)
+        self.resumption = resumption and enable_session_cache(self.context)
+        self.resume_cookie = resume_cookie
         # With Mbed TLS's check replaced, the front end's own cookie exchange is the only one.
         self.stateless_cookies = accept_front_cookies(self.context)
         if not self.stateless_cookies:
@@ -471,7 +479,7 @@ class DtlsFront(asyncio.DatagramProtocol):
             if peer is None:
                 if len(self.peers) >= MAX_PEERS:
                     self.drop(next(iter(self.peers)))
-                peer = self.peers[addr] = _Peer(self, addr, hello.random)
+                peer = self.peers[addr] = (self.peer_class or _Peer)(self, addr, hello.random)
         elif peer is None:
             return
         try:
@@ -489,7 +497,7 @@ class DtlsFront(asyncio.DatagramProtocol):
         if hello.cookie:
             if self.cookies.valid(hello, addr):
                 return True
-        elif self.session_identity(hello.session_id) is not None:
+        elif not self.resume_cookie and self.session_identity(hello.session_id) is not None:
             return True
         self.hello_verifies += 1
         self.transport.sendto(hello_verify_request(hello.record_seq,
@@ -497,6 +505,8 @@ class DtlsFront(asyncio.DatagramProtocol):
         return False
 
     def remember(self, session_id, identity):
+        if not self.resumption:
+            return
         if len(self.sessions) >= MAX_SESSIONS:
             self.sessions.pop(next(iter(self.sessions)))
         self.sessions[session_id] = (identity, self.clock())

@@ -71,6 +71,20 @@ def check_model(model):
     return out
 
 
+_TEMPLATE_TYPES = {"INT": "int", "FLOAT": "number", "DOUBLE": "number", "STRING": "string",
+                   "BOOL": "bool", "ARRAY": "array", "STRUCT": "object", "ENUM": "any",
+                   "DATE": "any", "TIMESTAMP": "any", "FILE": "any"}
+
+
+def model_from_template(path):
+    """The server's form of an EnOS thing model file (firmware/thing-model.json)."""
+    with open(path) as f:
+        tm = json.load(f)
+    return check_model({part: {k: _TEMPLATE_TYPES.get(el.get("dataType"), "any")
+                               for k, el in tm.get(part, {}).items()}
+                        for part in ("measurepoints", "attributes")})
+
+
 class Policy:
     def __init__(self, lenient=False, resume="refuse", unsupported="4.04", omit_id=False,
                  login_1009=False, models=None):

@@ -26,11 +26,20 @@ class EnosServer:
     before a full handshake; hello_verify=False skips the cookie exchange. DTLS sessions can
     be resumed by session id (Mbed TLS session cache), without a cookie. policy: what EnOS
     refuses over CoAP (policy.Policy; default strict, as EnOS documents it).
+    web_port: the web page (tools.enos_server.web) on 127.0.0.1, 0 for a free port; None: none.
+
+    dtls_variant: "resume" (that default), "hvr" (a cookie on resumption too), "full" (no
+    resumption) or "cid" (RFC 9146 Connection ID: a session survives a new client address;
+    cid_front.py).
     """
+    DTLS_VARIANTS = ("resume", "hvr", "full", "cid")
 
     def __init__(self, registry=None, db_path=":memory:", host="127.0.0.1", port=5683,
                  dtls_port=5684, log=print, dtls_commands="get", plain_commands="option",
-                 hello_verify=True, policy=None):
+                 hello_verify=True, web_port=None, dtls_variant="resume", policy=None):
+        if dtls_variant not in self.DTLS_VARIANTS:
+            raise ValueError("dtls_variant must be one of %s" % ", ".join(self.DTLS_VARIANTS))
+        self.dtls_variant = dtls_variant
         self.registry = registry if registry is not None else Registry.load()
         self.db_path = db_path
         self.host = host
@@ -41,6 +50,8 @@ class EnosServer:
         self.plain_commands = plain_commands
         self.hello_verify = hello_verify
         self.policy = policy if policy is not None else Policy()
+        self.web_port = web_port
+        self.web = None
         self.front = None
         self.site = None
         self.db = None
@@ -62,22 +73,35 @@ class EnosServer:
             if self.dtls_port is not None:
                 loop = asyncio.get_running_loop()
                 front_transport, self.front = await loop.create_datagram_endpoint(
-                    lambda: DtlsFront(self.registry, self.site, self.port, self.log,
-                                      self.hello_verify),
-                    local_addr=(self.host, self.dtls_port))
+                    self._front, local_addr=(self.host, self.dtls_port))
+            if self.web_port is not None:
+                from tools.enos_server import web  # aiohttp only where the page is served
+                self.web = await web.start(self, ctx, self.web_port)
             self._stop = asyncio.Event()
             self._loop = asyncio.get_running_loop()
             self._ready.set()
             self.log("local EnOS server: coap://%s:%d%s" % (
                 self.host, self.port,
                 "" if self.dtls_port is None else ", coaps://%s:%d" % (self.host, self.dtls_port)))
+            if self.web is not None:
+                self.log("web page: %s" % self.web.url)
             await self._stop.wait()
         finally:
+            if self.web is not None:
+                await self.web.stop()
             if front_transport is not None:
                 self.front.close()
                 front_transport.close()
             await ctx.shutdown()
             self.db.close()
+
+    def _front(self):
+        v = self.dtls_variant
+        if v == "cid":
+            from tools.enos_server.cid_front import CidFront
+            return CidFront(self.registry, self.site, self.port, self.log, self.hello_verify)
+        return DtlsFront(self.registry, self.site, self.port, self.log, self.hello_verify,
+                         resume_cookie=v == "hvr", resumption=v != "full")
 
     def start(self):
         """Run in a background thread; returns once both ports are bound."""

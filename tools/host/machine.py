@@ -1,32 +1,122 @@
-"""CPython stand-in for the MicroPython `machine` members the firmware uses (host twin).
+"""`machine` stand-in for the host: the members the firmware uses, no friendlier than an ESP32.
+
+One implementation for both host runtimes: CPython (pytest, the twin's CPython runtime) and the
+MicroPython unix port (tools/host/mpboot.py imports it before it mounts the board's flash).
 
 UART  = a pseudo-terminal registered per UART id (environment ENOSNB_UART<id>=/dev/pts/N or
-        UART.attach(id, path)); the modem emulator sits on the other end.
-Pin   = records every level change (Pin.history) and calls watchers (Pin.watch), so a runner
-        can connect the PWRKEY pin to the emulator's pwrkey().
-RTC   = RTC().memory() backed by the file ENOSNB_RTC_FILE (in-process bytes when unset);
+        UART.attach(id, path)); the modem emulator sits on the other end. Bytes move from the
+        pty into an RX ring of `rxbuf` bytes whenever the program touches the UART; what the
+        wire (baudrate/10 bytes a second) delivered meanwhile beyond the ring's room is dropped
+        and counted (UART.dropped), as the ESP-IDF driver drops bytes its ring buffer has no
+        room for.
+Pin   = levels per pin id; every change is recorded in Pin.history as (time, id, value) and
+        passed to watchers (Pin.watch). hold=True latches the level: writes are ignored until
+        the hold is released, and held pins keep their level through deep sleep
+        (ENOSNB_PINS_FILE records {id: [level, held]} when the board sleeps).
+RTC   = RTC().memory(): at most 2,048 bytes (the ESP32 port's limit), kept in ENOSNB_RTC_FILE
+        (in this process when unset); the runner deletes the file when the power is cut.
         RTC().datetime() is the host's clock, or, with ENOSNB_RTC_CLOCK naming a JSON file
-        {"base_ms", "at_ms", "drift", "sets"} kept by a runner (tools/simclock.py), a drifting
-        RTC: base_ms + (now - at_ms) * (1 + drift); setting it is recorded in "sets".
-deepsleep(ms) = records the request (ENOSNB_DEEPSLEEP_FILE, machine.last_deepsleep_ms) and
-        raises SystemExit: the runner starts main.py again after the sleep.
-WDT, reset_cause, reset: minimal; the device-app engineer may extend them.
+        {"base_ms", "at_ms", "drift", "sets"} kept by the runner (tools/simclock.py), a
+        drifting RTC: base_ms + (now - at_ms) * (1 + drift); setting it is recorded in "sets".
+WDT   = WDT(timeout=ms).feed() writes the deadline (epoch ms) to ENOSNB_WDT_FILE, at most once
+        a second; the runner resets the board (WDT_RESET) when a deadline passes.
+reset_cause() = ENOSNB_RESET_CAUSE, else PWRON_RESET; the constants are the ESP32 port's.
+deepsleep(ms) = writes ms to ENOSNB_DEEPSLEEP_FILE, then the program ends: SystemExit on
+        CPython, a kill of the whole process on MicroPython (set by mpboot: nothing after the
+        call runs, no `finally`); the runner boots the board again after the sleep.
+reset() = the same with ENOSNB_RESET_FILE (the runner boots again at once, SOFT_RESET, RTC
+        memory kept); lightsleep(ms) sleeps in place.
+
+On MicroPython the board's flash is mounted at "/", so host files can no longer be opened by
+path: mpboot opens them first and hands them over in `_files` (keyed by environment name).
 """
 import errno
-import fcntl
+import json
 import os
 import select
-import struct
-import termios
 import time
-import tty
+
+try:
+    from termios import setraw  # MicroPython
+except ImportError:
+    from tty import setraw
+import termios
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+PIN_WAKE = 2
+EXT0_WAKE = 2
+EXT1_WAKE = 3
+TIMER_WAKE = 4
+TOUCHPAD_WAKE = 5
+ULP_WAKE = 6
+
+_VTIME = 5
+_VMIN = 6
+
+_files = {}       # environment name -> host file opened before the flash was mounted
+_halt_hooks = []  # called before the program ends (mpboot writes its counters)
+_hard_halt = None  # mpboot sets a function that ends the process at once
+
+last_deepsleep_ms = None
+
+
+def _now_ms():
+    return time.time_ns() // 1000000
+
+
+def _read_host(env):
+    """The bytes of the host file named by environment variable env; b"" when it does not
+    exist yet, None when the variable is unset."""
+    f = _files.get(env)
+    if f is not None:
+        f.seek(0)
+        return f.read()
+    path = os.getenv(env)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _write_host(env, data):
+    """Writes data at the start of that host file; False when the variable is unset. A file
+    handed over by mpboot cannot be truncated, so readers stop at their own end marker."""
+    f = _files.get(env)
+    if f is not None:
+        f.seek(0)
+        f.write(data)
+        f.flush()
+        return True
+    path = os.getenv(env)
+    if not path:
+        return False
+    with open(path, "wb") as f:
+        f.write(data)
+    return True
+
+
+def _halt():
+    for hook in _halt_hooks:
+        hook()
+    if _hard_halt is not None:
+        _hard_halt()
+    raise SystemExit(0)
+
 
 # ---------------------------------------------------------------------------- UART
 
 
 class UART:
-    """machine.UART on a pty. read()/readinto() never block with timeout=0 (return None when
-    nothing is available, as MicroPython does); with timeout>0 they wait up to that many ms."""
+    """machine.UART on a pty. read()/readinto()/readline() return None when nothing came
+    within `timeout` ms (0: at once), as MicroPython does."""
 
     _paths = {}
 
@@ -42,60 +132,111 @@ class UART:
     def __init__(self, id, baudrate=115200, bits=8, parity=None, stop=1, tx=None, rx=None,
                  rts=None, cts=None, txbuf=256, rxbuf=256, timeout=0, timeout_char=0, **kw):
         self.id = id
-        self._fd = None
-        path = self._paths.get(id) or os.environ.get("ENOSNB_UART%s" % id)
-        if not path:
-            raise OSError(errno.ENODEV, "UART(%s): no pty registered; set ENOSNB_UART%s or call "
-                                        "machine.UART.attach(%s, path)" % (id, id, id))
-        self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        tty.setraw(self._fd)
+        self._f = None
+        env = "ENOSNB_UART%s" % id
+        self.path = self._paths.get(id) or os.getenv(env)
+        f = _files.get(env) if id not in self._paths else None
+        if f is None:
+            if not self.path:
+                raise OSError(errno.ENODEV, "UART(%s): no pty registered; set ENOSNB_UART%s or "
+                                            "call machine.UART.attach(%s, path)" % (id, id, id))
+            f = open(self.path, "r+b", 0)
+        self._f = f
+        fd = f.fileno()
+        setraw(fd)
+        attrs = termios.tcgetattr(fd)
+        attrs[6][_VMIN] = 0   # a read returns what is there, never waits
+        attrs[6][_VTIME] = 0
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        self._poll = select.poll()
+        self._poll.register(f, select.POLLIN)
+        self._chunk = bytearray(256)
+        self.dropped = 0
+        self._ring = None
+        self._last = _now_ms()
         self.init(baudrate, bits, parity, stop, tx=tx, rx=rx, rxbuf=rxbuf, timeout=timeout,
                   timeout_char=timeout_char)
 
     def init(self, baudrate=115200, bits=8, parity=None, stop=1, tx=None, rx=None, rxbuf=256,
              timeout=0, timeout_char=0, **kw):
-        self.baudrate, self.tx, self.rx, self.rxbuf = baudrate, tx, rx, rxbuf
+        self.baudrate, self.tx, self.rx = baudrate, tx, rx
         self.timeout, self.timeout_char = timeout, timeout_char
+        if self._ring is None or len(self._ring) != rxbuf:
+            self._ring = bytearray(rxbuf)
+            self._n = 0
 
     def _check(self):
-        if self._fd is None:
+        if self._f is None:
             raise OSError(errno.EBADF, "UART(%s) is deinitialised" % self.id)
+
+    def _pump(self, wait_ms=0):
+        """Moves what the pty holds into the ring; waits up to wait_ms for the first byte.
+
+        The emulator writes a whole response at once, where the wire brings baudrate/10 bytes
+        a second. Bytes the wire would have delivered while the program did not touch the UART
+        go into the ring, and what does not fit is dropped; bytes beyond that count as arriving
+        now, while the program reads, and wait in the pty for room."""
+        if wait_ms > 0:
+            ready = self._poll.poll(wait_ms)
+            self._last = _now_ms()  # waiting on the UART is reading it
+            if not ready:
+                return
+        elif not self._poll.poll(0):
+            self._last = _now_ms()
+            return
+        now = _now_ms()
+        arrived = (now - self._last) * self.baudrate // 10000
+        self._last = now
+        room = len(self._ring) - self._n
+        limit = room if room > arrived else arrived
+        chunk = self._chunk
+        while limit > 0:
+            n = self._f.readinto(memoryview(chunk)[:min(len(chunk), limit)])
+            if not n:
+                return
+            limit -= n
+            keep = n if n <= room else room
+            if keep:
+                self._ring[self._n:self._n + keep] = chunk[:keep]
+                self._n += keep
+                room -= keep
+            self.dropped += n - keep
+            if not self._poll.poll(0):
+                return
+
+    def _take(self, n):
+        out = bytes(self._ring[:n])
+        rest = self._n - n
+        if rest:
+            self._ring[:rest] = self._ring[n:self._n]
+        self._n = rest
+        return out
+
+    def _wait_for(self, want):
+        """Pumps until `want` bytes are buffered or the timeout ran out."""
+        self._pump()
+        if self._n >= want or not self.timeout:
+            return
+        deadline = _now_ms() + self.timeout
+        while self._n < want:
+            left = deadline - _now_ms()
+            if left <= 0:
+                return
+            self._pump(left)
 
     def any(self):
         self._check()
-        buf = fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0")
-        return struct.unpack("i", buf)[0]
-
-    def _wait(self, ms):
-        if ms <= 0:
-            return bool(select.select([self._fd], [], [], 0)[0])
-        return bool(select.select([self._fd], [], [], ms / 1000.0)[0])
+        self._pump()
+        return self._n
 
     def read(self, nbytes=None):
         self._check()
-        if not self._wait(self.timeout):
-            return None
-        want = nbytes if nbytes is not None else 1 << 16
-        out = b""
-        while len(out) < want:
-            try:
-                chunk = os.read(self._fd, want - len(out))
-            except OSError as e:
-                if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    chunk = b""
-                else:
-                    raise
-            if chunk:
-                out += chunk
-                continue
-            if nbytes is None or not self._wait(self.timeout_char if self.timeout else 0):
-                break
-        return out or None
+        self._wait_for(len(self._ring) if nbytes is None else nbytes)
+        n = self._n if nbytes is None else min(nbytes, self._n)
+        return self._take(n) if n else None
 
     def readinto(self, buf, nbytes=None):
-        n = len(buf) if nbytes is None else min(nbytes, len(buf))
-        data = self.read(n)
+        data = self.read(len(buf) if nbytes is None else min(nbytes, len(buf)))
         if not data:
             return None
         buf[:len(data)] = data
@@ -103,40 +244,28 @@ class UART:
 
     def readline(self):
         self._check()
-        out = b""
-        while not out.endswith(b"\n"):
-            if not self._wait(self.timeout):
-                break
-            try:
-                c = os.read(self._fd, 1)
-            except OSError as e:
-                if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    continue
-                raise
-            if not c:
-                break
-            out += c
-        return out or None
+        deadline = _now_ms() + self.timeout
+        while True:
+            self._pump()
+            i = self._ring.find(b"\n", 0, self._n)
+            if i >= 0:
+                return self._take(i + 1)
+            left = deadline - _now_ms()
+            if left <= 0 or self._n == len(self._ring):
+                return self._take(self._n) if self._n else None
+            self._pump(left)
 
     def write(self, buf):
         self._check()
         data = bytes(buf)
         done = 0
         while done < len(data):
-            try:
-                done += os.write(self._fd, data[done:])
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    raise
-                select.select([], [self._fd], [], 1.0)
+            n = self._f.write(data[done:])
+            done += n or 0
         return done
 
     def flush(self):
         self._check()
-        try:
-            termios.tcdrain(self._fd)
-        except termios.error:
-            pass
 
     def txdone(self):
         return True
@@ -145,9 +274,11 @@ class UART:
         pass
 
     def deinit(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._f is not None:
+            self._poll.unregister(self._f)
+            if self._f is not _files.get("ENOSNB_UART%s" % self.id):
+                self._f.close()
+            self._f = None
 
     def __del__(self):
         try:
@@ -156,15 +287,15 @@ class UART:
             pass
 
     def __repr__(self):
-        return "UART(%s, baudrate=%s, path=%r)" % (self.id, self.baudrate, self.path)
+        return "UART(%s, baudrate=%s, rxbuf=%d, path=%r)" % (self.id, self.baudrate,
+                                                            len(self._ring), self.path)
 
 
 # ---------------------------------------------------------------------------- Pin
 
 
 class Pin:
-    """GPIO stand-in: levels are remembered per pin id; every write is recorded in
-    Pin.history as (time.monotonic(), id, value), and watchers of that id are called."""
+    """GPIO: levels per pin id, history, watchers, hold (see the module docstring)."""
 
     IN = 1
     OUT = 3
@@ -173,9 +304,12 @@ class Pin:
     PULL_DOWN = 1
     IRQ_RISING = 1
     IRQ_FALLING = 2
+    WAKE_LOW = 4
+    WAKE_HIGH = 5
 
     history = []
     levels = {}
+    held = {}
     _watchers = {}
 
     @classmethod
@@ -187,13 +321,21 @@ class Pin:
     def reset_all(cls):
         del cls.history[:]
         cls.levels.clear()
+        cls.held.clear()
         cls._watchers.clear()
+
+    @classmethod
+    def state(cls):
+        """{pin id: [level, held]}: what deep sleep keeps (held pins) and loses."""
+        return dict((p, [v, 1 if cls.held.get(p) else 0]) for p, v in cls.levels.items())
 
     def __init__(self, id, mode=-1, pull=-1, value=None, **kw):
         self.id = id
-        self.init(mode, pull, value)
+        self.init(mode, pull, value, **kw)
 
-    def init(self, mode=-1, pull=-1, value=None, **kw):
+    def init(self, mode=-1, pull=-1, value=None, hold=None, **kw):
+        if hold is False:
+            Pin.held[self.id] = False
         if mode != -1:
             self.mode = mode
         if pull != -1:
@@ -202,13 +344,17 @@ class Pin:
             self.value(value)
         elif self.id not in Pin.levels:
             Pin.levels[self.id] = 1 if pull == Pin.PULL_UP else 0
+        if hold:
+            Pin.held[self.id] = True
 
     def value(self, v=None):
         if v is None:
             return Pin.levels.get(self.id, 0)
+        if Pin.held.get(self.id):
+            return None  # a held pin keeps its level until the hold is released
         v = 1 if v else 0
         Pin.levels[self.id] = v
-        Pin.history.append((time.monotonic(), self.id, v))
+        Pin.history.append((time.time(), self.id, v))
         for cb in Pin._watchers.get(self.id, ()):
             cb(self.id, v)
         return None
@@ -228,95 +374,91 @@ class Pin:
         return "Pin(%s)" % (self.id,)
 
 
+def _restore_held_pins():
+    """After a deep sleep, pins that were held still drive their level and stay held."""
+    if reset_cause() != DEEPSLEEP_RESET:
+        return
+    raw = _read_host("ENOSNB_PINS_FILE")
+    try:
+        state = json.loads(raw.split(b"\n")[0]) if raw else {}
+    except ValueError:
+        state = {}
+    for pin, (level, held) in state.items():
+        if held:
+            Pin.levels[int(pin)] = level
+            Pin.held[int(pin)] = True
+
+
 # ---------------------------------------------------------------------------- RTC
 
 
 class RTC:
-    """RTC with user memory kept in ENOSNB_RTC_FILE (survives the process, like RTC slow
-    memory survives deep sleep); without the variable the memory lives in this process."""
+    """RTC with user memory (see the module docstring). The file holds two length bytes and
+    the data, so it can be rewritten in place through an open file."""
 
     MEMORY_SIZE = 2048
     _mem = b""
 
     def __init__(self, id=0):
-        self.path = os.environ.get("ENOSNB_RTC_FILE")
+        pass
 
     def memory(self, data=None):
         if data is None:
-            if self.path:
-                try:
-                    with open(self.path, "rb") as f:
-                        return f.read()
-                except OSError:
-                    return b""
-            return RTC._mem
+            raw = _read_host("ENOSNB_RTC_FILE")
+            if raw is None:
+                return RTC._mem
+            if len(raw) < 2:
+                return b""
+            return bytes(raw[2:2 + ((raw[0] << 8) | raw[1])])
         data = bytes(data)
         if len(data) > self.MEMORY_SIZE:
             raise ValueError("RTC memory holds at most %d bytes" % self.MEMORY_SIZE)
-        if self.path:
-            tmp = self.path + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, self.path)
-        else:
+        if not _write_host("ENOSNB_RTC_FILE", bytes((len(data) >> 8, len(data) & 255)) + data):
             RTC._mem = data
         return None
 
     def datetime(self, dt=None):
-        path = os.environ.get("ENOSNB_RTC_CLOCK")
-        if path:
-            return _simulated_rtc(path, dt)
+        if os.getenv("ENOSNB_RTC_CLOCK"):
+            return _simulated_rtc(dt)
         if dt is not None:
             return None
         t = time.gmtime()
-        return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_wday, t.tm_hour, t.tm_min, t.tm_sec, 0)
+        return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
 
     def init(self, dt=None):
         return None
 
 
-def _simulated_rtc(path, dt):
-    import calendar
-    import json
-    with open(path) as f:
-        st = json.load(f)
-    now = time.time() * 1000
+_CLOCK_FILE_BYTES = 4096  # rewritten in place, padded: readers ignore the trailing spaces
+
+
+def _simulated_rtc(dt):
+    st = json.loads(_read_host("ENOSNB_RTC_CLOCK"))
+    now = _now_ms()
     if dt is None:
         ms = int(st["base_ms"] + (now - st["at_ms"]) * (1 + st["drift"]))
         t = time.gmtime(ms // 1000)
-        return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_wday, t.tm_hour, t.tm_min, t.tm_sec,
-                ms % 1000 * 1000)
-    ms = calendar.timegm((dt[0], dt[1], dt[2], dt[4], dt[5], dt[6])) * 1000 + dt[7] // 1000
+        return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], ms % 1000 * 1000)
+    y, m = dt[0] - (dt[1] <= 2), dt[1]
+    era = y // 400
+    doe = (y - era * 400) * 365 + (y - era * 400) // 4 - (y - era * 400) // 100 + \
+        (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + dt[2] - 1
+    days = era * 146097 + doe - 719468  # days since 1970 (H. Hinnant's days_from_civil)
+    ms = ((days * 24 + dt[4]) * 60 + dt[5]) * 60000 + dt[6] * 1000 + dt[7] // 1000
     st["base_ms"], st["at_ms"] = ms, now
     st.setdefault("sets", []).append([now, ms])
-    with open(path + ".tmp", "w") as f:
-        json.dump(st, f)
-    os.replace(path + ".tmp", path)
+    text = json.dumps(st)
+    _write_host("ENOSNB_RTC_CLOCK", (text + " " * (_CLOCK_FILE_BYTES - len(text))).encode())
     return None
 
 
 # ---------------------------------------------------------------------------- power, reset, WDT
 
-PWRON_RESET = 1
-HARD_RESET = 2
-WDT_RESET = 3
-DEEPSLEEP_RESET = 4
-SOFT_RESET = 5
-
-PIN_WAKE = 2
-EXT0_WAKE = 2
-EXT1_WAKE = 3
-TIMER_WAKE = 4
-TOUCHPAD_WAKE = 5
-ULP_WAKE = 6
-
-last_deepsleep_ms = None
-
 
 def reset_cause():
     """ENOSNB_RESET_CAUSE (a number, as set by the runner), else PWRON_RESET."""
     try:
-        return int(os.environ.get("ENOSNB_RESET_CAUSE", PWRON_RESET))
+        return int(os.getenv("ENOSNB_RESET_CAUSE") or PWRON_RESET)
     except ValueError:
         return PWRON_RESET
 
@@ -326,18 +468,19 @@ def wake_reason():
 
 
 def deepsleep(time_ms=0):
-    """Records the sleep request, then ends the program as a real deep sleep does."""
+    """Records the sleep request and the pins, then ends the program as a real deep sleep does."""
     global last_deepsleep_ms
     last_deepsleep_ms = int(time_ms)
-    path = os.environ.get("ENOSNB_DEEPSLEEP_FILE")
-    if path:
-        with open(path, "w") as f:
-            f.write("%d\n" % last_deepsleep_ms)
-    raise SystemExit(0)
+    _write_host("ENOSNB_PINS_FILE", (json.dumps(Pin.state()) + "\n").encode())
+    _write_host("ENOSNB_DEEPSLEEP_FILE", ("%d\n" % last_deepsleep_ms).encode())
+    _halt()
 
 
 def lightsleep(time_ms=0):
     time.sleep(time_ms / 1000.0)
+
+
+sleep = lightsleep
 
 
 def idle():
@@ -345,7 +488,8 @@ def idle():
 
 
 def reset():
-    raise SystemExit(0)
+    _write_host("ENOSNB_RESET_FILE", b"reset\n")
+    _halt()
 
 
 def soft_reset():
@@ -353,25 +497,43 @@ def soft_reset():
 
 
 def unique_id():
-    return bytes.fromhex(os.environ.get("ENOSNB_UNIQUE_ID", "a4cf12345678"))
+    import binascii
+    return binascii.unhexlify(os.getenv("ENOSNB_UNIQUE_ID") or "a4cf12345678")
 
 
 def freq(hz=None):
     return 240000000 if hz is None else None
 
 
+def disable_irq():
+    return 0
+
+
+def enable_irq(state=0):
+    return None
+
+
 class WDT:
-    """Watchdog stand-in: feed() records the time; expired() tells a test whether it would
-    have fired. It never kills the process itself."""
+    """Watchdog: feed() moves the deadline the runner enforces (ENOSNB_WDT_FILE); expired()
+    tells a test whether it would have fired."""
 
     def __init__(self, id=0, timeout=5000):
         self.timeout = timeout
-        self.last_feed = time.monotonic()
+        self.feeds = 0
+        self._written = 0
+        self.feed()
         self.feeds = 0
 
     def feed(self):
-        self.last_feed = time.monotonic()
+        self.last_feed = _now_ms()
         self.feeds += 1
+        # The runner allows one second of slack, so a write a second is enough.
+        if self.last_feed - self._written >= 1000:
+            self._written = self.last_feed
+            _write_host("ENOSNB_WDT_FILE", ("%d\n" % (self.last_feed + self.timeout)).encode())
 
     def expired(self):
-        return (time.monotonic() - self.last_feed) * 1000 > self.timeout
+        return _now_ms() - self.last_feed > self.timeout
+
+
+_restore_held_pins()

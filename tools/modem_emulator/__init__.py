@@ -23,6 +23,8 @@ Constructor keywords (all optional; times in seconds):
   rrc_inactivity=20.0            uplink -> +CSCON:0 without release assistance
   sleep_idle=5.0                 SIM7020 CSCLK=2: idle time before the UART sleeps
   faults=[(t, "method", {kwargs}), ...]   scripted faults (see script())
+  nat=45.0                       carrier NAT binding lifetime (nat.py); None or "none": no
+                                 NAT (private APN with public addresses); .nat.advance(s)
   start=True
   SIM7020 only: revision, ccid_prefixed=False, csosend_length="hex"|"bytes"|"any",
                 sim_present=True, bands

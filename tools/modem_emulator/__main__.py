@@ -25,11 +25,13 @@ def main(argv=None):
     ap.add_argument("--early-error", type=float, default=None, help="BC95: ERROR period after boot")
     ap.add_argument("--faults", help="JSON file: list of scripted faults")
     ap.add_argument("--transcript", help="write the UART transcript (repr lines) here at exit")
+    ap.add_argument("--nat", default="45",
+                    help="carrier NAT binding lifetime in seconds, or none (default 45)")
     args = ap.parse_args(argv)
 
     kw = dict(boot_time=args.boot_time, registration_delay=args.registration_delay,
               cmd_delay=args.cmd_delay, urc_inside_prob=args.urc_inside_prob, seed=args.seed,
-              remote_host=args.remote_host, pcap=args.pcap)
+              remote_host=args.remote_host, pcap=args.pcap, nat=args.nat)
     if args.early_error is not None and args.dialect == "bc95":
         kw["early_error"] = args.early_error
     if args.faults:

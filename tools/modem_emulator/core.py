@@ -23,6 +23,7 @@ import traceback
 import tty
 
 from .faults import CommandRule, DatagramFaults, FaultSet, command_pattern
+from .nat import DEFAULT_TIMEOUT_S, CarrierNat
 from .pcap import PcapWriter
 
 CRLF = b"\r\n"
@@ -189,7 +190,7 @@ class ModemEmulator:
                  remote_map=None, boot_lines=None, csq=(20, 99), max_datagram=None,
                  unregistered_send="error", dns=None, dns_fail_delay=70.0, faults=None,
                  rrc_inactivity=20.0, sleep_idle=5.0, busy_prob=0.0, powered=True, pwrkey_off_time=1.0, start=True,
-                 **dialect_opts):
+                 nat=DEFAULT_TIMEOUT_S, **dialect_opts):
         self.imei, self.iccid, self.imsi, self.ip = imei, iccid, imsi, ip
         self.boot_time = boot_time
         self.registration_delay = registration_delay
@@ -218,6 +219,7 @@ class ModemEmulator:
 
         self.faults = FaultSet()
         self.dgram_faults = DatagramFaults()
+        self.nat = CarrierNat(nat)
         self.pcap = PcapWriter(pcap) if isinstance(pcap, str) else pcap
 
         # counters (read them any time; reset with reset_counters())
@@ -861,6 +863,7 @@ class ModemEmulator:
             self.dropped_up += 1
             return
         dest = self.map_remote(ip, port)
+        self.nat.outbound(s)
         s.peers[dest] = (ip, port)
         # Counted before it leaves, so a peer that has the datagram also sees the counters.
         self.datagrams_up += 1
@@ -889,6 +892,9 @@ class ModemEmulator:
 
     def _downlink_arrived(self, s, data, src):
         f = self.dgram_faults
+        if self.nat.inbound_dropped(s):
+            self.dropped_down += 1
+            return
         if f.drop_down > 0:
             f.drop_down -= 1
             self.dropped_down += 1

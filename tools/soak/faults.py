@@ -12,7 +12,7 @@ needs are met, every cycle.
 """
 from tools.enos_server.policy import UNSUPPORTED
 
-EXTRA_POINT = "humidity"  # a point the thing model does not define (EnOS: 1204)
+EXTRA_POINT = "pressure"  # a point the thing model does not define (EnOS: 1204)
 
 
 class Fault:
@@ -93,21 +93,16 @@ class ServerRestart(Fault):
 
 
 class NatRebinding(Fault):
-    """The carrier NAT forgot the binding after 30 s idle: the wake comes from a new port.
-    (The relay stands in for the NAT; a cycle without this fault keeps its binding.)"""
+    """The carrier NAT (the emulator's, tools/modem_emulator/nat.py) forgets a binding after
+    30 s idle: the wake comes from a new source port. Other cycles have no NAT timeout."""
     name = "nat_rebind_30s"
     prob = 0.3
 
     def begin(self, soak, rng):
-        for r in soak.relays:
-            r.rebind()
+        soak.twin.emu.nat.timeout = 30.0
 
-
-class EmulatorNat(Fault):
-    """The modem emulator's own NAT model (idle timeout in the UDP forwarding)."""
-    name = "emulator_nat"
-    prob = 0.2
-    needs = "emulator NAT model (ModemEmulator.nat)"
+    def end(self, soak):
+        soak.twin.emu.nat.timeout = None
 
 
 class ModemReboot(Fault):
@@ -216,6 +211,6 @@ class SntpBlocked(Fault):
         soak.sntp.blocked = False
 
 
-KINDS = [Loss, Refusal, ResumeAccepted, MissingPoint, ServerRestart, NatRebinding, EmulatorNat, ModemReboot,
+KINDS = [Loss, Refusal, ResumeAccepted, MissingPoint, ServerRestart, NatRebinding, ModemReboot,
          RegistrationLoss, PowerOnResetMidOutage, PowerCut, Unavailable, Malformed, Drift,
          NoNetworkTime, SntpBlocked]

@@ -139,6 +139,7 @@ class Soak:
                          config=config, sensor=SENSOR, drift=self.next_drift,
                          board_config={"rtc_drift_var": RTC_DRIFT_VAR}, tune=tune)
         self.twin.start()
+        self.twin.emu.nat.timeout = None  # no carrier NAT unless the nat fault is drawn
         self.twin.extra_env.update(ENOSNB_SOAK_LOG=self.log_path)
         delay = (self.rtt_ms[0] / 2.0, self.rtt_ms[1] / 2.0) if self.rtt_ms else (0, 0)
         srv = self.twin.server
@@ -243,7 +244,7 @@ class Soak:
                                        "attributes": MODEL["attributes"]})
         d = DEMO_DEVICE
         server_commands.enqueue_service(tw.db, d["productKey"], d["deviceKey"],
-                                        "replayDeadLetters", {})
+                                        "replay_dead_letters", {})
         self.drain_cycles = 0
         self.kill = None
         for n in range(40):
@@ -253,7 +254,7 @@ class Soak:
                 break
 
     def _replayed(self):
-        return any(c["state"] == "replied" and b"replayDeadLetters" in bytes(c["topic"], "ascii")
+        return any(c["state"] == "replied" and b"replay_dead_letters" in bytes(c["topic"], "ascii")
                    for c in self.twin.commands())
 
     # --- the check -----------------------------------------------------------------------

@@ -25,11 +25,22 @@ One wake-up of the device is one call of App.run(). Its steps, in order:
 Every failure of a layer (ModemError, DtlsError, CoapError, EnosError, StoreError, a sensor
 error, MemoryError) is caught here: the reading stays queued, the error is logged without
 secrets (a MemoryError as memory, after a collection), state is saved and the device sleeps. After consecutive failures the next wakes only measure and
-queue, skipping the radio for 1, then 3 cycles (_MAX_SKIP: bounded back-off).
+queue, skipping the radio for a randomised, exponentially growing number of cycles
+(enosnb.timing), with the radio switched off in between.
 
-The watchdog is fed through the clock every layer already calls (CycleClock) as long as the
-cycle is within its time budget; a layer stuck without calling the clock, or a cycle over
-budget, lets the watchdog reset the board.
+Time (docs/power.md): every wait of every layer goes through CycleClock, which ends it when
+the cycle's budget less a reserve is spent (BudgetSpent); the reserve saves the state and
+puts the radio to sleep. An "in cycle" mark in the state is set before any radio work and
+cleared at the end: a boot that finds it follows a watchdog, brown-out or crash reset, and
+counts as a failure with a randomised back-off sleep, without touching the network; after
+abnormal_max such resets in a row the device sleeps long_sleep_ms. The reset count is
+reported later (attribute enosnb_abnormal_resets). After a power-on the first sleep is
+shifted by the device's own offset, so a fleet powered together does not report together.
+
+NAT (docs/power.md): a restored DTLS session is tried only when the sleep was shorter than
+the shortest idle time that has lost the carrier's NAT binding before (enosnb.nat), or when
+the session has a Connection ID; its first request then waits about two round trips, not
+ACK_TIMEOUT, before the device resumes the session instead.
 """
 import gc
 import hashlib
@@ -43,11 +54,12 @@ from enosnb.coap.errors import CoapError, CoapTimeout
 from enosnb.config import ConfigError, load_board, load_secrets
 from enosnb.dtls.errors import DtlsError
 from enosnb.enos import identity as eid
-from enosnb.enos.errors import EnosCoapError, EnosError, EnosReplyError
+from enosnb.enos.errors import EnosError
 from enosnb.modem.errors import ModemError
 from enosnb.sensor import check_points
 from enosnb.state import State, StateError
 from enosnb.store import Store, StoreError
+from enosnb import nat, timing
 
 # Timings a board or a test may override (milliseconds).
 DEFAULTS = {
@@ -55,13 +67,19 @@ DEFAULTS = {
     "cycle_budget_ms": 170000,     # longest report cycle before the watchdog may fire
     "dtls_timers": None,           # None: enosnb.dtls.timers.NBIOT
     "coap_timing": None,           # None: ack_timeout_ms / max_retransmit of secrets.json
-    "probe_retransmit": 1,         # CoAP retransmissions on a restored DTLS session
+    "reserve_ms": 10000,           # end of the budget kept to save state and sleep the radio
+    "probe_retransmit": 0,         # CoAP retransmissions on a restored DTLS session
+    "probe_min_ms": 1000,          # shortest wait for the answer to that first request
+    "nat_reprobe": 16,             # wakes skipping a restore before one is tried again
+    "skip_cap_s": 14400,           # longest radio back-off (cycles skipped, in seconds)
+    "backoff_base_ms": 60000,      # sleep after the first abnormal reset, doubling
+    "backoff_cap_ms": 3600000,
+    "abnormal_max": 5,             # abnormal resets in a row before the long sleep
+    "long_sleep_ms": 21600000,
     "min_sleep_ms": 1000,
     "fs_bytes": None,              # None: os.statvfs of the flash (the queue cap's base)
     "sntp_timeout_ms": None,       # None: ack_timeout_ms of secrets.json
 }
-_MAX_SKIP = const(3)
-_RESTORE_BACKOFF = const(8)  # wakes that resume instead of restoring after a failed restore
 _SECRET_FILE = "device_secret.json"
 # A queue smaller than this would not hold a day at 10 minutes: the fraction is too small.
 _QUEUE_MIN_BYTES = const(16384)
@@ -75,25 +93,59 @@ def _err(e):
     return "%s: %s" % (type(e).__name__, e)
 
 
-class CycleClock:
-    """The system clock, feeding the watchdog on every use while the cycle is in budget."""
+class BudgetSpent(Exception):
+    """The cycle's time budget is spent: the wait in progress ends, the cycle winds down."""
 
-    def __init__(self, base=SYSTEM, wdt=None, budget_ms=None):
+
+class CycleClock:
+    """The system clock, feeding the watchdog on every use while the cycle is in budget.
+
+    Every layer waits through this clock (ticks_ms to compute a deadline, sleep_ms or an
+    endpoint's recv polling it), so the budget clips every wait: once budget_ms - reserve_ms
+    have passed, ticks_ms() and sleep_ms() raise BudgetSpent, whatever the layer's own
+    timeout was (an attach of 120 s, a CoAP exchange of MAX_TRANSMIT_WAIT, a handshake of
+    180 s). wind_down() then opens the reserve for saving state and releasing the radio; the
+    watchdog is fed until budget_ms, so a wind-down that hangs still ends in a reset.
+    """
+
+    def __init__(self, base=SYSTEM, wdt=None, budget_ms=None, reserve_ms=0):
         self.base = base
         self.wdt = wdt
         self.start = base.ticks_ms()
         self.budget_ms = budget_ms
+        self.limit_ms = None if budget_ms is None else budget_ms - reserve_ms
+        self.spent = False
 
     def elapsed_ms(self):
         return self.base.ticks_diff(self.base.ticks_ms(), self.start)
+
+    def left_ms(self):
+        """Milliseconds of work left before the reserve (a large number without budget)."""
+        if self.limit_ms is None:
+            return 1 << 30
+        return max(0, self.limit_ms - self.elapsed_ms())
+
+    def clip(self, ms):
+        """ms, or the work time left when that is shorter."""
+        return min(ms, self.left_ms())
+
+    def wind_down(self):
+        """From now on only the end of the whole budget stops a wait."""
+        self.limit_ms = self.budget_ms
 
     def feed(self):
         if self.wdt is not None and (self.budget_ms is None or
                                      self.elapsed_ms() < self.budget_ms):
             self.wdt.feed()
 
+    def _check(self):
+        if self.limit_ms is not None and self.elapsed_ms() >= self.limit_ms:
+            self.spent = True
+            raise BudgetSpent("the cycle's %d ms are spent" % self.limit_ms)
+
     def ticks_ms(self):
         self.feed()
+        self._check()
         return self.base.ticks_ms()
 
     def ticks_diff(self, a, b):
@@ -104,7 +156,8 @@ class CycleClock:
 
     def sleep_ms(self, n):
         self.feed()
-        self.base.sleep_ms(n)
+        self._check()
+        self.base.sleep_ms(min(n, self.left_ms()))
 
 
 def encode_record(points, rtc_ms, epoch):
@@ -123,9 +176,11 @@ class _Link:
         self.secure = app.secrets.dtls
         self.session = None
         self.how = None
+        self.opens = 0
 
     def open(self, identity, psk):
         self.drop()
+        self.opens += 1
         ep = self.app.endpoint()
         if not self.secure:
             self.how = "plain"
@@ -194,29 +249,18 @@ class App:
 
     # --- the cycle -----------------------------------------------------------------------
 
-    def run(self, wdt=None, woke=False):
-        self.clock = CycleClock(self.base_clock, wdt, self.tune["cycle_budget_ms"])
-        self.clock.feed()
-        self.report = {"queued": None, "sent": 0, "dead": None, "dropped": 0,
-                       "connect": None, "error": None, "skipped_radio": False,
-                       "commands": 0, "pending": None, "socket": None, "time": None}
-        interval_ms = self.secrets.report_interval_s * 1000
-        self._unproven = False
-        self.delivery = None
-        try:
-            self.state = State(rtc=self._rtc, path=self._path("state.bin"))
-        except Exception as e:  # a state we cannot read is a cold start, not a failure
-            log("state unreadable (%s); starting cold" % _err(e))
-            self.state = State(rtc=None, path=self._path("state.tmp.bin"))
-            self.state.clear()
-        if not woke:
-            # Power-on, reset button or watchdog: the modem may have been reset as well, so
-            # no session is restored as is and PSM is requested again.
-            self.state.delete("dtok")
-            self.state.delete("psm")
+    def run(self, wdt=None, woke=False, boot_ms=None, imports_ms=None):
+        """One cycle; boot_ms / imports_ms: what main.py measured before it (phase figures)."""
+        self.begin(wdt, woke, boot_ms, imports_ms)
+        if self.state.get("cyc"):
+            from enosnb.resets import after_abnormal_reset
+            return after_abnormal_reset(self)
+        self.state.set("cyc", b"1")
         self._consume_session()
+        self._save_state()  # the mark is in RTC memory before any radio work
         self.store = None
         current = None
+        interval_ms = self.secrets.report_interval_s * 1000
         try:
             self._open_time()
             self.store = self._open_queue()
@@ -225,21 +269,31 @@ class App:
             self._memory("queue", e)
         except (StoreError, OSError) as e:
             self._failed("queue", e)
-        if self.store is not None and self._skip_radio():
+        self._phase("measure")
+        if self.board.battery:
+            from enosnb.power import battery_interval
+            interval_ms = battery_interval(self, interval_ms)
+        if self.store is None or self._radio_off:
+            pass
+        elif self._skip_radio():
             self.report["skipped_radio"] = True
-        elif self.store is not None:
+        else:
             try:
                 self.connect()
                 self.send_queue(current)
+                if self._kept_how == "plain-kept":
+                    self._learn_nat(self.link.opens == 0)
                 self._succeeded()
+                self._report_resets()
             except MemoryError as e:
                 self._memory("report", e)
             except (ModemError, DtlsError, CoapError, EnosError, StoreError, StateError,
-                    ConfigError, OSError) as e:
-                self._failed("report", e)
+                    ConfigError, OSError, BudgetSpent) as e:
+                self._failed("budget" if self.clock.spent else "report", e)
             except Exception as e:
                 # A bug in a layer must not stop the device: log it, treat it as a failure.
                 self._failed("unexpected", e)
+        self._phase("report")
         if self.store is not None:
             self.report["pending"] = len(self.store)
             self.report["dropped"] = self.store.dropped
@@ -249,8 +303,86 @@ class App:
         dl = self.state.get("dl")
         if self.report["dead"] is None and dl:
             self.report["dead"] = struct.unpack(">H", dl)[0]
-        self.finish()
-        return max(self.tune["min_sleep_ms"], interval_ms - self.clock.elapsed_ms())
+        self.clock.wind_down()
+        self.state.delete("abn")
+        self.state.delete("cyc")
+        sleep_ms = self._sleep_ms(interval_ms)
+        self.finish(sleep_ms)
+        return sleep_ms
+
+    def begin(self, wdt=None, woke=False, boot_ms=None, imports_ms=None):
+        """The cycle's clock, report and state, read before anything else happens."""
+        t = self.tune
+        self.clock = CycleClock(self.base_clock, wdt, t["cycle_budget_ms"], t["reserve_ms"])
+        self.clock.feed()
+        self.report = {"queued": None, "sent": 0, "dead": None, "time": None, "dropped": 0,
+                       "connect": None, "error": None, "skipped_radio": False,
+                       "commands": 0, "pending": None, "socket": None, "phases": {},
+                       "abnormal": 0, "battery_mv": None}
+        self._mark = 0
+        if boot_ms is not None:
+            self.report["phases"]["boot"] = boot_ms
+        if imports_ms is not None:
+            self.report["phases"]["imports"] = imports_ms
+        self._unproven = False
+        self.delivery = None
+        self._radio_off = self._critical = False
+        self._rtt_at = None
+        self._kept_how = None
+        try:
+            self.state = State(rtc=self._rtc, path=self._path("state.bin"))
+        except Exception as e:  # a state we cannot read is a cold start, not a failure
+            log("state unreadable (%s); starting cold" % _err(e))
+            self.state = State(rtc=None, path=self._path("state.tmp.bin"))
+            self.state.clear()
+        self._woke = woke
+        if not woke:
+            # Power-on, reset button or watchdog: the modem may have been reset as well, so
+            # no session is restored as is and PSM is requested again.
+            self.state.delete("dtok")
+            self.state.delete("psm")
+        self._slept_s = self._u32("slp")
+        self.state.delete("slp")
+        self._restorable = False
+        self._restored_sock = self.state.get("sock")
+
+    def _sleep_ms(self, interval_ms):
+        min_ms = self.tune["min_sleep_ms"]
+        sleep_ms = timing.next_sleep_ms(interval_ms, self.clock.elapsed_ms(), 0, None, min_ms)
+        if not self._woke:
+            # After a power-on: the device's own slot in the interval (fleet timing). The
+            # sleep stays within 0.5..1.5 intervals so no report is skipped or doubled.
+            sleep_ms += timing.offset_ms(self.seed(), interval_ms)
+            if sleep_ms >= interval_ms * 3 // 2:
+                sleep_ms -= interval_ms
+        return max(min_ms, sleep_ms)
+
+    def seed(self):
+        """The device's timing seed: productKey, deviceKey and the chip's unique id."""
+        s = self.secrets
+        try:
+            uid = self._mach().unique_id()
+        except (ImportError, AttributeError, OSError):
+            uid = b""
+        return timing.seed(s.product_key, s.device_key, uid)
+
+    def _phase(self, name):
+        now = self.clock.elapsed_ms()
+        ph = self.report["phases"]
+        ph[name] = ph.get(name, 0) + now - self._mark
+        self._mark = now
+
+    def _report_resets(self):
+        """The abnormal reset count, once per new count, as an attribute (docs/power.md)."""
+        total = self._u32("abt")
+        if total == self._u32("abr") or self.enos is None:
+            return
+        try:
+            self.enos.update_attributes({"enosnb_abnormal_resets": total})
+        except EnosError as e:
+            log("abnormal reset count not reported (%s); add the attribute "
+                "enosnb_abnormal_resets to the thing model to see it" % e)
+        self.state.set("abr", struct.pack(">I", total))
 
     def measure(self):
         """Reads the sensor and queues the reading; returns its queue seq (None if none)."""
@@ -323,7 +455,11 @@ class App:
     def _failed(self, stage, e):
         fails = min(self._u8("fail") + 1, 255)
         self._set_u8("fail", fails)
-        self._set_u8("skip", min((1 << (fails - 1)) - 1, _MAX_SKIP))
+        cap = max(1, self.tune["skip_cap_s"] // self.secrets.report_interval_s)
+        skip = timing.skip_cycles(self.seed(), fails, cap)
+        self._set_u8("skip", min(skip, 255))
+        if skip:
+            self._radio_off = True  # no network search while backing off
         if fails >= 2:
             self.state.delete("ip")  # the server may have moved: resolve its name again
         self.report["error"] = "%s: %s" % (stage, _err(e))
@@ -332,6 +468,10 @@ class App:
     def _succeeded(self):
         self.state.delete("fail")
         self.state.delete("skip")
+
+    def _u32(self, key):
+        v = self.state.get(key)
+        return struct.unpack(">I", v)[0] if v and len(v) == 4 else 0
 
     def _u8(self, key):
         v = self.state.get(key)
@@ -350,23 +490,31 @@ class App:
 
     # --- radio ---------------------------------------------------------------------------
 
-    def bring_up_modem(self):
+    def _driver(self):
+        """The modem driver on the board's UART, its control lines released from their
+        deep-sleep hold (enosnb.power)."""
         from enosnb.modem import driver
         m = self._mach()
         b = self.board
-        if b.power_enable:
-            m.Pin(b.power_enable["pin"], m.Pin.OUT,
-                  value=1 if b.power_enable["active_high"] else 0)
+        if b.power_enable or b.pwrkey or b.reset:
+            from enosnb import power
+            power.release(m, b)
         uart = m.UART(b.uart["id"], **b.uart_kwargs())
         kw = b.modem_kwargs()
         if self.state.get("cnmpsd") == b"0":
             kw["has_cnmpsd"] = False  # refused in an earlier cycle: do not ask again
-        self.modem = driver(b.modem)(uart, self.clock, **kw)
+        return driver(b.modem)(uart, self.clock, **kw)
+
+    def bring_up_modem(self):
+        b = self.board
+        self.modem = self._driver()
+        self.state.delete("roff")
         self.modem.power_on()
         self.modem.init()
         if self.secrets.uses_imei:
             self.secrets.set_device_key(self.modem.imei())
-        self.modem.attach(self.secrets.apn or None, b.bands, self.tune["attach_timeout_ms"])
+        self.modem.attach(self.secrets.apn or None, b.bands,
+                          self.clock.clip(self.tune["attach_timeout_ms"]))
         self.sync_clock()
         if not self.state.get("psm"):
             # Ask once per power-on for PSM (TAU = a day, active time 10 s, modems.md §5);
@@ -431,7 +579,8 @@ class App:
         if cached and cached.split(b"|")[0] == host.encode():
             return cached.split(b"|")[1].decode()
         from enosnb.modem.base import is_ipv4
-        ip = host if is_ipv4(host) else self.modem.resolve(host)
+        ip = host if is_ipv4(host) else self.modem.resolve(
+            host, self.clock.clip(self.modem.DNS_TIMEOUT_MS))
         self.state.set("ip", host.encode() + b"|" + ip.encode())
         return ip
 
@@ -470,10 +619,15 @@ class App:
     def _blob_key(self, identity, psk):
         return hashlib.sha256(bytes(identity) + b"|" + bytes(psk)).digest()[:8]
 
-    def dtls_session(self, ep, identity, psk, restore=False):
-        """(session, how): "restored" (no handshake), "resumed" or "full"."""
+    def dtls_session(self, ep, identity, psk, restore=False, nat_ok=True):
+        """(session, how): "restored" (no handshake), "resumed" or "full". A saved session
+        is used as is only when restore is set and either it has a Connection ID or the
+        NAT binding is likely alive (nat_ok); every handshake offers a Connection ID."""
         from enosnb.dtls.session import DtlsSession
-        timers = self.tune["dtls_timers"]
+        from enosnb.dtls.timers import NBIOT, Timers
+        t = self.tune["dtls_timers"] or NBIOT
+        timers = Timers(t.initial_ms, t.cap_ms, t.max_retransmit,
+                        self.clock.clip(t.deadline_ms))
         self._dtid = self._blob_key(identity, psk)
         blob = self.state.get("dtls")
         if blob and self.state.get("dtid") != self._dtid:
@@ -481,16 +635,17 @@ class App:
         s = None
         if blob:
             try:
-                s = DtlsSession.restore(ep, identity, psk, blob, clock=self.clock, timers=timers)
+                s = DtlsSession.restore(ep, identity, psk, blob, clock=self.clock, timers=timers,
+                                        cid=True)
             except DtlsError as e:
                 log("saved DTLS session unusable: %s" % _err(e))
                 self.state.delete("dtls")
-        if s is not None and restore:
+        if s is not None and restore and (nat_ok or s.cid is not None):
             return s, "restored"
         if s is not None:
             s.resume()
             return s, "resumed" if s.resumed else "full"
-        s = DtlsSession(ep, identity, psk, clock=self.clock, timers=timers)
+        s = DtlsSession(ep, identity, psk, clock=self.clock, timers=timers, cid=True)
         s.handshake()
         return s, "full"
 
@@ -499,6 +654,9 @@ class App:
         timing = self.tune["coap_timing"] or Timing(ack_timeout_ms=self.secrets.ack_timeout_ms,
                                                     max_retransmit=self.secrets.max_retransmit)
         c = Client(ep, self.clock, timing)
+        if self._rtt_at is not False:
+            self._rtt_at = None
+            c.trace = self._rtt_trace
         prev = self.coap.state() if self.coap is not None else self.state.get("coap")
         if prev:
             try:
@@ -533,56 +691,85 @@ class App:
         return enos
 
     def connect(self):
-        self.bring_up_modem()
+        try:
+            self.bring_up_modem()
+        finally:
+            self._phase("attach")
+        try:
+            self._connect()
+        finally:
+            self._phase("handshake")
+
+    def _connect(self):
         self.enos = enos = self._enos()
         kept = self._restored_sock is not None
         how = None
         secret = self.secrets.device_secret or self._activated_secret()
-        restore = kept and secret and self.secrets.dtls and self._restorable and \
-            self.state.get("dtls")
-        skip = self._u8("rskip")
-        if restore and skip:
-            # The last restore went unanswered (the carrier's NAT forgets idle bindings):
-            # resume instead for a while rather than pay a probe timeout on every wake.
-            self._set_u8("rskip", skip - 1)
-            restore = False
+        dtls = self.secrets.dtls
+        restore = kept and secret and dtls and self._restorable and self.state.get("dtls")
+        plain = kept and not dtls and self.state.get("auth") == b"1"
+        self._nat_ok = True
+        if restore or plain:
+            self._nat_ok, blob = nat.worth_restoring(self.state.get("nat"), self._slept_s,
+                                                     self.tune["nat_reprobe"])
+            self.state.set("nat", blob)
         if restore:
             s = self.secrets
             ident = eid.psk_identity(s.product_key, s.device_key, eid.MODE_DEVICE, s.lifetime)
             psk = eid.psk_key(secret, s.psk_slice[0])
-            session, how = self.dtls_session(self.endpoint(), ident, psk, restore=True)
+            session, how = self.dtls_session(self.endpoint(), ident, psk, restore=True,
+                                             nat_ok=self._nat_ok)
             self.link.session, self.link.how = session, how
             enos.attach(self.coap_client(session))
-        elif kept and not self.secrets.dtls and self.state.get("auth") == b"1":
-            # Plain mode: EnOS binds the /auth to our address, which the kept socket keeps;
-            # a 4.01 makes the EnOS client re-authenticate once (§6.4).
+        elif plain and self._nat_ok:
+            # Plain mode: EnOS binds the /auth to our address, which the kept socket keeps
+            # while the carrier's NAT does; a 4.01 makes the EnOS client re-authenticate
+            # once (§6.4), which _learn_nat() notices.
             enos.attach(self.link.open(None, None))
+            self.link.opens = 0
             how = "plain-kept"
         if how is None:
             enos.connect()
             how = self.link.how
         self.report["connect"] = how
         self._unproven = how == "restored"
+        self._kept_how = how
         log("connected (%s)" % how)
+
+    def _learn_nat(self, kept):
+        """Whether the binding kept over the sleep worked: the NAT bounds (enosnb.nat)."""
+        self.state.set("nat", nat.learn(self.state.get("nat"), self._slept_s, kept))
 
     # --- reporting -----------------------------------------------------------------------
 
+    def _probe_timing(self, timing):
+        """One transmission, answered within about two round trips of the last cycles."""
+        from enosnb.coap.client import Timing
+        rtt = self.state.get("rtt")
+        wait = timing.ack_timeout_ms
+        if rtt and len(rtt) == 2:
+            wait = min(wait, max(self.tune["probe_min_ms"], 2 * struct.unpack(">H", rtt)[0]))
+        return Timing(wait, 1, self.tune["probe_retransmit"])
+
     def _probe(self, fn):
         """Runs fn(); on a restored session whose server forgot it, reconnects and runs fn()
-        again. The restored session gets few retransmissions: silence means it is gone."""
+        again. The restored session gets one short try: silence means it is gone."""
         if not self._unproven:
             return fn()
         self._unproven = False
         timing = self.coap.timing
-        from enosnb.coap.client import Timing
-        self.coap.timing = Timing(timing.ack_timeout_ms, timing.ack_random_factor,
-                                  self.tune["probe_retransmit"])
+        self.coap.timing = self._probe_timing(timing)
+        cid = self.link.session is not None and self.link.session.cid is not None
         try:
-            return fn()
+            out = fn()
+            if not cid:
+                self._learn_nat(True)
+            return out
         except (CoapTimeout, DtlsError) as e:
             log("restored DTLS session not answered (%s); handshake again, resuming if the "
                 "server still caches the session" % type(e).__name__)
-            self._set_u8("rskip", _RESTORE_BACKOFF)
+            if not cid:
+                self._learn_nat(False)  # a Connection ID survives NAT: the server forgot
             self.link.drop()
             self.enos.coap = None
             self.enos.connect()
@@ -591,6 +778,24 @@ class App:
         finally:
             if self.coap is not None:
                 self.coap.timing = timing
+
+    def _rtt_trace(self, direction, data):
+        """CoAP client trace: the first request's round trip of the cycle, unless it was
+        retransmitted (Karn), into the smoothed estimate the next probe uses."""
+        if self._rtt_at is False:
+            return
+        now = self.base_clock.ticks_ms()
+        if direction == "send":
+            self._rtt_at = now if self._rtt_at is None else False
+            return
+        if self._rtt_at is None:
+            return
+        sample = self.base_clock.ticks_diff(now, self._rtt_at)
+        self._rtt_at = False
+        old = self.state.get("rtt")
+        if old and len(old) == 2:
+            sample = (3 * struct.unpack(">H", old)[0] + sample) // 4
+        self.state.set("rtt", struct.pack(">H", min(max(sample, 1), 65535)))
 
     def send_queue(self, current):
         """Reports queued records oldest first (enosnb.delivery)."""
@@ -645,12 +850,18 @@ class App:
     # --- per-product activation (§7 step 5) --------------------------------------------
 
     def _activated_secret(self):
-        try:
-            with open(self._path(_SECRET_FILE)) as f:
-                v = json.loads(f.read()).get("deviceSecret")
-            return v if isinstance(v, str) and v else None
-        except (OSError, ValueError, AttributeError):
-            return None
+        # The .tmp copy covers a power cut between removing the old file and the rename
+        # (FAT cannot rename over an existing file).
+        path = self._path(_SECRET_FILE)
+        for p in (path, path + ".tmp"):
+            try:
+                with open(p) as f:
+                    v = json.loads(f.read()).get("deviceSecret")
+                if isinstance(v, str) and v:
+                    return v
+            except (OSError, ValueError, AttributeError):
+                pass
+        return None
 
     def _persist_secret(self, secret):
         import os
@@ -667,9 +878,13 @@ class App:
 
     # --- end of cycle --------------------------------------------------------------------
 
-    def finish(self):
-        """Saves the state and releases the radio; nothing here may raise."""
+    def finish(self, sleep_ms=0):
+        """Saves the state and releases the radio (or switches it off for a back-off), holds
+        the modem's control lines for the sleep; nothing here may raise."""
         st = self.state
+        st.set("slp", struct.pack(">I", sleep_ms // 1000))
+        if self._radio_off and st.get("roff") != b"1":
+            self._switch_radio_off()
         link = getattr(self, "link", None)
         session = link.session if link is not None else None
         try:
@@ -711,11 +926,39 @@ class App:
                 # that a release stuck until the watchdog fires cannot lose it.
                 st.set("cnmpsd", b"0")
                 self.report["state"] = self._save_state() or self.report["state"]
+        b = self.board
+        if b.power_enable or b.pwrkey or b.reset:
+            try:
+                from enosnb import power
+                power.hold(self._mach(), b, modem_on=not self._critical)
+            except Exception as e:
+                log("control lines not held: %s" % _err(e))
         self.clock.feed()
+        self._phase("save")
         r = self.report
         log("cycle: queued %s, sent %d, pending %s, connect %s%s" % (
             r["queued"], r["sent"], r["pending"], r["connect"],
             ", error " + r["error"] if r["error"] else ""))
+        log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in r["phases"].items()))
+
+    def _switch_radio_off(self):
+        """AT+CFUN=0 for a back-off: an unregistered modem would search the whole time."""
+        self.clock.limit_ms = min(self.clock.budget_ms or 1 << 30,
+                                  self.clock.elapsed_ms() + self.tune["reserve_ms"])
+        try:
+            m = self.modem or self._driver()
+            m.radio_off()
+        except Exception as e:
+            log("radio not switched off: %s" % _err(e))
+            return
+        finally:
+            self.clock.wind_down()
+        self.modem = None  # off: nothing to release
+        self.state.set("roff", b"1")
+        self.state.delete("sock")  # the module closes its sockets with the radio
+        self._restored_sock = None
+        self.sock = None
+        log("radio off until the back-off ends")
 
 
 def build(secrets_path="secrets.json", board_path="board.json", root=""):
@@ -734,9 +977,15 @@ def make_sensor():
     try:
         import sensors
     except ImportError as e:
+        if "'sensors'" not in str(e):  # sensors.py is there but imports something missing
+            log("sensors.py failed to import: %s" % _err(e))
+            return None
         log("no sensors.py (%s): using the demo sensor" % e)
         from enosnb.sensor import DemoSensor
         return DemoSensor()
+    except Exception as e:  # a sensors.py that fails to load must not keep the board awake
+        log("sensors.py failed to import: %s" % _err(e))
+        return None
     try:
         sensor = sensors.make_sensor()
         setup = getattr(sensor, "setup", None)

@@ -36,9 +36,9 @@ secrets.json (enos-coap.md §4, §5.2, §7, §15):
   dead_after          int 1..100, default 5: refusals in a row that move a record to the
                       dead letters (refusals resending cannot fix move it at once).
   dead_max            int 1..10000, default 200: dead letters kept (the oldest go beyond).
-  dead_attribute      str, default "deadLetters": the attribute that tells EnOS how many dead
+  dead_attribute      str, default "dead_letters": the attribute that tells EnOS how many dead
                       letters are held ("" = do not send it).
-  replay_service      str, default "replayDeadLetters": the service id of the cloud command
+  replay_service      str, default "replay_dead_letters": the service id of the cloud command
                       that puts the dead letters back in the queue.
   replay_dead_letters int, default 0: change it to put the dead letters back in the queue.
   sntp_host           str, optional: SNTP server (host name or IPv4) used when the network
@@ -78,6 +78,15 @@ board.json (modems.md §9; pins are ESP32 GPIO numbers):
                       sleep (ESP32 RC oscillator: 0.6-5 %).
   rtc_drift_var       number 0.0001..0.2, default 0.01: how much that drift may change
                       between two time syncs (docs/queue-and-time.md: the time bound).
+  battery             optional: {"adc_pin": 32..39, "divider": number 1..20 (battery volts
+                      per volt at the pin, e.g. 2 for two equal resistors), "low_mv": int
+                      (default 3500), "critical_mv": int (default 3300), "low_factor": int
+                      1..24 (default 4), "capacity_mah": int (default 2600)}: below low_mv
+                      the report interval is low_factor times longer, below critical_mv the
+                      radio stays off and readings are only queued (docs/power.md).
+  sleep_floor_ua      optional int 1..100000: the whole board's current in deep sleep with
+                      the modem in PSM, in microamperes, as measured by the maker; the
+                      energy budget (make budget) uses it.
 Output pins (uart.tx, pwrkey, reset, power_enable, led) must not be input-only GPIO 34..39;
 GPIO 6..11 (flash) and non-existent GPIOs are refused; no pin may serve two roles.
 """
@@ -104,8 +113,8 @@ _SECRETS_FIELDS = ["productKey", "deviceKey", "deviceSecret", "productSecret", "
                    "replay_service", "replay_dead_letters", "sntp_host", "sntp_port",
                    "sntp_interval_s", "time_max_error_s", "time_hold_s", "time_unknown"]
 _BOARD_FIELDS = ["name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
-                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms",
-                 "rtc_drift_max", "rtc_drift_var"]
+                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms", "battery",
+                 "sleep_floor_ua", "rtc_drift_max", "rtc_drift_var"]
 
 
 class ConfigError(Exception):
@@ -145,6 +154,9 @@ def _check_keys(obj, known, where, warnings):
     for k in known:
         lower[k.lower()] = k
     for k in obj:
+        if not isinstance(k, str):
+            # MicroPython's json takes {1: 2} and {"a" 1}, which CPython's refuses.
+            _fail(where, "a field name", "is not a string", "put every name in double quotes")
         if k.startswith("_") or k in known:
             continue
         hint = lower.get(k.lower())
@@ -345,8 +357,8 @@ def parse_secrets(obj, where=SECRETS_FILE):
     s.backlog_probe_s = _int(obj, "backlog_probe_s", where, 3600, 31536000, 604800)
     s.dead_after = _int(obj, "dead_after", where, 1, 100, 5)
     s.dead_max = _int(obj, "dead_max", where, 1, 10000, 200)
-    s.dead_attribute = _str(obj, "dead_attribute", where, False, "deadLetters", 64)
-    s.replay_service = _str(obj, "replay_service", where, False, "replayDeadLetters", 64)
+    s.dead_attribute = _str(obj, "dead_attribute", where, False, "dead_letters", 64)
+    s.replay_service = _str(obj, "replay_service", where, False, "replay_dead_letters", 64)
     s.replay_dead_letters = _int(obj, "replay_dead_letters", where, 0, 2147483647, 0)
     s.sntp_host = _str(obj, "sntp_host", where, False, None, 253) or None
     s.sntp_port = _int(obj, "sntp_port", where, 1, 65535, 123)
@@ -373,7 +385,8 @@ def load_secrets(path=SECRETS_FILE):
 class Board:
     """Validated board.json: name, modem, uart/pwrkey/reset/power_enable/status/led dicts
     (None when absent), bands (list or None), boot_wait_ms and attach_timeout_ms (None when
-    absent), wdt_timeout_ms, warnings."""
+    absent), wdt_timeout_ms, battery (dict or None), sleep_floor_ua (int or None),
+    warnings."""
 
     def __init__(self):
         self.warnings = []
@@ -486,7 +499,37 @@ def parse_board(obj, where=BOARD_FILE):
     b.wdt_timeout_ms = _int(obj, "wdt_timeout_ms", where, 5000, 600000, 180000)
     b.rtc_drift_max = _num(obj, "rtc_drift_max", where, 0.001, 0.2, 0.05)
     b.rtc_drift_var = _num(obj, "rtc_drift_var", where, 0.0001, 0.2, 0.01)
+    b.battery = _battery(obj, where, pins)
+    b.sleep_floor_ua = _int(obj, "sleep_floor_ua", where, 1, 100000)
     return b
+
+
+def _battery(obj, where, pins):
+    v = obj.get("battery")
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        _fail(where, "battery", "must be an object like {\"adc_pin\": 35, \"divider\": 2}",
+              "or remove it")
+    bw = where + ": battery"
+    pin = _pin(v, "adc_pin", bw, False)
+    if pin < 32:
+        _fail(bw, "adc_pin", "is GPIO%d, not an ADC1 pin" % pin,
+              "wire the divider to GPIO 32..39 (ADC2 pins cannot be read with the radio on)")
+    _claim(pins, pin, "battery.adc_pin", where)
+    div = v.get("divider")
+    if isinstance(div, bool) or not isinstance(div, (int, float)) or not 1 <= div <= 20:
+        _fail(bw, "divider", "must be a number 1..20",
+              "write (R1 + R2) / R2 of the divider, e.g. 2 for two equal resistors")
+    out = {"adc_pin": pin, "divider_x1000": int(div * 1000 + 0.5),
+           "low_mv": _int(v, "low_mv", bw, 2000, 20000, 3500),
+           "critical_mv": _int(v, "critical_mv", bw, 2000, 20000, 3300),
+           "low_factor": _int(v, "low_factor", bw, 1, 24, 4),
+           "capacity_mah": _int(v, "capacity_mah", bw, 1, 1000000, 2600)}
+    if out["critical_mv"] >= out["low_mv"]:
+        _fail(bw, "critical_mv", "must be below low_mv (%d)" % out["low_mv"],
+              "e.g. low_mv 3500, critical_mv 3300 for a Li-ion cell")
+    return out
 
 
 def load_board(path=BOARD_FILE):

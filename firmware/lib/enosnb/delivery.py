@@ -184,9 +184,9 @@ class Delivery:
         self.app.state.delete("strk")
         self.report["buried"] = self.report.get("buried", 0) + 1
         self._held(len(dead))
-        log("record %d moved to the dead letters (%s); %d held, replay them with the %s "
-            "command or a new replay_dead_letters" % (seq, why, len(dead),
-                                                       self.s.replay_service))
+        log("record %d moved to the dead letters (%s); %d held, replay them with the service "
+            "%s or a new value of replay_dead_letters in secrets.json" % (
+                seq, why, len(dead), self.s.replay_service))
 
     def replay(self):
         n = self.dead().replay(self.store)

@@ -387,6 +387,13 @@ class Modem:
         else:
             self.cmd('AT+CEDRXS=1,5,"%s"' % encode_edrx(cycle_s))
 
+    def radio_off(self):
+        """Radio off (AT+CFUN=0) for a back-off: an unregistered module would otherwise keep
+        searching between wakes. attach() switches it on again. The line is synced first: a
+        reset of the ESP32 may have cut a command in half. ModemError when it is silent."""
+        self.at.sync(3, self.SYNC_INTERVAL_MS)
+        self.cmd("AT+CFUN=0")
+
     def release(self):
         """Ask the network to release the RRC connection now (AT+CNMPSD, where supported).
 

@@ -140,15 +140,17 @@ def device(tmp_path, monkeypatch):
     sensor = Counter()
     made = []
 
+    shared = parse_secrets(base)
+
     def make(refuse=None, world=None, **config):
-        secrets = parse_secrets(dict(base, **config))
+        secrets = parse_secrets(dict(base, **config)) if config else shared
         a = FakeApp(secrets, board, sensor, root=str(tmp_path) + "/",
                     machine=FakeMachine(world) if world else None)
         a.fake = FakeEnos(refuse, world)
         made.append(a)
         return a
     make.sensor = sensor
-    make.secrets = secrets
+    make.secrets = shared
     make.queue = lambda: Store(str(tmp_path / "queue"))
     make.dead = lambda: DeadLetters(str(tmp_path / "dead"))
     make.settings = lambda: json.load(open(str(tmp_path / "delivery.json")))

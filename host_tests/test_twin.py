@@ -82,10 +82,12 @@ def test_after_an_outage_every_measurement_arrives_once_in_order(twin_factory, b
     assert got == expected
     points = [p for p in twin.points() if p["name"] == "reading"]
     # The strict server refuses resume as EnOS documents CoAP: the backlog went through post,
-    # each reading with its own time, in time order, a report interval apart.
+    # each reading with its own time, in time order, about a report interval apart (the
+    # first sleep after a power-on is shifted by the device's fleet offset).
     assert {p["topic"].rsplit("/thing/", 1)[1] for p in points} == {"measurepoint/post"}
     times = [p["time_ms"] for p in points]
-    assert all(595000 <= b - a <= 605000 for a, b in zip(times, times[1:])), times
+    assert all(300000 <= b - a <= 900000 for a, b in zip(times, times[1:])), times
+    assert all(595000 <= b - a <= 605000 for a, b in zip(times[1:], times[2:])), times
     assert any("EnOS refuses thing.measurepoint.resume" in b.log for b in twin.boots)
 
 
@@ -106,7 +108,7 @@ def test_a_server_that_takes_resume_gets_the_backlog_through_resume(twin_factory
 
 
 def test_power_cuts_never_lose_or_duplicate_a_queued_measurement(twin_factory):
-    totals = {"kills": 0, "lost": 0, "duplicated": 0, "redelivered": 0}
+    totals = {"kills": 0, "lost": 0, "duplicated": 0, "redelivered": 0, "time_unknown": 0}
     for i, board in enumerate(BOARDS):
         twin = twin_factory(board, seed=11 + i)
         r = powercut(twin, kills=100, seed=7 + i)
@@ -114,13 +116,16 @@ def test_power_cuts_never_lose_or_duplicate_a_queued_measurement(twin_factory):
         assert r["duplicated"] == 0
         assert r["out_of_order"] == 0
         assert r["still_queued"] == 0
-        assert r["received"] >= 50
+        # A reading between two cuts with no time sync in between has no recoverable time:
+        # it waits in the dead letters (time_unknown), counted, not lost.
+        assert r["received"] + r["time_unknown"] >= 50
         for k in totals:
             totals[k] += r[k]
     print("powercut.kills: %d" % totals["kills"])
     print("powercut.lost: %d" % totals["lost"])
     print("powercut.duplicated: %d" % totals["duplicated"])
     print("powercut.redelivered: %d" % totals["redelivered"])
+    print("powercut.time_unknown: %d" % totals["time_unknown"])
     assert totals["kills"] >= 200
 
 

@@ -78,7 +78,9 @@ class _Modem:
         pass
 
     def network_time(self):
-        return None
+        # The network's time is the host's clock, which the RTC (no machine module) reads too.
+        from enosnb.timelog import SystemRtc
+        return SystemRtc().datetime()
 
     def socket(self, ip, port):
         self.app.silent = _Silent(self.app)

@@ -136,7 +136,7 @@ class Soak:
             config.update(ack_timeout_ms=15000, max_retransmit=4)
         self.twin = Twin(self.board, out=self.out, sleep_scale=self.sleep_scale,
                          seed=self.seed, policy=Policy(models={self.key: MODEL}),
-                         config=config, sensor=SENSOR, drift=self.next_drift,
+                         config=config, sensor_source=SENSOR, drift=self.next_drift,
                          board_config={"rtc_drift_var": RTC_DRIFT_VAR}, tune=tune)
         self.twin.start()
         self.twin.emu.nat.timeout = None  # no carrier NAT unless the nat fault is drawn

@@ -257,12 +257,12 @@ class App:
             return after_abnormal_reset(self)
         self.state.set("cyc", b"1")
         self._consume_session()
+        self._open_time()  # its epoch note goes out with the mark: a reset keeps the epoch
         self._save_state()  # the mark is in RTC memory before any radio work
         self.store = None
         current = None
         interval_ms = self.secrets.report_interval_s * 1000
         try:
-            self._open_time()
             self.store = self._open_queue()
             current = self.measure()
         except MemoryError as e:
@@ -413,6 +413,7 @@ class App:
         if self.times.begin(epoch, last):
             log("RTC restarted (epoch %d): readings until the next sync are dated from it"
                 % self.times.epoch)
+        self.state.set("ep", struct.pack(">Iq", *self.times.note()))
 
     def _rtc_clock(self):
         try:

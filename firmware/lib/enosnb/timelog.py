@@ -311,8 +311,11 @@ class TimeLog:
                 return ("%s time is %d s away from the RTC, which cannot have drifted more than "
                         "%d s since the last sync" % (source, (true_ms - r) // 1000, room // 1000))
         rate = self._rate(r - true_ms, true_ms, err_ms)
-        self.rtc.datetime(to_datetime(true_ms))
+        # Logged first: a cut between the two leaves a sync the RTC never saw, which the
+        # power-on that follows ends at once; the other order would leave an RTC set with no
+        # record of it.
         self._append(SYNC, r, true_ms, err_ms, rate)
+        self.rtc.datetime(to_datetime(true_ms))
         return None
 
     def _rate(self, drift, true_ms, err_ms):

@@ -12,7 +12,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def test_warm_reference_report_is_exactly_286_bytes_of_udp_payload():
     # The real device stack (EnosClient, DtlsSession with CCM-8, CoAP Client) against the
-    # scripted peer answering the spec §17 reference reply: 217 up + 69 down.
+    # scripted peer answering the enos-coap.md §17 reference reply: 217 up + 69 down.
     figures, _, _ = mpvm_cycle.record_pass()
     warm = figures["warm"]
     assert (warm["bytes_up"], warm["bytes_down"], warm["round_trips"]) == (217, 69, 1)

@@ -1,4 +1,4 @@
-"""AT engine and SIM7020 / BC95 drivers on recorded transcripts (spec/modems.md §1-§5, §10).
+"""AT engine and SIM7020 / BC95 drivers on recorded transcripts (modems.md §1-§5, §10).
 
 Runs under pytest and in the MicroPython VM. The transcripts are the bytes the modems send,
 with their quirks: SIMCom's space after the colon and Quectel's none, bare answers, echo,
@@ -49,7 +49,7 @@ def test_echo_and_blank_lines_are_not_taken_for_answers():
                        ("AT+CIMI", b"T+CIMI\r\r\n460001234567890\r\n\r\nOK\r\n")])
     assert at.command("AT+CGSN") == ["866425031234567"]
     assert at.echo_seen
-    # First character lost after sleep (spec §10.6) still counts as echo.
+    # First character lost after sleep (modems.md §10.6) still counts as echo.
     assert at.command("AT+CIMI") == ["460001234567890"]
 
 
@@ -138,9 +138,9 @@ def test_malformed_urc_is_counted_not_raised():
     assert at.bad_urcs == 1 and at.dropped_lines == 1
 
 
-# -- timer encoders (spec §5) ---------------------------------------------------------------
+# -- timer encoders (modems.md §5) ---------------------------------------------------------------
 
-def test_t3412_encoder_reproduces_the_spec_examples():
+def test_t3412_encoder_reproduces_the_documented_examples():
     assert encode_t3412(70 * 3600) == "01000111"
     assert encode_t3412(6 * 3600) == "00100110"
     assert encode_t3412(31 * 60) == "10111111"
@@ -151,7 +151,7 @@ def test_t3412_encoder_reproduces_the_spec_examples():
     assert decode_timer("00100110", T3412_UNITS) == 21600
 
 
-def test_t3324_encoder_reproduces_the_spec_examples():
+def test_t3324_encoder_reproduces_the_documented_examples():
     assert encode_t3324(2) == "00000001"
     assert encode_t3324(10) == "00000101"
     assert encode_t3324(60) == "00011110"

@@ -40,7 +40,7 @@ TARGETS = {
 # under the table only for the figures that miss.
 LIMITS = {
     "report.warm.bytes": "the local server's 2.04 reply carries Content-Format 50 (2 bytes) that "
-                         "the spec §17 reference reply does not; against that reply (the in-VM "
+                         "the enos-coap.md §17 reference reply does not; against that reply (the in-VM "
                          "peer, report.warm.mpvm_peer.bytes) the client's exchange is 217 + 69 = 286",
     "report.cold.ip_bytes": "server choices: the 32-byte session id Mbed TLS issues, and the "
                             "reply's Content-Format adds 2; against the §17 reply the same "

@@ -245,7 +245,20 @@ def enable_session_cache(context):
         ctypes.c_void_p(conf), cache, ctypes.cast(lib.mbedtls_ssl_cache_get, ctypes.c_void_p),
         ctypes.cast(lib.mbedtls_ssl_cache_set, ctypes.c_void_p))
     context._enos_cache = cache
+    context._enos_lib = lib
     return True
+
+
+def flush_session_cache(context):
+    """Forgets every session Mbed TLS cached (a device deleted in the console must not resume)."""
+    cache = getattr(context, "_enos_cache", None)
+    if cache is None:
+        return
+    lib = context._enos_lib
+    lib.mbedtls_ssl_cache_free(cache)
+    lib.mbedtls_ssl_cache_init(cache)
+    lib.mbedtls_ssl_cache_set_max_entries(cache, ctypes.c_int(MAX_SESSIONS))
+    lib.mbedtls_ssl_cache_set_timeout(cache, ctypes.c_int(SESSION_LIFETIME_S))
 
 
 _COOKIE_CHECK_T = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,

@@ -256,13 +256,19 @@ class DtlsSession:
         if len(data) != 2:
             return
         level, desc = data[0], data[1]
+        # In the handshake, an alert or close_notify from the server refuses our keys (most
+        # often): .refused tells the app to say so (docs/diagnostics.md).
+        refused = _P_HELLO <= self._phase < _P_DONE
         if desc == A_CLOSE_NOTIFY:
             self._phase = _P_CLOSED
-            raise DtlsClosed(False)
-        if level == _FATAL:
+            e = DtlsClosed(False)
+        elif level == _FATAL:
             self._phase = _P_FAILED
-            raise DtlsAlert(level, desc, False)
-        # Warning alerts (no_renegotiation, user_canceled...) are noted and ignored.
+            e = DtlsAlert(level, desc, False)
+        else:
+            return  # warning alerts (no_renegotiation, user_canceled...) are noted and ignored
+        e.refused = refused
+        raise e
 
     # ---- handshake ------------------------------------------------------------------------
 
@@ -364,8 +370,12 @@ class DtlsSession:
         phase = self._phase
         self._phase = _P_FAILED
         if phase == _P_FINISHED or (phase == _P_HELLO and self._got_any):
-            raise DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); "
-                              "check the PSK and identity: a wrong key looks like packet loss" % why)
+            e = DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); "
+                            "check the PSK and identity: a wrong key looks like packet loss" % why)
+            # Silence after the server's whole flight and our Finished: how EnOS and most
+            # servers answer a wrong key.
+            e.refused = phase == _P_FINISHED
+            raise e
         raise DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); check that "
                           "the server is reachable and speaks DTLS 1.2 with PSK, and the PSK and "
                           "identity" % why)

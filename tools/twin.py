@@ -125,8 +125,9 @@ def make_sensor():
 
 class Boot:
     """What one boot of the device did: code (0 = deep sleep, 137 = power cut, 136 = the
-    watchdog reset it), sleep_ms, the device's log text, killed, and pins ({id: [level, held]}
-    when it went to sleep; MicroPython runtime)."""
+    watchdog reset it), sleep_ms, the device's log text, killed, pins ({id: [level, held]}
+    when it went to sleep; MicroPython runtime) and pin_log ([[id, value], ...]: every pin
+    write of the boot, in order)."""
 
     def __init__(self, code, sleep_ms, log, ops=None, pins=None):
         self.code = code
@@ -297,6 +298,7 @@ class Twin:
                "ENOSNB_DEEPSLEEP_FILE": os.path.join(self.dir, "deepsleep.txt"),
                "ENOSNB_RESET_FILE": os.path.join(self.dir, "reset.txt"),
                "ENOSNB_PINS_FILE": os.path.join(self.dir, "pins.json"),
+               "ENOSNB_PIN_LOG": os.path.join(self.dir, "pin_log.json"),
                "ENOSNB_WDT_FILE": os.path.join(self.dir, "wdt.txt"),
                "ENOSNB_RESET_CAUSE": str(self.reset_cause),
                "ENOSNB_FLASH": self.flash,
@@ -373,7 +375,8 @@ class Twin:
         sleep_file = os.path.join(self.dir, "deepsleep.txt")
         ops_file = os.path.join(self.dir, "ops.json")
         pins_file = os.path.join(self.dir, "pins.json")
-        for p in (sleep_file, ops_file, os.path.join(self.dir, "wdt.txt"),
+        pin_log = os.path.join(self.dir, "pin_log.json")
+        for p in (sleep_file, ops_file, pin_log, os.path.join(self.dir, "wdt.txt"),
                   os.path.join(self.dir, "reset.txt")):
             if os.path.exists(p):
                 os.remove(p)
@@ -387,6 +390,7 @@ class Twin:
         ops = _first_line(ops_file, json.loads)
         pins = _first_line(pins_file, json.loads) if sleep_ms is not None else None
         b = Boot(code, sleep_ms, text, ops, pins)
+        b.pin_log = _first_line(pin_log, json.loads) or []
         self.boots.append(b)
         if self.verbose:
             for ln in text.splitlines():

@@ -12,7 +12,8 @@ UART  = a pseudo-terminal registered per UART id (environment ENOSNB_UART<id>=/d
 Pin   = levels per pin id; every change is recorded in Pin.history as (time, id, value) and
         passed to watchers (Pin.watch). hold=True latches the level: writes are ignored until
         the hold is released, and held pins keep their level through deep sleep
-        (ENOSNB_PINS_FILE records {id: [level, held]} when the board sleeps).
+        (ENOSNB_PINS_FILE records {id: [level, held]} when the board sleeps). ENOSNB_PIN_LOG
+        gets every write of this boot as [[id, value], ...] (an LED's pattern, say).
 RTC   = RTC().memory(): at most 2,048 bytes (the ESP32 port's limit), kept in ENOSNB_RTC_FILE
         (in this process when unset); the runner deletes the file when the power is cut.
 WDT   = WDT(timeout=ms).feed() writes the deadline (epoch ms) to ENOSNB_WDT_FILE, at most once
@@ -352,6 +353,8 @@ class Pin:
         v = 1 if v else 0
         Pin.levels[self.id] = v
         Pin.history.append((time.time(), self.id, v))
+        _write_host("ENOSNB_PIN_LOG", (json.dumps([[p, x] for _, p, x in Pin.history]) +
+                                       "\n").encode())
         for cb in Pin._watchers.get(self.id, ()):
             cb(self.id, v)
         return None

@@ -436,7 +436,8 @@ class App:
             self.state.delete("ip")  # the server may have moved: resolve its name again
         self.report["error"] = "%s: %s" % (stage, _err(e))
         log("%s failed (%d in a row): %s" % (stage, fails, _err(e)))
-        diag.failed(self, e)
+        from enosnb.diag_fail import failed
+        failed(self, e)
 
     def _succeeded(self):
         self.state.delete("fail")

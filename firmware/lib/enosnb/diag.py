@@ -1,18 +1,15 @@
-"""Diagnostics on every cycle (docs/diagnostics.md): what the cycle cost, why it failed, the
-LED pattern, and forgetting a refused activated secret (enos-coap.md §7 step 8).
+"""Diagnostics on every cycle (docs/diagnostics.md): what the cycle cost and the LED pattern.
 
 The app calls in at a few points: metered() wraps the modem socket so the cycle's datagrams,
-bytes and round trips are counted; failed(e) classifies a failure (ok, no network, keys
-refused, config error, error) and says what to check; before_release() asks the signal
-(AT+CSQ) while the radio is still up; finish() prints the cycle line and blinks the LED.
-What only a power-on needs (the boot line) and the attributes report live in diag_boot.py and
-diag_report.py, imported only then.
+bytes and round trips are counted; before_release() asks the signal (AT+CSQ) while the radio
+is still up; finish() prints the cycle line and blinks the LED; report() sends the
+diagnostics report when one is due. What only a failure needs (its status, "keys refused",
+reactivation) is in diag_fail.py, what only a power-on or a configuration error needs (the
+boot line, that LED) in diag_boot.py, the report itself in diag_report.py: each imported
+only then.
 """
 import struct
 
-from enosnb.coap.errors import CoapTimeout
-from enosnb.config import ConfigError
-from enosnb.enos.errors import EnosAuthError, EnosCoapError, EnosConfigError
 from enosnb.modem.errors import AtCommandError, ModemError, RegistrationError, SimError
 
 OK = "ok"
@@ -22,7 +19,6 @@ CONFIG = "config error"
 ERROR = "error"
 # LED flashes per status; a configuration error then leaves the LED on (main.py).
 BLINKS = {OK: 1, NETWORK: 2, KEYS: 3, CONFIG: 4, ERROR: 5}
-KEYS_HINT = "check productKey, deviceKey and secret"
 # +CEREG <stat> (3GPP TS 27.007 §10.1.22).
 CEREG = ["not searching", "home", "searching", "denied", "unknown", "roaming"]
 
@@ -76,56 +72,6 @@ def metered(app, sock):
     return m
 
 
-def classify(e):
-    """The status a failure shows (LED, cycle line)."""
-    if isinstance(e, (ConfigError, EnosConfigError)):
-        return CONFIG
-    if isinstance(e, EnosAuthError) or getattr(e, "refused", False):
-        return KEYS
-    if isinstance(e, EnosCoapError) and e.path.startswith("/auth") and e.coap_code < 0xA0:
-        return KEYS  # 4.xx to /auth: unknown device or wrong sign
-    if isinstance(e, (ModemError, CoapTimeout)) or type(e).__name__ in (
-            "DtlsTimeout", "BudgetSpent"):
-        return NETWORK
-    return ERROR
-
-
-def failed(app, e):
-    """Called for every failure of the cycle (App._failed)."""
-    status = classify(e)
-    app.report["status"] = status
-    app.report["exc"] = e
-    if status != KEYS:
-        return
-    s = app.secrets
-    activated = not s.device_secret and s.product_secret and app._activated_secret()
-    log("keys refused by the server: %s (identity %s,%s,%d,%d)" % (
-        KEYS_HINT, s.product_key, s.device_key, 2 if s.device_secret or activated else 3,
-        s.lifetime))
-    if s.reactivate and activated:
-        _count_refusal(app, s.reactivate)
-
-
-def _count_refusal(app, limit):
-    """After `limit` refused handshakes in a row with the activated deviceSecret (the device
-    was deleted and created again in EnOS, say), forget it: the next cycle activates again."""
-    n = app._u8("krf") + 1
-    if n < limit:
-        app._set_u8("krf", n)
-        return
-    import os
-    path = app._path("device_secret.json")
-    for p in (path, path + ".tmp"):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
-    for key in ("krf", "dtls", "dtok"):
-        app.state.delete(key)
-    log("activated deviceSecret refused %d times in a row: forgotten; the next cycle "
-        "activates again with the productSecret (reactivate)" % n)
-
-
 def report(app):
     """After a successful cycle: the diagnostics report when secrets.json asks for it, after
     every power-on and then at most every `diagnostics` seconds of sleep."""
@@ -136,6 +82,7 @@ def report(app):
     if app._woke and since < every:
         app.state.set("dgs", struct.pack(">I", since))
         return
+    before_release(app)
     try:
         from enosnb.diag_report import send
         send(app)
@@ -152,8 +99,9 @@ def _modem_answers(app):
 
 
 def before_release(app):
-    """The signal while the radio is still up (one AT+CSQ), unless the modem is silent."""
-    if not _modem_answers(app):
+    """The signal while the radio is still up (one AT+CSQ a cycle), unless the modem is
+    silent."""
+    if "csq" in app.report or not _modem_answers(app):
         return
     try:
         app.report["dbm"] = app.modem.signal()
@@ -212,9 +160,10 @@ def finish(app):
     log("cycle: " + cycle_line(app))
     led = app.board.led
     if led and not r["skipped_radio"] and (status != OK or not app._woke):
+        # Not the cycle's clock: under a second, and shown even when the budget is spent.
         try:
-            blink(app._mach(), led, BLINKS[status], app.clock.sleep_ms)
-        except Exception as e:  # the budget may be spent: the LED is not worth a reset
+            blink(app._mach(), led, BLINKS[status], app.base_clock.sleep_ms)
+        except Exception as e:
             log("LED not shown: %s: %s" % (type(e).__name__, e))
 
 
@@ -230,18 +179,3 @@ def blink(machine, led, n, sleep_ms):
             sleep_ms(200)
     return pin
 
-
-def config_error(board_path="board.json"):
-    """main.py, after a configuration error: the LED pattern, then the LED stays on while the
-    board waits at the REPL (when board.json itself is readable and names an LED)."""
-    try:
-        import machine
-
-        from enosnb.clock import SYSTEM
-        from enosnb.config import load_board
-        led = load_board(board_path).led
-        if led:
-            blink(machine, led, BLINKS[CONFIG], SYSTEM.sleep_ms).value(
-                1 if led["active_high"] else 0)
-    except Exception:  # a board.json that does not load has no LED to show
-        pass

@@ -1,5 +1,6 @@
 """The boot line: what this board is, printed once after a power-on or a reset, right after
-the modem's bring-up (docs/diagnostics.md). Imported only then.
+the modem's bring-up, and the LED of a configuration error (docs/diagnostics.md). Imported
+only then.
 
 It reuses what the bring-up learnt (the IMEI when deviceKey is "imei", the modem's firmware
 revision where the driver keeps it) and asks the modem only what nobody asked: ATI (model and
@@ -10,7 +11,7 @@ diagnostics report (diag_report.py), so later wakes do not ask again.
 import json
 
 from enosnb import VERSION
-from enosnb.diag import CEREG, _modem_answers, log
+from enosnb.diag import BLINKS, CEREG, CONFIG, _modem_answers, blink, log
 from enosnb.modem.errors import ModemError
 
 DIAG_FILE = "diag.json"
@@ -119,3 +120,19 @@ def _silent_hint(app):
         except Exception:
             pass
     return "check its supply, the power key, TX/RX crossed and the baud rate"
+
+
+def config_error(board_path="board.json"):
+    """main.py, after a configuration error: the LED pattern, then the LED stays on while the
+    board waits at the REPL (when board.json itself is readable and names an LED)."""
+    try:
+        import machine
+
+        from enosnb.clock import SYSTEM
+        from enosnb.config import load_board
+        led = load_board(board_path).led
+        if led:
+            blink(machine, led, BLINKS[CONFIG], SYSTEM.sleep_ms).value(
+                1 if led["active_high"] else 0)
+    except Exception:  # a board.json that does not load has no LED to show
+        pass

@@ -152,6 +152,22 @@ def test_the_diagnostics_report_is_a_request_of_its_own_after_a_power_on(twin):
     assert sorted({p["name"] for p in t.points()}) == ["reading", "temperature"]
 
 
+def test_a_power_on_without_network_owes_its_report_to_the_first_cycle_that_gets_through(
+        twin):
+    t = twin()
+    s = t.secrets()
+    s["diagnostics"] = True
+    t.write_flash("secrets.json", json.dumps(s))
+    t.outage(True)
+    t.run_cycle()
+    t.outage(False)
+    for _ in range(4):  # the back-off may skip the radio once
+        t.run_cycle()
+        if t.readings():
+            break
+    assert t.db.attributes("MuGsF6W4", "15bBZlRknc")["reset_cause"] == "power-on"
+
+
 def test_a_device_deleted_and_created_again_activates_again_with_reactivate(twin):
     t = twin()
     s = t.secrets()

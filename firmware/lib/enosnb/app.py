@@ -307,7 +307,7 @@ class App:
                     self._learn_nat(self.link.opens == 0)
                 self._succeeded()
                 self._report_resets()
-                diag.report(self)
+                diag.succeeded(self)
             except (ModemError, DtlsError, CoapError, EnosError, StoreError, StateError,
                     ConfigError, OSError, BudgetSpent) as e:
                 self._failed("budget" if self.clock.spent else "report", e)

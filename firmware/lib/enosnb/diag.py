@@ -2,7 +2,7 @@
 
 The app calls in at a few points: metered() wraps the modem socket so the cycle's datagrams,
 bytes and round trips are counted; before_release() asks the signal (AT+CSQ) while the radio
-is still up; finish() prints the cycle line and blinks the LED; report() sends the
+is still up; finish() prints the cycle line and blinks the LED; succeeded() sends the
 diagnostics report when one is due. What only a failure needs (its status, "keys refused",
 reactivation) is in diag_fail.py, what only a power-on or a configuration error needs (the
 boot line, that LED) in diag_boot.py, the report itself in diag_report.py: each imported
@@ -72,9 +72,11 @@ def metered(app, sock):
     return m
 
 
-def report(app):
-    """After a successful cycle: the diagnostics report when secrets.json asks for it, after
-    every power-on and then at most every `diagnostics` seconds of sleep."""
+def succeeded(app):
+    """After a successful cycle: no refused keys in a row any more, and the diagnostics report
+    when secrets.json asks for it, after every power-on (the first cycle that reaches EnOS)
+    and then at most every `diagnostics` seconds of sleep."""
+    app.state.delete("krf")
     every = app.secrets.diagnostics
     if not every or app.enos is None:
         return
@@ -155,8 +157,6 @@ def finish(app):
     r = app.report
     status = r.get("status") or (OK if not r["error"] else ERROR)
     r["status"] = status
-    if status == OK:
-        app.state.delete("krf")
     log("cycle: " + cycle_line(app))
     led = app.board.led
     if led and not r["skipped_radio"] and (status != OK or not app._woke):

@@ -2,6 +2,8 @@
 refused" with what to check, and forgetting a refused activated secret (reactivate,
 enos-coap.md §7 step 8). Imported by the app only when a cycle fails.
 """
+import struct
+
 from enosnb.coap.errors import CoapTimeout
 from enosnb.config import ConfigError
 from enosnb.diag import CONFIG, ERROR, KEYS, NETWORK, log
@@ -30,6 +32,10 @@ def failed(app, e):
     status = classify(e)
     app.report["status"] = status
     app.report["exc"] = e
+    every = app.secrets.diagnostics
+    if every and not app._woke:
+        # The power-on's report is still owed: the next cycle that reaches EnOS sends it.
+        app.state.set("dgs", struct.pack(">I", every))
     if status != KEYS:
         return
     s = app.secrets

@@ -19,7 +19,7 @@ kill_at=k) ends the boot abruptly; RTC memory is then lost and the modem reboots
 board whose supply is cut.
 
 Python API (tests): Twin(...).start(); run_cycle() -> Boot; run_cycles(n); points();
-readings(); enqueue_set(...); commands(); outage(True/False); stop(). See host_tests/test_twin.py.
+readings(); enqueue_set(...); commands(); outage(True/False); cold_boot(); stop(). See host_tests/test_twin.py.
 """
 import argparse
 import json
@@ -51,7 +51,8 @@ DEMO_DEVICE = DEMO["devices"][0]
 
 # Loopback timings for the firmware (enosnb.app.DEFAULTS via ENOSNB_TWIN_TUNE): the radio is
 # emulated with no delay, so NB-IoT's 15 s ACK timeout would only make failures slow.
-FAST_TUNE = {"attach_timeout_ms": 1500, "coap": [400, 2], "dtls": [400, 3000, 3, 6000],
+FAST_TUNE = {"attach_timeout_ms": 1500, "first_attach_timeout_ms": 3000, "coap": [400, 2],
+             "dtls": [400, 3000, 3, 6000],
              "probe_retransmit": 1, "cycle_budget_ms": 60000}
 
 # Twin sensor: a reading counter kept on flash, so every reading is unique and ordered.
@@ -306,6 +307,14 @@ class Twin:
         # firmware would spend polling a booting modem (BC95: ERROR for a while).
         self.emu.wait_booted(2.0)
         self.emu.wait_registered(2.0)
+        self.reset_cause = PWRON_RESET
+
+    def cold_boot(self):
+        """The ESP32 alone restarts from power-on (brown-out, reset button, a supply of its
+        own): RTC memory is lost, the modem stays powered and keeps its sockets."""
+        rtc = os.path.join(self.dir, "rtc.bin")
+        if os.path.exists(rtc):
+            os.remove(rtc)
         self.reset_cause = PWRON_RESET
 
     def outage(self, on):

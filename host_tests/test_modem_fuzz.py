@@ -69,7 +69,10 @@ ANSWERS = (("AT+CEREG?", b"\r\n+CEREG: 1,1\r\n"), ("AT+CSOC=", b"\r\n+CSOC: 0\r\
            ("AT+NSOCR", b"\r\n0\r\n"), ("AT+NSOST", b"\r\n0,3\r\n"),
            ("AT+NSORF", b"\r\n0,127.0.0.1,5683,2,CAFE,0\r\n"),
            ("AT+CPIN?", b"\r\n+CPIN: READY\r\n"),
+           ("AT+CGSN", b"\r\n866425031234567\r\n"),
            ("AT+CGSN=1", b"\r\n+CGSN: 866425031234567\r\n"), ("AT+CSQ", b"\r\n+CSQ: 20,99\r\n"),
+           ("AT+CGMR", b"\r\nAPPLICATION,V100R100C10B657SP3\r\n"),
+           ("AT+CCLK?", b"\r\n+CCLK: 24/02/29,23:30:00+32\r\n"),
            ("AT+CGPADDR", b"\r\n+CGPADDR: 1,\"10.1.2.3\"\r\n"))
 
 

@@ -359,7 +359,8 @@ class App:
         """A module scanning every band may take minutes: this cycle's budget grows."""
         log("first attach: the modem scans its bands, up to %d s" % (ms // 1000))
         c = self.clock
-        c.budget_ms = max(c.budget_ms or 0, c.elapsed_ms() + ms + 10000)
+        if c.budget_ms is not None:
+            c.budget_ms = max(c.budget_ms, c.elapsed_ms() + ms + 10000)
 
     def _power_saving(self):
         """PSM as granted (modems.md §5): asked once per power-on with the shortest useful
@@ -382,7 +383,8 @@ class App:
         if text != st.get("psm"):
             log("PSM: " + ("refused by the network, the radio goes off between reports"
                            if g is False else "the module does not say what was granted"
-                           if text == b"?" else "granted TAU, active time %s s" % text.decode()))
+                           if g is None else "granted TAU %s s, active time %d s" % (
+                               "-" if g[0] is None else g[0], g[1])))
         st.set("psm", text)
         self.report["psm"] = text.decode()
 
@@ -390,11 +392,12 @@ class App:
         """True when the network refused PSM or granted an active time so long the module
         would idle in DRX: then switching the radio off costs less than keeping it."""
         p = self.report.get("psm")
-        if not p or p == "?":
-            return False
         if p == "refused":
             return True
-        return int(p.split(",")[1]) > self.tune["psm_max_active_s"]
+        try:
+            return int(p.split(",")[1]) > self.tune["psm_max_active_s"]
+        except (AttributeError, IndexError, ValueError):
+            return False  # unknown: keep the radio as it is
 
     def sync_clock(self):
         """Sets the RTC from the modem's network time (NITZ) so queued readings carry

@@ -22,7 +22,6 @@ from enosnb.modem.errors import AtCommandError, ModemError, SimError, SocketErro
 
 # Hardware Design V1.02 tables 8 and 9: PWRKEY low for 0.8 s or more powers the module off,
 # so a pulse meant to wake it from PSM stays well below that.
-PWRKEY_OFF_MS = const(800)
 PSM_WAKE_MAX_MS = const(600)
 
 

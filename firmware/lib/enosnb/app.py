@@ -709,6 +709,8 @@ class App:
                 st.set("sock", struct.pack(">BH", self.sock.id, self.secrets.port))
             elif self.sock is not None:
                 st.delete("sock")
+            elif self.modem is not None and self.modem.radio_is_off:
+                st.delete("sock")  # gone with the radio (a back-off switched it off)
             elif self._restored_sock is not None:
                 # Not used this cycle (no radio, or it failed before): still open on the modem.
                 st.set("sock", self._restored_sock)
@@ -724,7 +726,7 @@ class App:
                 self.modem.release()
                 if self._radio_off_between_reports():
                     self.modem.radio_off()
-                    st.delete("sock")
+                    st.delete("sock")  # gone with the radio
                     self.report["radio"] = "off"
             except Exception as e:
                 log("radio release: %s" % _err(e))

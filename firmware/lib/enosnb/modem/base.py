@@ -185,6 +185,7 @@ class Modem:
         self.apn = None
         self.bands = None
         self.in_psm = False
+        self.radio_is_off = False
         self.psm_granted = None
         self.tz_quarters = None
         self.fresh = False
@@ -428,6 +429,7 @@ class Modem:
         self.apn = apn
         self.bands = bands
         self.attached = True
+        self.radio_is_off = False
         if self.registered:
             return
         scan = self._configure(apn, bands) or not self.facts.get("reg")
@@ -471,8 +473,9 @@ class Modem:
         searching at mA-level current (modems.md §6.1): powered down where the board can
         power it up again (power_off and a power key; SIM7020 AT+CPOWD=1), else the
         dialect's radio off (AT+CFUN=0). The next power_on() / attach() brings it back;
-        its sockets are gone."""
+        its sockets are gone (.radio_is_off until then)."""
         self._radio_off(power_off and self.pwrkey is not None)
+        self.radio_is_off = True
         self.registered = False
         self.attached = False
         self.stat = 0

@@ -1,4 +1,4 @@
-"""The modem emulator's own behaviour, byte for byte (spec/modems.md §10), driven by raw AT text
+"""The modem emulator's own behaviour, byte for byte (docs/modems.md §10), driven by raw AT text
 written to its pseudo-terminal (not through the drivers)."""
 import os
 import re

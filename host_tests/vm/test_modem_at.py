@@ -1,4 +1,4 @@
-"""AT engine and SIM7020 / BC95 drivers on recorded transcripts (spec/modems.md §1-§5, §10).
+"""AT engine and SIM7020 / BC95 drivers on recorded transcripts (docs/modems.md §1-§5, §10, §13).
 
 Runs under pytest and in the MicroPython VM. The transcripts are the bytes the modems send,
 with their quirks: SIMCom's space after the colon and Quectel's none, bare answers, echo,
@@ -49,7 +49,7 @@ def test_echo_and_blank_lines_are_not_taken_for_answers():
                        ("AT+CIMI", b"T+CIMI\r\r\n460001234567890\r\n\r\nOK\r\n")])
     assert at.command("AT+CGSN") == ["866425031234567"]
     assert at.echo_seen
-    # First character lost after sleep (spec §10.6) still counts as echo.
+    # First character lost after sleep (modems.md §10.6) still counts as echo.
     assert at.command("AT+CIMI") == ["460001234567890"]
 
 
@@ -138,7 +138,7 @@ def test_malformed_urc_is_counted_not_raised():
     assert at.bad_urcs == 1 and at.dropped_lines == 1
 
 
-# -- timer encoders (spec §5) ---------------------------------------------------------------
+# -- timer encoders (modems.md §5) ---------------------------------------------------------------
 
 def test_t3412_encoder_reproduces_the_spec_examples():
     assert encode_t3412(70 * 3600) == "01000111"

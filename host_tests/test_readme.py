@@ -203,7 +203,7 @@ def test_the_readme_budget_summary_is_the_budget_page_s():
 
 def test_the_messages_the_troubleshooting_table_quotes_are_the_firmware_s():
     src = "".join(read(os.path.join("firmware/lib/enosnb", f))
-                  for f in ("diag.py", "diag_boot.py")) + read("firmware/main.py")
+                  for f in ("diag.py", "diag_fail.py", "diag_boot.py")) + read("firmware/main.py")
     table = read("README.md").split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
     # README wording -> the firmware's format string it comes from.
     for shown, fmt in (("`modem ... silent: ...`", '"modem %s silent: %s"'),

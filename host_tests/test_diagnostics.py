@@ -84,6 +84,13 @@ def test_the_boot_and_cycle_lines_say_what_the_board_is_and_what_a_cycle_cost(tw
     # One flash after a power-on when all went well, none on later wakes.
     assert led_flashes(first, t.board) == (1, 0)
     assert led_flashes(wake, t.board) == (0, None)
+    # The next power-on asks nothing the board already knows about this module.
+    t.power_cut()
+    mark = len(t.emu.transcript)
+    again = t.run_cycle()
+    sent = b"".join(d for k, d in t.emu.transcript[mark:] if k == "in")
+    assert again.line("[enosnb] boot: ") == boot
+    assert b"ATI\r" not in sent and sent.count(b"AT+CGMR") <= 1
 
 
 def test_a_wrong_secret_says_check_the_keys_and_flashes_three_times(twin):

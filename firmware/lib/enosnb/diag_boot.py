@@ -3,9 +3,9 @@ the modem's bring-up, and the LED of a configuration error (docs/diagnostics.md)
 only then.
 
 It reuses what the bring-up learnt (the IMEI when deviceKey is "imei", the modem's firmware
-revision where the driver keeps it) and asks the modem only what nobody asked: ATI (model and
-revision), the IMEI otherwise, the ICCID, and on a BC95 AT+NUESTATS (RSRP, SNR, coverage
-class; modems.md §3.4). What it found is kept in diag.json on the flash for the
+revision the driver keeps) and what the last boot found for that revision (the model), and
+asks the modem only the rest: ATI (model) for a module it has not seen, the IMEI otherwise,
+the ICCID, and on a BC95 AT+NUESTATS (RSRP, SNR, coverage class; modems.md §3.4). What it found is kept in diag.json on the flash for the
 diagnostics report (diag_report.py), so later wakes do not ask again.
 """
 import json
@@ -33,8 +33,12 @@ def _try(fn, *args):
         return None
 
 
-def model_and_revision(modem):
-    """(model, revision) from ATI: the line before "Revision:", and that line's value."""
+def model_and_revision(modem, before):
+    """(model, revision): the revision the driver keeps, the model the last boot found for that
+    revision (diag.json), else ATI: the line before "Revision:", and that line's value."""
+    rev = getattr(modem, "revision", None)
+    if rev and before.get("modem_fw") == rev and before.get("modem_model"):
+        return before["modem_model"], rev
     lines = _try(modem.cmd, "ATI") or []
     model = rev = None
     for i, line in enumerate(lines):
@@ -74,7 +78,7 @@ def boot_line(app):
     if not _modem_answers(app):
         parts.append("modem %s silent: %s" % (b.modem, _silent_hint(app)))
     else:
-        model, rev = model_and_revision(m)
+        model, rev = model_and_revision(m, read_facts(app))
         info["modem_model"] = model or b.modem
         if rev:
             info["modem_fw"] = rev
@@ -105,6 +109,14 @@ def boot_line(app):
             f.write(json.dumps(info))
     except OSError:
         pass
+
+
+def read_facts(app):
+    try:
+        with open(app._path(DIAG_FILE)) as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return {}
 
 
 def _silent_hint(app):

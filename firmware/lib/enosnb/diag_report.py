@@ -5,11 +5,9 @@ their own, never inside a measurement post: a thing model without these attribut
 the request (EnOS code 1204), and that refusal must not cost a reading. Imported only when a
 report is due.
 """
-import json
-
 from enosnb.coap.errors import CoapError
 from enosnb.diag import log
-from enosnb.diag_boot import DIAG_FILE, radio_stats
+from enosnb.diag_boot import radio_stats, read_facts
 from enosnb.dtls.errors import DtlsError
 from enosnb.enos.errors import EnosError
 from enosnb.modem.errors import ModemError
@@ -17,12 +15,7 @@ from enosnb.modem.errors import ModemError
 
 def attributes(app):
     """The attribute values known this cycle (names of firmware/thing-model.json)."""
-    attrs = {}
-    try:
-        with open(app._path(DIAG_FILE)) as f:
-            attrs.update(json.loads(f.read()))
-    except (OSError, ValueError):
-        pass
+    attrs = read_facts(app)
     r, m = app.report, app.modem
     if m is not None:
         attrs.update(radio_stats(m))

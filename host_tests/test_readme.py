@@ -181,7 +181,7 @@ def test_the_board_lines_the_readme_shows_are_what_the_firmware_prints(tmp_path)
         t.stop()
     printed = {shape(ln) for ln in log.splitlines()}
     shown = _lines(read("README.md"), "[enosnb]")
-    assert len(shown) == 3
+    assert len(shown) == 4
     assert [ln for ln in shown if shape(ln) not in printed] == []
 
 

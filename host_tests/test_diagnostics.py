@@ -298,3 +298,56 @@ def test_a_switch_out_of_range_names_the_field(field, value):
         parse_secrets({"productKey": "pk", "deviceKey": "dk", "deviceSecret": "s" * 20,
                        "host": "127.0.0.1", field: value})
     assert field in str(e.value) and "true, false or an integer" in str(e.value)
+
+
+@pytest.mark.parametrize("level, says", [
+    (0, "modem sim7020 silent: STATUS low: the modem is off (check its supply and the power key)"),
+    (1, "modem sim7020 silent: STATUS high: powered but not answering (check TX/RX crossed, "
+        "the baud rate, the I/O level)"),
+    (None, "modem sim7020 silent: check its supply, the power key, TX/RX crossed and the baud "
+           "rate")])
+def test_a_silent_modem_s_boot_line_reads_the_status_pin_where_there_is_one(
+        tmp_path, capsys, level, says):
+    from enosnb import diag_boot
+    from enosnb.config import parse_secrets
+
+    class Machine:
+        PWRON_RESET = 1
+
+        class Pin:
+            IN = 1
+
+            def __init__(self, pin, mode=None):
+                pass
+
+            def value(self):
+                return level
+
+        def reset_cause(self):
+            return 1
+
+    with open(os.path.join(ROOT, "boards", "esp32-sim7020", "board.json")) as f:
+        board = parse_board(json.load(f))
+    if level is None:
+        board.status = None
+
+    class App:
+        secrets = parse_secrets({"productKey": "MuGsF6W4", "deviceKey": "15bBZlRknc",
+                                 "deviceSecret": "s" * 20, "host": "127.0.0.1"})
+        modem = None
+        report = {"exc": AtTimeout("AT", 500)}
+
+        def __init__(self):
+            self.board = board
+
+        def _mach(self):
+            return Machine()
+
+        def _path(self, name):
+            return str(tmp_path / name)
+    diag_boot.boot_line(App())
+    line = capsys.readouterr().out.strip()
+    assert line == ("[enosnb] boot: enosnb %s, reset power-on, device MuGsF6W4/15bBZlRknc, %s"
+                    % (diag_boot.VERSION, says))
+    if level == 0:  # the example docs/diagnostics.md shows
+        assert shape(line) in [shape(ln) for ln in doc_lines("[enosnb] boot: ")]

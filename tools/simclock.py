@@ -10,9 +10,8 @@ the true time of the set and the value set), so a checker knows when syncs happe
 file also holds true_offset (true ms = host ms + true_offset) for a sensor that logs the
 true time of its readings.
 
-network_time(emu, clock) answers AT+CCLK? on a modem emulator with that true time (UTC,
-whole seconds, as 3GPP TS 27.007 §8.15 defines +CCLK), or with the date a module shows
-before it had network time when clock.network_time is False.
+network_time(emu, clock) makes the modem emulator's network time (its AT+CCLK? once NITZ came,
+3GPP TS 27.007 §8.15) that true time.
 
 SntpServer answers SNTPv4 (RFC 4330) requests on 127.0.0.1 with that true time; while
 .blocked it drops them.
@@ -37,7 +36,6 @@ class SimClock:
         self.path = path
         self.offset = 0.0 if start_ms is None else start_ms - _real_ms()
         self.drift = drift
-        self.network_time = True
         self.sets = []      # (true ms when the RTC was set, value set)
         self.powers = []    # true ms of each power-on
         self._write({"base_ms": EPOCH_2000_MS, "at_ms": _real_ms(), "drift": drift,
@@ -99,23 +97,10 @@ class SimClock:
         self.powers.append(self.true_ms())
 
 
-def cclk_text(ms):
-    t = time.gmtime(ms // 1000)
-    return "%02d/%02d/%02d,%02d:%02d:%02d+00" % (t.tm_year % 100, t.tm_mon, t.tm_mday,
-                                                t.tm_hour, t.tm_min, t.tm_sec)
-
-
 def network_time(emu, clock):
-    """Makes the emulator answer AT+CCLK? with the clock's true time (or the default date
-    while clock.network_time is False)."""
-    from tools.modem_emulator.core import CmdError, Response
-
-    def at__cclk(cmd):
-        if cmd.kind != "query":
-            raise CmdError(50)
-        text = cclk_text(clock.true_ms()) if clock.network_time else "80/01/06,00:00:49+00"
-        return Response([emu.p("+CCLK", '"%s"' % text)])
-    emu.at__cclk = at__cclk
+    """The emulated network's time (what AT+CCLK? shows once NITZ came) is the clock's true
+    time."""
+    emu.network_now = lambda: clock.true_ms() / 1000.0
 
 
 class SntpServer:

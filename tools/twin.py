@@ -35,7 +35,7 @@ board whose supply is cut.
 
 Python API (tests): Twin(..., runtime="cpython"|"micropython").start(); run_cycle() -> Boot;
 run_cycles(n); points(); readings(); enqueue_set(...); commands(); outage(True/False);
-write_flash(name, data); stop(). See host_tests/test_twin.py and test_micropython_twin.py.
+write_flash(name, data); cold_boot(); stop(). See host_tests/test_twin.py and test_micropython_twin.py.
 
 The emulator's carrier NAT (tools/modem_emulator/nat.py, 45 s unless emulator={"nat": ...})
 sees each deep sleep at its full requested length: the runner advances the NAT's clock by
@@ -63,12 +63,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from tools import demo_output  # noqa: E402
 from tools.enos_server import commands as server_commands  # noqa: E402
 from tools.enos_server.db import Db  # noqa: E402
 from tools.enos_server.policy import Policy, model_from_template  # noqa: E402
 from tools.enos_server.registry import DEMO, Registry  # noqa: E402
 from tools.enos_server.server import EnosServer  # noqa: E402
 from tools.host import mpruntime  # noqa: E402
+from tools.host.pinwire import PinWire  # noqa: E402
 from tools.modem_emulator import ModemEmulator  # noqa: E402
 from tools.simclock import SimClock, network_time  # noqa: E402
 
@@ -88,7 +90,8 @@ DEMO_DEVICE = DEMO["devices"][0]
 
 # Loopback timings for the firmware (enosnb.app.DEFAULTS via ENOSNB_TWIN_TUNE): the radio is
 # emulated with no delay, so NB-IoT's 15 s ACK timeout would only make failures slow.
-FAST_TUNE = {"attach_timeout_ms": 1500, "coap": [400, 2], "dtls": [400, 3000, 3, 6000],
+FAST_TUNE = {"attach_timeout_ms": 1500, "first_attach_timeout_ms": 3000, "coap": [400, 2],
+             "dtls": [400, 3000, 3, 6000],
              "probe_retransmit": 1, "cycle_budget_ms": 60000, "sntp_timeout_ms": 800}
 
 # The thing model of the twin's device on the strict server: the template a maker imports
@@ -137,8 +140,9 @@ def make_sensor():
 
 class Boot:
     """What one boot of the device did: code (0 = deep sleep, 137 = power cut, 136 = the
-    watchdog reset it), sleep_ms, the device's log text, killed, and pins ({id: [level, held]}
-    when it went to sleep; MicroPython runtime)."""
+    watchdog reset it), sleep_ms, the device's log text, killed, pins ({id: [level, held]}
+    when it went to sleep; MicroPython runtime) and pin_log ([[id, value], ...]: every pin
+    write of the boot, in order)."""
 
     def __init__(self, code, sleep_ms, log, ops=None, pins=None):
         self.code = code
@@ -209,6 +213,7 @@ class Twin:
         self.power_off_ms = 5000  # how long a power cut lasts (simulated time)
         self.server = None
         self.emu = None
+        self.wire = None
         self.db = None
         self._zygote = None
         self.boots = []
@@ -238,6 +243,11 @@ class Twin:
         opts.update(self.emulator_opts)
         self.emu = ModemEmulator(self.board["modem"], **opts)
         network_time(self.emu, self.clock)
+        self.wire = PinWire()
+        for name, follow in (("pwrkey", self.emu.follow_pwrkey), ("reset", self.emu.follow_reset)):
+            line = self.board.get(name)
+            if line:
+                follow(self.wire, line["pin"], 1 if line.get("active_high") else 0)
         if self.maker is not None:
             self.device = _register(registry, self.maker, self.emu.imei)
         self.db = Db(db_path)
@@ -267,6 +277,9 @@ class Twin:
         if self.emu is not None:
             self.emu.stop()
             self.emu = None
+        if self.wire is not None:
+            self.wire.close()
+            self.wire = None
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -335,8 +348,10 @@ class Twin:
                "ENOSNB_DEEPSLEEP_FILE": os.path.join(self.dir, "deepsleep.txt"),
                "ENOSNB_RESET_FILE": os.path.join(self.dir, "reset.txt"),
                "ENOSNB_PINS_FILE": os.path.join(self.dir, "pins.json"),
+               "ENOSNB_PIN_LOG": os.path.join(self.dir, "pin_log.json"),
                "ENOSNB_WDT_FILE": os.path.join(self.dir, "wdt.txt"),
                "ENOSNB_RESET_CAUSE": str(self.reset_cause),
+               "ENOSNB_PIN_PORT": str(self.wire.port),
                "ENOSNB_FLASH": self.flash,
                "ENOSNB_KILL_FLASH": str(kill_flash or 0), "ENOSNB_KILL_AT": str(kill_at or 0),
                "ENOSNB_KILL_SEED": str(self.rnd.randrange(1 << 30)),
@@ -413,7 +428,8 @@ class Twin:
         sleep_file = os.path.join(self.dir, "deepsleep.txt")
         ops_file = os.path.join(self.dir, "ops.json")
         pins_file = os.path.join(self.dir, "pins.json")
-        for p in (sleep_file, ops_file, os.path.join(self.dir, "wdt.txt"),
+        pin_log = os.path.join(self.dir, "pin_log.json")
+        for p in (sleep_file, ops_file, pin_log, os.path.join(self.dir, "wdt.txt"),
                   os.path.join(self.dir, "reset.txt")):
             if os.path.exists(p):
                 os.remove(p)
@@ -427,6 +443,7 @@ class Twin:
         ops = _first_line(ops_file, json.loads)
         pins = _first_line(pins_file, json.loads) if sleep_ms is not None else None
         b = Boot(code, sleep_ms, text, ops, pins)
+        b.pin_log = _first_line(pin_log, json.loads) or []
         self.boots.append(b)
         if self.verbose:
             for ln in text.splitlines():
@@ -476,6 +493,14 @@ class Twin:
         self.server = EnosServer(s.registry, s.db_path, "127.0.0.1", s.port, s.dtls_port,
                                  log=self._server_log, dtls_commands=self.dtls_commands,
                                  dtls_variant=self.dtls_variant, policy=self.policy).start()
+
+    def cold_boot(self):
+        """The ESP32 alone restarts from power-on (brown-out, reset button, a supply of its
+        own): RTC memory is lost, the modem stays powered and keeps its sockets."""
+        rtc = os.path.join(self.dir, "rtc.bin")
+        if os.path.exists(rtc):
+            os.remove(rtc)
+        self.reset_cause = PWRON_RESET
 
     def outage(self, on):
         """The network drops the modem's registration (on) or gives it back (off)."""
@@ -671,6 +696,13 @@ def psk_hex():
     return hashlib.sha256(DEMO_DEVICE["deviceSecret"].encode()).digest()[8:24].hex()
 
 
+def tshark_decrypt_command(pcap, dtls_port):
+    """The tshark command line that shows the CoAP inside the demo's DTLS: the port decoded as
+    DTLS, the DTLS payload as CoAP, and the demo device's PSK (public: it is the demo's)."""
+    return ["tshark", "-n", "-r", pcap, "-d", "udp.port==%d,dtls" % dtls_port,
+            "-d", "dtls.port==%d,coap" % dtls_port, "-o", "dtls.psk:" + psk_hex(), "-Y", "coap"]
+
+
 def tshark_check(pcap, dtls_port, plain_port=None):
     """(problems, decrypted CoAP lines): tshark's malformed/error packets with the DTLS port
     decoded as DTLS, and the CoAP it shows when given the PSK."""
@@ -679,7 +711,7 @@ def tshark_check(pcap, dtls_port, plain_port=None):
         base += ["-d", "udp.port==%d,coap" % plain_port]
     check = "_ws.malformed || _ws.expert.severity==error"
     bad = subprocess.run(base + ["-Y", check], capture_output=True, text=True, timeout=120)
-    keyed = base + ["-d", "dtls.port==%d,coap" % dtls_port, "-o", "dtls.psk:" + psk_hex()]
+    keyed = tshark_decrypt_command(pcap, dtls_port)[:-2]
     bad2 = subprocess.run(keyed + ["-Y", check], capture_output=True, text=True, timeout=120)
     coap = subprocess.run(keyed + ["-Y", "coap"], capture_output=True, text=True, timeout=120)
     problems = (bad.stdout.strip() + "\n" + bad2.stdout.strip()).strip()
@@ -690,10 +722,30 @@ def tshark_check(pcap, dtls_port, plain_port=None):
 
 def _print_points(twin, seen):
     new = twin.points()[seen:]
-    for p in new:
-        print("    server got %s = %s (time %s, %s)" % (
-            p["name"], p["value"], p["time_ms"], p["topic"].rsplit("/thing/", 1)[-1]))
+    for line in demo_output.points_text(new):
+        print("    EnOS stored " + line)
     return seen + len(new)
+
+
+def _print_boot(twin, i, b, mark, verbose):
+    """One boot of the demo: the device's boot line, its cycle line in words, the AT
+    dialogue with -v, and what the modem's UART carried."""
+    boot = b.line("[enosnb] boot: ")
+    if boot:
+        print("boot: " + boot[len("[enosnb] boot: "):])
+    cyc = b.line("[enosnb] cycle: ")
+    told = demo_output.retell_cycle(cyc[len("[enosnb] cycle: "):]) if cyc else \
+        "no cycle line (see -v)"
+    print("cycle %d (%s): %s; deep sleep %s" % (
+        i, "power-on" if i == 1 else "wake from deep sleep", told,
+        demo_output.duration(b.sleep_ms)))
+    timeline = list(twin.emu.timeline)[mark:]
+    n, size, secs = demo_output.uart_cost(timeline, twin.board["uart"]["baudrate"])
+    print("    modem: %d AT commands, %d UART bytes (%.2f s on the wire at %d baud)" % (
+        n, size, secs, twin.board["uart"]["baudrate"]))
+    if verbose:
+        for ln in demo_output.at_dialogue(timeline):
+            print("      " + ln)
 
 
 def keep_reporting(twin, interval_s, seen):
@@ -706,7 +758,8 @@ def keep_reporting(twin, interval_s, seen):
             time.sleep(interval_s)
             b = twin.run_cycle(sleep=False)
             summary = (b.line("[enosnb] cycle: ") or "").partition("cycle: ")[2]
-            print("cycle %d: %s" % (len(twin.boots), summary), flush=True)
+            print("cycle %d: %s" % (len(twin.boots), demo_output.retell_cycle(summary)),
+                  flush=True)
             seen = _print_points(twin, seen)
     except KeyboardInterrupt:
         print("twin: stopped")
@@ -792,6 +845,7 @@ def main(argv=None):
                                       twin.emu.port, where))
         if twin.server.web is not None:
             print("twin: web page %s" % twin.server.web.url, flush=True)
+        print("twin: " + demo_output.DIALECTS[twin.board["modem"]])
         print("twin: device %s/%s (%s), sensor %s" % (
             twin.device["productKey"], twin.device["deviceKey"],
             "your secrets.json" if maker else "demo keys", a.sensors or "the twin's"))
@@ -807,13 +861,9 @@ def main(argv=None):
             if a.outage and i == 4:
                 twin.outage(False)
                 print("twin: network back")
+            mark = len(twin.emu.timeline)
             b = twin.run_cycle()
-            cyc = b.line("[enosnb] cycle: ") or "[enosnb] cycle: (no summary line)"
-            cyc = cyc[len("[enosnb] cycle: "):].replace(
-                "connect restored", "connect restored (DTLS state from RTC memory, no handshake)"
-            ).replace("connect full", "connect full (DTLS handshake)")
-            print("cycle %d (%s): %s; deep sleep %s ms" % (
-                i, "cold boot" if i == 1 else "wake from deep sleep", cyc, b.sleep_ms))
+            _print_boot(twin, i, b, mark, a.verbose)
             for ln in b.log.splitlines():
                 if ln.startswith("[sensor]"):
                     print("    device executed the command: " + ln[len("[sensor] "):])
@@ -847,6 +897,9 @@ def main(argv=None):
                 ", e.g." if coap else ""))
             for ln in coap[:4]:
                 print("    " + ln.strip())
+            if not a.plain:
+                print("tshark: to see them yourself: " + " ".join(
+                    tshark_decrypt_command(pcap, twin.server.dtls_port)))
         else:
             print("tshark not installed: pcap check skipped")
         print("twin: pcap written to %s" % pcap)

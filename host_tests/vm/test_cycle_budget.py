@@ -55,12 +55,29 @@ class _Silent:
 
 class _Modem:
     DNS_TIMEOUT_MS = 90000
+    NAME = "fake"
 
     def __init__(self, app, network):
         self.app = app
         self.network = network
         self.calls = []
-        self.has_cnmpsd = True
+        self.radio_is_off = False
+        self.psm_granted = None
+        self.registered = network
+        self.stat = 1 if network else 2
+
+    def cmd(self, command):
+        self.calls.append(command)
+        return []
+
+    def imei(self):
+        return "866425031234567"
+
+    def iccid(self):
+        return "89860318492040123456"
+
+    def signal(self):
+        return -73
 
     def power_on(self):
         pass
@@ -68,7 +85,13 @@ class _Modem:
     def init(self):
         pass
 
-    def attach(self, apn, bands, timeout_ms):
+    def cold_start(self):
+        pass
+
+    def memory(self):
+        return b""
+
+    def attach(self, apn, bands, timeout_ms, scan_timeout_ms=None, on_scan=None):
         self.calls.append(("attach", timeout_ms))
         if not self.network:
             self.app.clock.sleep_ms(timeout_ms)
@@ -91,6 +114,7 @@ class _Modem:
 
     def radio_off(self):
         self.calls.append("radio_off")
+        self.radio_is_off = True
 
 
 class _Reset(BaseException):

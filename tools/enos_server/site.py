@@ -215,7 +215,7 @@ class EnosSite(interfaces.Resource):
         body = {"code": code, "data": {} if data is None else data}
         if not self.policy.omit_id or self.policy.lenient:
             body = {"id": msg_id, "code": code, "data": body["data"]}
-        # EnOS answers uplinks with a bare 2.04 and its JSON body (spec §9, §17): no
+        # EnOS answers uplinks with a bare 2.04 and its JSON body (enos-coap.md §9, §17): no
         # Content-Format, which keeps the reference exchange at its minimal 286 bytes.
         m = self._json(Code.CHANGED, body, content_format=False)
         if self.policy.take("malformed"):

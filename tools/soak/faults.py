@@ -188,15 +188,17 @@ class Drift(Fault):
 
 
 class NoNetworkTime(Fault):
-    """The network gives no time: AT+CCLK? answers the module's default date."""
+    """The network gives no time (no NITZ): AT+CCLK? answers the module's default date."""
     name = "no_network_time"
     prob = 0.25
 
     def begin(self, soak, rng):
-        soak.twin.clock.network_time = False
+        emu = soak.twin.emu
+        emu.nitz = emu.clock_synced = False
 
     def end(self, soak):
-        soak.twin.clock.network_time = True
+        emu = soak.twin.emu
+        emu.nitz = emu.clock_synced = True
 
 
 class SntpBlocked(Fault):

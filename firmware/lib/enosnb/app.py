@@ -6,8 +6,10 @@ One wake-up of the device is one call of App.run(). Its steps, in order:
      DTLS session, the plain-mode auth binding, the modem socket, the back-off counters;
   2. read the sensor and append the reading to the flash queue (enosnb.store) BEFORE any
      radio work, so no later failure can lose it;
-  3. bring up the modem (power key only when it is silent, registration) and take the
-     UDP socket that survived the sleep, or open one;
+  3. bring up the modem (power key only when it is silent; after a cold boot the sockets the
+     module still holds are closed; registration, touching the radio only as needed) and take
+     the UDP socket that survived the sleep, or open one; PSM is asked once per power-on and
+     what the network granted is reported;
   4. connect: restore the saved DTLS session (0 handshake round trips when the server still
      knows it), else resume it (abbreviated handshake), else a full handshake; in plain mode
      reuse the /auth binding, else POST /auth (enos-coap.md §5.3, §5.4, §6.4, dtls.md §16);
@@ -18,9 +20,10 @@ One wake-up of the device is one call of App.run(). Its steps, in order:
      code 200 for it, or when EnOS refused it for good (then it waits in the dead letters);
      each record's time is recovered from the RTC value it was stamped with (enosnb.timelog);
   6. cloud commands ride on every response (enos.commands); their dedupe memory is kept;
-  7. save the state, release the radio (release assistance / AT+CNMPSD), return the time
-     to sleep. A module that refused AT+CNMPSD is remembered in the state, so later cycles
-     do not ask it again.
+  7. save the state, release the radio (release assistance / AT+CNMPSD), switch the radio
+     off where the network refused PSM (else the modem would idle in DRX at mA level), return
+     the time to sleep. What the driver learnt about the module (firmware revision, refused
+     commands) is kept in the state, so later cycles do not ask again.
 
 Every failure of a layer (ModemError, DtlsError, CoapError, EnosError, StoreError, a sensor
 error, MemoryError) is caught here: the reading stays queued, the error is logged without
@@ -59,11 +62,15 @@ from enosnb.modem.errors import ModemError
 from enosnb.sensor import check_points
 from enosnb.state import State, StateError
 from enosnb.store import Store, StoreError
-from enosnb import nat, timing
+from enosnb import diag, nat, timing
 
 # Timings a board or a test may override (milliseconds).
 DEFAULTS = {
     "attach_timeout_ms": 120000,   # radio on -> registered (modems.md §6); board.json may set it
+    "first_attach_timeout_ms": 300000,  # a module scanning every band (modems.md §6.1)
+    "psm_tau_s": 86400,            # periodic TAU asked for (modems.md §5)
+    "psm_active_s": 2,             # shortest useful T3324: commands ride on uplink responses
+    "psm_max_active_s": 60,        # a longer grant idles in DRX: the radio goes off instead
     "cycle_budget_ms": 170000,     # longest report cycle before the watchdog may fire
     "dtls_timers": None,           # None: enosnb.dtls.timers.NBIOT
     "coap_timing": None,           # None: ack_timeout_ms / max_retransmit of secrets.json
@@ -128,6 +135,13 @@ class CycleClock:
     def clip(self, ms):
         """ms, or the work time left when that is shorter."""
         return min(ms, self.left_ms())
+
+    def extend(self, ms):
+        """At least ms of work time from now on (a band scan): budget and limit grow."""
+        if self.budget_ms is not None:
+            grow = max(0, self.elapsed_ms() + ms - self.limit_ms)
+            self.budget_ms += grow
+            self.limit_ms += grow
 
     def wind_down(self):
         """From now on only the end of the whole budget stops a wait."""
@@ -285,6 +299,7 @@ class App:
                     self._learn_nat(self.link.opens == 0)
                 self._succeeded()
                 self._report_resets()
+                diag.succeeded(self)
             except MemoryError as e:
                 self._memory("report", e)
             except (ModemError, DtlsError, CoapError, EnosError, StoreError, StateError,
@@ -303,6 +318,7 @@ class App:
         dl = self.state.get("dl")
         if self.report["dead"] is None and dl:
             self.report["dead"] = struct.unpack(">H", dl)[0]
+        self.report["dead_letters"] = self.report["dead"]  # the diagnostics report's name
         self.clock.wind_down()
         self.state.delete("abn")
         self.state.delete("cyc")
@@ -315,7 +331,8 @@ class App:
         t = self.tune
         self.clock = CycleClock(self.base_clock, wdt, t["cycle_budget_ms"], t["reserve_ms"])
         self.clock.feed()
-        self.report = {"queued": None, "sent": 0, "dead": None, "time": None, "dropped": 0,
+        self.report = {"queued": None, "sent": 0, "rejected": 0, "dead": None, "time": None,
+                       "dropped": 0,
                        "connect": None, "error": None, "skipped_radio": False,
                        "commands": 0, "pending": None, "socket": None, "phases": {},
                        "abnormal": 0, "battery_mv": None}
@@ -324,6 +341,7 @@ class App:
             self.report["phases"]["boot"] = boot_ms
         if imports_ms is not None:
             self.report["phases"]["imports"] = imports_ms
+        self.meter = None
         self._unproven = False
         self.delivery = None
         self._radio_off = self._critical = False
@@ -465,6 +483,8 @@ class App:
             self.state.delete("ip")  # the server may have moved: resolve its name again
         self.report["error"] = "%s: %s" % (stage, _err(e))
         log("%s failed (%d in a row): %s" % (stage, fails, _err(e)))
+        from enosnb.diag_fail import failed
+        failed(self, e)
 
     def _succeeded(self):
         self.state.delete("fail")
@@ -501,10 +521,9 @@ class App:
             from enosnb import power
             power.release(m, b)
         uart = m.UART(b.uart["id"], **b.uart_kwargs())
-        kw = b.modem_kwargs()
-        if self.state.get("cnmpsd") == b"0":
-            kw["has_cnmpsd"] = False  # refused in an earlier cycle: do not ask again
-        return driver(b.modem)(uart, self.clock, **kw)
+        # What the driver learnt about this module in earlier cycles (revision, refusals).
+        return driver(b.modem)(uart, self.clock, memory=self.state.get("modem"),
+                               **b.modem_kwargs())
 
     def bring_up_modem(self):
         b = self.board
@@ -512,19 +531,61 @@ class App:
         self.state.delete("roff")
         self.modem.power_on()
         self.modem.init()
+        if not self._woke:
+            # The module may still hold sockets from before this reset (modems.md §6.2).
+            self.modem.cold_start()
+            self.state.delete("sock")
+            self._restored_sock = None
         if self.secrets.uses_imei:
             self.secrets.set_device_key(self.modem.imei())
+        t = self.tune
         self.modem.attach(self.secrets.apn or None, b.bands,
-                          self.clock.clip(self.tune["attach_timeout_ms"]))
+                          self.clock.clip(t["attach_timeout_ms"]),
+                          t["first_attach_timeout_ms"], self._scan_budget)
         self.sync_clock()
-        if not self.state.get("psm"):
-            # Ask once per power-on for PSM (TAU = a day, active time 10 s, modems.md §5);
-            # the network may grant other values.
+        self._power_saving()
+
+    def _scan_budget(self, ms):
+        """A module scanning every band may take minutes: this cycle's budget grows."""
+        log("first attach: the modem scans its bands, up to %d s" % (ms // 1000))
+        self.clock.extend(ms + 10000)
+
+    def _power_saving(self):
+        """PSM as granted (modems.md §5): asked once per power-on with the shortest useful
+        active time and eDRX off; the grant is read back (every AT+CEREG? carries it), kept
+        in the state and reported."""
+        st = self.state
+        t = self.tune
+        if not st.get("psm"):
             try:
-                self.modem.psm(86400, 10)
-                self.state.set("psm", b"1")
+                self.modem.psm(t["psm_tau_s"], t["psm_active_s"])
             except ModemError as e:
                 log("PSM request refused: %s" % _err(e))
+        g = self.modem.psm_granted
+        if g is None:
+            text = st.get("psm") or b"?"  # the last known grant, or unknown
+        elif g is False:
+            text = b"refused"
+        else:
+            text = ("%s,%d" % ("-" if g[0] is None else g[0], g[1])).encode()
+        if text != st.get("psm"):
+            log("PSM: " + ("refused by the network, the radio goes off between reports"
+                           if g is False else "the module does not say what was granted"
+                           if g is None else "granted TAU %s s, active time %d s" % (
+                               "-" if g[0] is None else g[0], g[1])))
+        st.set("psm", text)
+        self.report["psm"] = text.decode()
+
+    def _radio_off_between_reports(self):
+        """True when the network refused PSM or granted an active time so long the module
+        would idle in DRX: then switching the radio off costs less than keeping it."""
+        p = self.report.get("psm")
+        if p == "refused":
+            return True
+        try:
+            return int(p.split(",")[1]) > self.tune["psm_max_active_s"]
+        except (AttributeError, IndexError, ValueError):
+            return False  # unknown: keep the radio as it is
 
     def sync_clock(self):
         """Sets the RTC from the modem's network time, else from one SNTP exchange over the
@@ -588,7 +649,7 @@ class App:
     def endpoint(self):
         """The modem UDP socket to the server: the one kept over the sleep, else a new one."""
         if self.sock is not None and not self.sock.closed:
-            return self.sock
+            return diag.metered(self, self.sock)
         ip = self.server_ip()
         port = self.secrets.port
         saved = self.state.get("sock")
@@ -604,7 +665,7 @@ class App:
         if self.sock is None:
             self.sock = self.modem.socket(ip, port)
             self.report["socket"] = "new"
-        return self.sock
+        return diag.metered(self, self.sock)
 
     # --- connection ----------------------------------------------------------------------
 
@@ -694,8 +755,14 @@ class App:
     def connect(self):
         try:
             self.bring_up_modem()
+        except Exception as e:
+            self.report["exc"] = e
+            raise
         finally:
             self._phase("attach")
+            if not self._woke:
+                from enosnb.diag_boot import boot_line
+                boot_line(self)
         try:
             self._connect()
         finally:
@@ -909,23 +976,33 @@ class App:
                 st.set("sock", struct.pack(">BH", self.sock.id, self.secrets.port))
             elif self.sock is not None:
                 st.delete("sock")
+            elif self.modem is not None and self.modem.radio_is_off:
+                st.delete("sock")  # gone with the radio (a back-off switched it off)
             elif self._restored_sock is not None:
                 # Not used this cycle (no radio, or it failed before): still open on the modem.
                 st.set("sock", self._restored_sock)
+            if self.modem is not None:
+                st.set("modem", self.modem.memory())
         except Exception as e:
             log("state not updated: %s" % _err(e))
         self.report["state"] = self._save_state()
         if self.commands is not None:
             self.report["commands"] = self.commands.executed
         if self.modem is not None:
+            diag.before_release(self)
             try:
                 self.modem.release()
+                if self._radio_off_between_reports():
+                    self.modem.radio_off()
+                    st.delete("sock")  # gone with the radio
+                    self.report["radio"] = "off"
             except Exception as e:
                 log("radio release: %s" % _err(e))
-            if not self.modem.has_cnmpsd and st.get("cnmpsd") != b"0":
-                # Saved again, once per module: the state went out before the release so
-                # that a release stuck until the watchdog fires cannot lose it.
-                st.set("cnmpsd", b"0")
+            mem = self.modem.memory()
+            if mem != st.get("modem") or self.report.get("radio"):
+                # Saved again: the state went out before the release so that a release stuck
+                # until the watchdog fires cannot lose it.
+                st.set("modem", mem)
                 self.report["state"] = self._save_state() or self.report["state"]
         b = self.board
         if b.power_enable or b.pwrkey or b.reset:
@@ -936,11 +1013,8 @@ class App:
                 log("control lines not held: %s" % _err(e))
         self.clock.feed()
         self._phase("save")
-        r = self.report
-        log("cycle: queued %s, sent %d, pending %s, connect %s%s" % (
-            r["queued"], r["sent"], r["pending"], r["connect"],
-            ", error " + r["error"] if r["error"] else ""))
-        log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in r["phases"].items()))
+        diag.finish(self)
+        log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in self.report["phases"].items()))
 
     def _switch_radio_off(self):
         """AT+CFUN=0 for a back-off: an unregistered modem would search the whole time."""
@@ -949,6 +1023,7 @@ class App:
         try:
             m = self.modem or self._driver()
             m.radio_off()
+            self.state.set("modem", m.memory())
         except Exception as e:
             log("radio not switched off: %s" % _err(e))
             return

@@ -52,9 +52,15 @@ secrets.json (enos-coap.md §4, §5.2, §7, §15):
                       recovered (power-on twice before any sync) goes to the dead letters,
                       or to EnOS without a time (EnOS then dates it on arrival: wrong).
   auth_fallback       bool, default false: POST /auth inside DTLS (Q6).
-  reactivate          bool, default false: re-run per-product activation (§7 step 8).
+  reactivate          false (default), true or int 1..100: with an activated deviceSecret and a
+                      productSecret, forget the activated secret after that many refused
+                      handshakes in a row (true = 3), so the next cycle activates again
+                      (§7 step 8; docs/diagnostics.md).
   sign_uppercase      bool, default true: plain-mode sign hex case (diagnostic, Q11).
   content_format      bool, default true: send Content-Format (diagnostic, Q8).
+  diagnostics         false (default), true or int seconds 600..2592000: report the device's
+                      diagnostics attributes (thing.attribute.update, a request of its own)
+                      after every power-on and then at most this often (true = a day).
 
 board.json (modems.md §9; pins are ESP32 GPIO numbers):
   name                str, required.
@@ -73,6 +79,11 @@ board.json (modems.md §9; pins are ESP32 GPIO numbers):
   attach_timeout_ms   optional int 1000..600000: longest wait for network registration in
                       a report cycle (modems.md §6); absent: enosnb.app DEFAULTS (120000).
                       It counts towards the cycle's time budget (cycle_budget_ms, 170 s).
+  first_attach_timeout_ms  optional int 10000..1800000: longest wait for the first
+                      registration of a module that scans every band (never registered, or
+                      its bands or APN just changed; modems.md §6.1); absent: 300000.
+  modem_clock         optional "utc" or "local": what the BC95's AT+CCLK? time fields show
+                      (modems.md §3.4, unverified: "utc" by default). SIM7020 ignores it.
   wdt_timeout_ms      int 5000..600000, default 180000: hardware watchdog period.
   rtc_drift_max       number 0.001..0.2, default 0.05: the most the RTC can drift in deep
                       sleep (ESP32 RC oscillator: 0.6-5 %).
@@ -108,13 +119,15 @@ _SECRETS_FIELDS = ["productKey", "deviceKey", "deviceSecret", "productSecret", "
                    "lifetime", "host", "dtls", "port_dtls", "port_plain", "apn",
                    "report_interval_s", "psk_slice", "ack_timeout_ms", "max_retransmit",
                    "batch_max", "queue_max_records", "auth_fallback", "reactivate",
-                   "sign_uppercase", "content_format", "queue_fraction", "queue_full",
-                   "backlog", "backlog_probe_s", "dead_after", "dead_max", "dead_attribute",
-                   "replay_service", "replay_dead_letters", "sntp_host", "sntp_port",
-                   "sntp_interval_s", "time_max_error_s", "time_hold_s", "time_unknown"]
+                   "sign_uppercase", "content_format", "diagnostics", "queue_fraction",
+                   "queue_full", "backlog", "backlog_probe_s", "dead_after", "dead_max",
+                   "dead_attribute", "replay_service", "replay_dead_letters", "sntp_host",
+                   "sntp_port", "sntp_interval_s", "time_max_error_s", "time_hold_s",
+                   "time_unknown"]
 _BOARD_FIELDS = ["name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
-                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms", "battery",
-                 "sleep_floor_ua", "rtc_drift_max", "rtc_drift_var"]
+                 "bands", "boot_wait_ms", "attach_timeout_ms", "first_attach_timeout_ms",
+                 "modem_clock", "wdt_timeout_ms", "battery", "sleep_floor_ua", "rtc_drift_max",
+                 "rtc_drift_var"]
 
 
 class ConfigError(Exception):
@@ -213,6 +226,19 @@ def _bool(obj, key, where, default):
     return v
 
 
+def _bool_or_int(obj, key, where, lo, hi, if_true):
+    """0 for false or absent, if_true for true, else an integer lo..hi."""
+    v = obj.get(key, False)
+    if v is False:
+        return 0
+    if v is True:
+        return if_true
+    if not _is_int(v) or v < lo or v > hi:
+        _fail(where, key, "must be true, false or an integer %d..%d" % (lo, hi),
+              "write it without quotes")
+    return v
+
+
 def _str(obj, key, where, required, default=None, maxlen=128):
     """A string field. No message quotes its value: it may be a secret."""
     v = obj.get(key)
@@ -251,6 +277,7 @@ class Secrets:
 
     def __init__(self):
         self.warnings = []
+        self.key_from_imei = False
 
     @property
     def port(self):
@@ -276,6 +303,7 @@ class Secrets:
             raise ConfigError("modem IMEI is not a number string; check the modem wiring "
                               "or set deviceKey in secrets.json")
         self.device_key = str(imei)
+        self.key_from_imei = True
 
     def enos_config(self):
         """The dict enosnb.enos.client.EnosClient takes (its camelCase keys)."""
@@ -367,9 +395,10 @@ def parse_secrets(obj, where=SECRETS_FILE):
     s.time_hold_s = _int(obj, "time_hold_s", where, 0, 2592000, 86400)
     s.time_unknown = _choice(obj, "time_unknown", where, ["dead_letter", "send"])
     s.auth_fallback = _bool(obj, "auth_fallback", where, False)
-    s.reactivate = _bool(obj, "reactivate", where, False)
+    s.reactivate = _bool_or_int(obj, "reactivate", where, 1, 100, 3)
     s.sign_uppercase = _bool(obj, "sign_uppercase", where, True)
     s.content_format = _bool(obj, "content_format", where, True)
+    s.diagnostics = _bool_or_int(obj, "diagnostics", where, 600, 2592000, 86400)
     if s.lifetime < s.report_interval_s:
         s.warnings.append("%s: lifetime %d < report_interval_s %d: EnOS shows the device "
                           "offline between reports" % (where, s.lifetime, s.report_interval_s))
@@ -384,9 +413,9 @@ def load_secrets(path=SECRETS_FILE):
 
 class Board:
     """Validated board.json: name, modem, uart/pwrkey/reset/power_enable/status/led dicts
-    (None when absent), bands (list or None), boot_wait_ms and attach_timeout_ms (None when
-    absent), wdt_timeout_ms, battery (dict or None), sleep_floor_ua (int or None),
-    warnings."""
+    (None when absent), bands (list or None), boot_wait_ms, attach_timeout_ms,
+    first_attach_timeout_ms and modem_clock (None when absent), wdt_timeout_ms, battery (dict
+    or None), sleep_floor_ua (int or None), warnings."""
 
     def __init__(self):
         self.warnings = []
@@ -406,6 +435,9 @@ class Board:
             kw["pwrkey_ms"] = self.pwrkey["pulse_ms"]
         if self.boot_wait_ms:
             kw["boot_timeout_ms"] = self.boot_wait_ms
+        if self.modem_clock:
+            kw["cclk_utc"] = self.modem_clock == "utc"
+        kw["baudrate"] = self.uart["baudrate"]
         return kw
 
     def __repr__(self):
@@ -496,6 +528,11 @@ def parse_board(obj, where=BOARD_FILE):
     b.bands = bands
     b.boot_wait_ms = _int(obj, "boot_wait_ms", where, 1000, 120000)
     b.attach_timeout_ms = _int(obj, "attach_timeout_ms", where, 1000, 600000)
+    b.first_attach_timeout_ms = _int(obj, "first_attach_timeout_ms", where, 10000, 1800000)
+    b.modem_clock = obj.get("modem_clock")
+    if b.modem_clock not in (None, "utc", "local"):
+        _fail(where, "modem_clock", "is %r" % (b.modem_clock,),
+              'use "utc" or "local" (what AT+CCLK? shows on this module), or remove it')
     b.wdt_timeout_ms = _int(obj, "wdt_timeout_ms", where, 5000, 600000, 180000)
     b.rtc_drift_max = _num(obj, "rtc_drift_max", where, 0.001, 0.2, 0.05)
     b.rtc_drift_var = _num(obj, "rtc_drift_var", where, 0.0001, 0.2, 0.01)

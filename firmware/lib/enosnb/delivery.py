@@ -182,7 +182,7 @@ class Delivery:
         dead.add(data, why)
         self.store.ack(seq)
         self.app.state.delete("strk")
-        self.report["buried"] = self.report.get("buried", 0) + 1
+        self.report["rejected"] = self.report.get("rejected", 0) + 1
         self._held(len(dead))
         log("record %d moved to the dead letters (%s); %d held, replay them with the service "
             "%s or a new value of replay_dead_letters in secrets.json" % (

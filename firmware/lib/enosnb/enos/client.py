@@ -14,7 +14,7 @@ came first. Every response is looked at for cloud commands (options 2100/2102, Â
 the Commands dispatcher executes and replies to; a failed fetch or reply is its business
 (logged and counted there), never the uplink's.
 
-Configuration is the EnOS part of secrets.json (see the README): productKey, deviceKey,
+Configuration is the EnOS part of secrets.json (docs/device-config.md): productKey, deviceKey,
 deviceSecret and/or productSecret, lifetime, and the diagnostic switches pskOffset (8|9, Q5),
 signUppercase (Q11), dtlsAuth (Q6), contentFormat (Q8).
 """

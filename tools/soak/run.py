@@ -77,10 +77,12 @@ def make_sensor():
 '''
 
 # Loopback timings, shorter than the twin's: a soak cycle with 30 % loss must stay cheap.
-TUNE = {"attach_timeout_ms": 800, "coap": [250, 2], "dtls": [250, 2000, 3, 4000],
+TUNE = {"attach_timeout_ms": 800, "first_attach_timeout_ms": 1600, "coap": [250, 2],
+        "dtls": [250, 2000, 3, 4000],
         "probe_retransmit": 1, "cycle_budget_ms": 60000, "sntp_timeout_ms": 500}
 # The same firmware with NB-IoT's timings, for round trips of seconds (--rtt).
-NBIOT_TUNE = {"attach_timeout_ms": 5000, "coap": [15000, 4], "dtls": [12000, 60000, 4, 180000],
+NBIOT_TUNE = {"attach_timeout_ms": 5000, "first_attach_timeout_ms": 20000, "coap": [15000, 4],
+              "dtls": [12000, 60000, 4, 180000],
               "probe_retransmit": 1, "cycle_budget_ms": 170000, "sntp_timeout_ms": 15000}
 RTC_DRIFT_VAR = 0.04      # the soak's drift is drawn in 1-5 % every cycle: it varies by 4 %
 CCLK_ERR_MS = 1000        # what the device states for a +CCLK time

@@ -19,7 +19,9 @@ for _p in (os.path.join(_ROOT, "firmware", "lib"), os.path.join(_ROOT, "tools", 
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from enosnb.dtls import DtlsError, DtlsSession, LOOPBACK, NBIOT  # noqa: E402
+from enosnb.dtls.errors import DtlsError  # noqa: E402
+from enosnb.dtls.session import DtlsSession  # noqa: E402
+from enosnb.dtls.timers import LOOPBACK, NBIOT  # noqa: E402
 from enosnb.udp import UdpEndpoint  # noqa: E402
 
 SUITES = {"ccm8": (0xC0A8,), "cbc": (0x00AE,), "both": (0xC0A8, 0x00AE)}

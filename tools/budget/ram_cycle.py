@@ -10,8 +10,10 @@ flight and one per CoAP exchange (one per batch when draining the queue).
 Roles (given by the runner's _host module):
   record   the .py tree and a peer in this VM: host_tests/vm/dtls_peer.py's MiniServer (cookie,
            session cache, CCM-8) with a CoAP responder giving the enos-coap.md §17 reference
-           reply, or the CoAP responder alone for plain mode; the peer's datagrams go to the
-           runner, which hands them to the other VMs;
+           reply, or the CoAP responder alone for plain mode; in the `command` cycle that
+           reply names a measurepoint.set command (option 2100, §11.4) whose 1 KB body the
+           device fetches block-wise (Block2, RFC 7959 §2.4) before it posts the reply; the
+           peer's datagrams go to the runner, which hands them to the other VMs;
   probe    the deployment mode's files, peer replayed; reports the modules the cycle imported;
   measure  the same, with an `imports` step first that imports every module the probe saw.
 The random bytes come from the runner (one deterministic stream per cycle) so that the replayed
@@ -29,6 +31,17 @@ ROOT = "/data/"
 SECRETS = ROOT + "secrets.json"
 BOARD = ROOT + "board.json"
 POINT_REPLY = '{"id":"%s","code":200,"data":{}}'
+PK, DK = "MuGsF6W4", "15bBZlRknc"  # tools/budget/ram.py SECRETS
+COMMAND_TOPIC = "/sys/%s/%s/thing/service/measurepoint/set" % (PK, DK)
+COMMAND_BYTES = 1024
+
+
+def command_body():
+    """A measurepoint.set command of exactly COMMAND_BYTES bytes of JSON."""
+    head = '{"id":"7001","version":"1.0","method":"thing.service.measurepoint.set",' \
+           '"params":{"setpoint":23.5,"label":"'
+    tail = '"}}'
+    return (head + "x" * (COMMAND_BYTES - len(head) - len(tail)) + tail).encode()
 
 
 def _urandom(n):
@@ -47,6 +60,7 @@ class Peer:
         from enosnb.enos import identity
         self.dtls = None
         self.upload = b""
+        self.command = False  # armed after the cold cycle that prepares the wake
         if dtls:
             from dtls_peer import MiniServer
             secret = "ExampleDeviceSecret0123456789abc"
@@ -60,6 +74,8 @@ class Peer:
         from enosnb.coap.message import ACK, Message, decode
         import json
         req = decode(req_bytes)
+        if req.code == codes.GET:
+            return self.command_block(req)
         b1 = req.uint_option(opt.BLOCK1)
         payload = req.payload
         code = codes.CHANGED
@@ -78,6 +94,23 @@ class Peer:
         resp = Message(ACK, code, req.mid, req.token, body)
         if b1 is not None:
             resp.add_option(opt.BLOCK1, b1)
+        if body and self.command:
+            self.command = False
+            resp.add_option(opt.ENOS_TOPIC, "/topic" + COMMAND_TOPIC)
+        return resp.encode()
+
+    def command_block(self, req):
+        """The block of the command body the GET asks for (Block2, in the client's size)."""
+        from enosnb.coap import codes
+        from enosnb.coap import options as opt
+        from enosnb.coap.message import ACK, Message
+        num, _, szx = opt.block_parse(req.uint_option(opt.BLOCK2) or 0)
+        size = opt.szx_size(szx)
+        body = command_body()
+        part = body[num * size:(num + 1) * size]
+        resp = Message(ACK, codes.CONTENT, req.mid, req.token, part)
+        resp.add_option(opt.CONTENT_FORMAT, 50)
+        resp.add_option(opt.BLOCK2, opt.block_value(num, (num + 1) * size < len(body), szx))
         return resp.encode()
 
     def handle(self, data):
@@ -163,7 +196,8 @@ def boot():
 
 
 def build():
-    sys.modules["enosnb.rng"].urandom = _urandom
+    from enosnb import rng  # the clients import it; its randomness comes from the runner
+    rng.urandom = _urandom
     dev = S["app"].build(SECRETS, BOARD, ROOT)
     dev._rtc = None  # no RTC memory in the VM: state on flash only
     S["dev"] = dev
@@ -303,10 +337,12 @@ CYCLES = {
     "wake_nat": HEAD_WOKE + (restore_hello, flight, attach, report, finish),
     "plain": HEAD_COLD + (auth, report, finish),
     "drain": HEAD_WOKE + (restore, batch, finish),
+    # The command's GET blocks and reply ride in the report step (one step: an upper bound).
+    "command": HEAD_WOKE + (restore, report, finish),
 }
 # Cycles that start from the state a cold cycle left (the record role runs that cold cycle
 # first; the runner copies its flash files to the other VMs).
-AFTER_COLD = ("wake", "wake_nat", "drain")
+AFTER_COLD = ("wake", "wake_nat", "drain", "command")
 DRAIN_QUEUED = 49  # records left from an outage; the cycle's own reading makes 50
 
 
@@ -350,6 +386,7 @@ def prepare():
         while fn():
             pass
     _host.mute(False)
+    S["peer"].command = CYCLE == "command"
     if CYCLE == "drain":
         dev = S["dev"]
         from enosnb.store import Store
@@ -369,6 +406,9 @@ def run_all():
     for name in steps():
         while run(name)[1]:
             pass
-    if S["dev"].report["error"]:
-        raise RuntimeError("cycle %s failed: %s" % (CYCLE, S["dev"].report["error"]))
-    return S["dev"].report["sent"]
+    report = S["dev"].report
+    if report["error"]:
+        raise RuntimeError("cycle %s failed: %s" % (CYCLE, report["error"]))
+    if CYCLE == "command" and S["dev"].commands.executed != 1:
+        raise RuntimeError("cycle command: the command was not executed")
+    return report["sent"]

@@ -39,6 +39,7 @@ the shortest idle time that has lost the carrier's NAT binding before (enosnb.na
 the session has a Connection ID; its first request then waits about two round trips, not
 ACK_TIMEOUT, before the device resumes the session instead.
 """
+import gc
 import hashlib
 import json
 import struct
@@ -48,7 +49,7 @@ from micropython import const
 
 from enosnb.clock import SYSTEM
 from enosnb.coap.errors import CoapError, CoapTimeout
-from enosnb.config import ConfigError, load_board, load_secrets
+from enosnb.settings import ConfigError
 from enosnb.dtls.errors import DtlsError
 from enosnb.enos import identity as eid
 from enosnb.enos.errors import EnosCoapError, EnosError, EnosReplyError
@@ -87,6 +88,10 @@ _SECRET_FILE = "device_secret.json"
 
 def log(msg):
     print("[enosnb] " + msg)
+
+
+def _join(root, name):
+    return root + name if not root or root.endswith("/") else root + "/" + name
 
 
 def _err(e):
@@ -253,6 +258,8 @@ class App:
             self.tune.update(tune)
         self._machine = machine
         self._rtc = rtc
+        self.uart = None  # made by main.py before the imports (enosnb.early), else here
+        self.mem = None   # enosnb.memreport when board.json asks for the memory report
         self.modem = None
         self.sock = None
         self.coap = None
@@ -263,8 +270,7 @@ class App:
     # --- files ---------------------------------------------------------------------------
 
     def _path(self, name):
-        return self.root + name if not self.root or self.root.endswith("/") \
-            else self.root + "/" + name
+        return _join(self.root, name)
 
     def _mach(self):
         if self._machine is None:
@@ -314,6 +320,9 @@ class App:
                 # A bug in a layer must not stop the device: log it, treat it as a failure.
                 self._failed("unexpected", e)
         self._phase("report")
+        if self.mem is not None:
+            self.mem.point("peak")
+            self.mem.headroom()
         if self.store is not None:
             self.report["pending"] = len(self.store)
             self.report["dropped"] = self.store.dropped
@@ -384,6 +393,9 @@ class App:
         ph = self.report["phases"]
         ph[name] = ph.get(name, 0) + now - self._mark
         self._mark = now
+        gc.collect()
+        if self.mem is not None:
+            self.mem.phase(name)
 
     def _report_resets(self):
         """The abnormal reset count, once per new count, as an attribute (docs/power.md)."""
@@ -469,7 +481,9 @@ class App:
         if b.power_enable or b.pwrkey or b.reset:
             from enosnb import power
             power.release(m, b)
-        uart = m.UART(b.uart["id"], **b.uart_kwargs())
+        if self.uart is None:
+            self.uart = m.UART(b.uart["id"], **b.uart_kwargs())
+        uart = self.uart
         kw = b.modem_kwargs()
         if self.state.get("cnmpsd") == b"0":
             kw["has_cnmpsd"] = False  # refused in an earlier cycle: do not ask again
@@ -558,7 +572,7 @@ class App:
         """(session, how): "restored" (no handshake), "resumed" or "full". A saved session
         is used as is only when restore is set and either it has a Connection ID or the
         NAT binding is likely alive (nat_ok); every handshake offers a Connection ID."""
-        from enosnb.dtls.session import DtlsSession
+        from enosnb.dtls.connection import DtlsConnection
         from enosnb.dtls.timers import NBIOT, Timers
         t = self.tune["dtls_timers"] or NBIOT
         timers = Timers(t.initial_ms, t.cap_ms, t.max_retransmit,
@@ -567,17 +581,21 @@ class App:
         blob = self.state.get("dtls")
         if blob and self.state.get("dtid") != self._dtid:
             blob = None
-        s = None
         if blob:
             try:
-                s = DtlsSession.restore(ep, identity, psk, blob, clock=self.clock, timers=timers,
-                                        cid=True)
+                # As is, the saved connection needs no handshake code (dtls/connection.py).
+                c = DtlsConnection.restore(ep, identity, psk, blob, clock=self.clock,
+                                           timers=timers, cid=True)
             except DtlsError as e:
                 log("saved DTLS session unusable: %s" % _err(e))
                 self.state.delete("dtls")
-        if s is not None and restore and (nat_ok or s.cid is not None):
-            return s, "restored"
-        if s is not None:
+                blob = None
+        if blob and restore and (nat_ok or c.cid is not None):
+            return c, "restored"
+        from enosnb.dtls.session import DtlsSession
+        if blob:
+            s = DtlsSession.restore(ep, identity, psk, blob, clock=self.clock, timers=timers,
+                                    cid=True)
             s.resume()
             return s, "resumed" if s.resumed else "full"
         s = DtlsSession(ep, identity, psk, clock=self.clock, timers=timers, cid=True)
@@ -926,14 +944,19 @@ class App:
         log("radio off until the back-off ends")
 
 
-def build(secrets_path="secrets.json", board_path="board.json", root=""):
-    """App from the two config files and the device maker's sensors.py; ConfigError when a
-    file is missing or wrong (main.py prints it and returns to the REPL)."""
-    secrets = load_secrets(secrets_path)
-    board = load_board(board_path)
+def build(secrets_path="secrets.json", board_path="board.json", root="", early=None):
+    """App from the two config files (enosnb.settings: validated when they changed) and the
+    device maker's sensors.py; ConfigError when a file is missing or wrong (main.py prints it
+    and returns to the REPL). early: what main.py made before the imports (enosnb.early)."""
+    from enosnb import settings
+    secrets, board = settings.load(secrets_path, board_path,
+                                   _join(root, settings.CACHE_FILE))
     for w in secrets.warnings + board.warnings:
         log("warning: " + w)
-    return App(secrets, board, make_sensor(), root=root)
+    app = App(secrets, board, make_sensor(), root=root)
+    if early is not None:
+        app.uart, app.mem = early.uart, early.mem
+    return app
 
 
 def make_sensor():

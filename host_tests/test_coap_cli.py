@@ -85,12 +85,9 @@ def test_usage_errors_exit_two_with_a_message(argv, words, capsys):
     assert words in err + capsys.readouterr().err
 
 
-def test_parse_uri_and_psk_key_forms():
+def test_parse_uri_takes_default_ports_paths_queries_and_ipv6_hosts():
     assert cli.parse_uri("coap://h/a/b?x=1") == ("coap", "h", 5683, "/a/b?x=1")
     assert cli.parse_uri("coaps://[::1]:7000") == ("coaps", "::1", 7000, "/")
-    assert cli.parse_key("0x0102") == b"\x01\x02"
-    assert cli.parse_key("abcd") == b"abcd"
-    assert cli.parse_key("secret") == b"secret"
 
 
 def test_command_line_process_exit_status(server):

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tools import coap_client as cli
+from tools import psk_option
 from tools.dtls_peers import BANNER, LibcoapServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,8 +34,8 @@ def openssl_server():
         yield srv
 
 
-@pytest.mark.parametrize("key", [TEXT_KEY, "0x" + HEX_KEY, "hex:" + HEX_KEY],
-                         ids=["text", "0x_hex", "hex_prefix"])
+@pytest.mark.parametrize("key", [TEXT_KEY, "0x" + HEX_KEY, "hex:" + HEX_KEY, HEX_KEY],
+                         ids=["text", "0x_hex", "hex_prefix", "bare_hex"])
 def test_coaps_get_prints_the_banner_whatever_the_key_notation(openssl_server, key):
     rc, out, err = run("--psk-identity", "Client_identity", "--psk-key", key,
                        "coaps://127.0.0.1:%d/" % openssl_server.port)
@@ -42,10 +43,11 @@ def test_coaps_get_prints_the_banner_whatever_the_key_notation(openssl_server, k
     assert out.startswith(BANNER)
 
 
-def test_hex_prefix_forces_hex_for_a_key_that_reads_as_text_too():
-    assert cli.parse_key("hex:cafe") == b"\xca\xfe"
-    assert cli.parse_key("HEX:00ff") == b"\x00\xff"
-    assert cli.parse_key("secretPSK") == b"secretPSK"
+def test_text_prefix_forces_text_for_a_key_that_reads_as_hex_too():
+    assert psk_option.parse_key("text:cafe") == (b"cafe", "text")
+    assert psk_option.parse_key("cafe") == (b"\xca\xfe", "hex")
+    assert psk_option.parse_key("HEX:00ff") == (b"\x00\xff", "hex")
+    assert psk_option.parse_key("secretPSK") == (b"secretPSK", "text")
 
 
 @pytest.mark.parametrize("key", ["hex:abc", "hex:", "0xzz"])

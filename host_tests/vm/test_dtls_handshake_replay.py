@@ -69,6 +69,19 @@ def test_full_handshake_with_cookie_uses_message_seqs_0_to_3_and_one_datagram_pe
     _echoes(s, b"ping")
 
 
+def test_each_hello_verify_request_moves_the_next_client_hello_to_the_next_message_seq():
+    # A server that rotates its cookie secret sends a second HelloVerifyRequest; the third
+    # ClientHello is message_seq 2 (RFC 6347 §4.2.2), the client flight continues at 3 and 4,
+    # and both Finished messages verify over a transcript that starts at the last ClientHello.
+    srv = MiniServer(PSK, hvrs=2)
+    s, ep, clock = _handshaken(srv)
+    assert srv.hvr_sent == 2 and srv.hello_seqs == [0, 1, 2]
+    assert [_hs_seqs(d) for d in ep.sent[:3]] == [[(1, 0)], [(1, 1)], [(1, 2)]]
+    assert _hs_seqs(ep.sent[3]) == [(16, 3)]
+    assert srv.handshakes == 1 and s.established
+    _echoes(s, b"after two cookies")
+
+
 def test_handshake_without_cookie_starts_the_transcript_with_the_only_client_hello():
     srv = MiniServer(PSK, cookie=False)
     s, ep, clock = _handshaken(srv)

@@ -965,9 +965,15 @@ def make_sensor():
     try:
         import sensors
     except ImportError as e:
+        if "'sensors'" not in str(e):  # sensors.py is there but imports something missing
+            log("sensors.py failed to import: %s" % _err(e))
+            return None
         log("no sensors.py (%s): using the demo sensor" % e)
         from enosnb.sensor import DemoSensor
         return DemoSensor()
+    except Exception as e:  # a sensors.py that fails to load must not keep the board awake
+        log("sensors.py failed to import: %s" % _err(e))
+        return None
     try:
         sensor = sensors.make_sensor()
         setup = getattr(sensor, "setup", None)

@@ -120,6 +120,9 @@ def _check_keys(obj, known, where, warnings):
     for k in known:
         lower[k.lower()] = k
     for k in obj:
+        if not isinstance(k, str):
+            # MicroPython's json takes {1: 2} and {"a" 1}, which CPython's refuses.
+            _fail(where, "a field name", "is not a string", "put every name in double quotes")
         if k.startswith("_") or k in known:
             continue
         hint = lower.get(k.lower())

@@ -324,10 +324,12 @@ class Client:
         body = bytearray(resp.payload)
         etag = resp.option(opt.ETAG)
         while more:
+            # RFC 7959 §2.2: a block with M set carries exactly the block size; checking the
+            # block itself (not the sum) also stops a server repeating an empty block forever.
             size = opt.szx_size(szx)
-            if len(body) % size:
+            if len(resp.payload) != size:
                 raise CoapError("server sent a %d-byte Block2 block of size %d before the "
-                                "last block" % (len(body) % size, size))
+                                "last block" % (len(resp.payload), size))
             m = self._message(req, b"")
             m.add_option(opt.BLOCK2, opt.block_value(len(body) // size, False, szx))
             resp = self._exchange(m, res)

@@ -247,8 +247,10 @@ class DtlsSession(DtlsConnection):
             if t == hs.HELLO_VERIFY_REQUEST:
                 self._cookie = hs.parse_hello_verify_request(body)
                 self._reasm.clear()
-                self._ch_seq = 1
-                self._next_seq = 2
+                # Each ClientHello after a HelloVerifyRequest takes the next message_seq, also
+                # when a server sends a second one (RFC 6347 §4.2.2).
+                self._ch_seq += 1
+                self._next_seq = self._ch_seq + 1
                 self._new_flight([(rl.CT_HANDSHAKE, 0, self._client_hello())])
                 return
             if t == hs.SERVER_HELLO:

@@ -1,0 +1,204 @@
+"""Every input rule the parsers enforce, each with a case that fails when the rule is removed:
+versions, lengths, offsets, epochs, 48-bit sequence numbers, the replay window's edges, the
+fields a CoAP format error must carry for the RST (RFC 7252 §4.2), and the two faults that
+`make fuzz` found (a Block2 server repeating an empty block, a non-string JSON key that
+MicroPython's json accepts). Runs under pytest and on MicroPython."""
+from coap_fake import FakeEndpoint, reply
+from vmcheck import VirtualClock, raises
+
+from enosnb import config
+from enosnb.coap import codes
+from enosnb.coap import options as opt
+from enosnb.coap.client import Client
+from enosnb.coap.errors import CoapError, CoapFormatError
+from enosnb.coap.message import ACK, CON, NON, decode
+from enosnb.dtls import handshake as hs
+from enosnb.dtls import record as rl
+
+
+# ---- CoAP: each format rule names itself and keeps the header for the RST --------------------
+
+def _format_error(data):
+    return raises(CoapFormatError, decode, data)
+
+
+def test_coap_format_errors_name_the_rule_and_carry_type_and_mid_for_the_rst():
+    cases = [
+        (b"\x40\x01\x12", "shorter than the 4-byte CoAP header", None, None),
+        (b"\x80\x01\x12\x34", "CoAP version 2; only version 1 exists", CON, 0x1234),
+        (b"\x49\x01\x12\x34", "token length 9 is reserved (9-15)", CON, 0x1234),
+        (b"\x58\x01\xab\xcd\x01\x02", "token of 8 bytes runs past the end of the datagram",
+         NON, 0xABCD),
+        (b"\x40\x01\x00\x07\x0f", "option length nibble 15 is reserved", CON, 7),
+        (b"\x40\x01\x00\x07\xf0", "option delta nibble 15 outside the payload marker", CON, 7),
+        (b"\x40\x01\x00\x07\xff", "payload marker with no payload", CON, 7),
+        (b"\x40\x01\x00\x07\x13ab", "option 1 value of 3 bytes runs past the end", CON, 7),
+        (b"\x60\x00\x00\x07\xff\x01", "Empty message (0.00) carries a token, options or payload",
+         ACK, 7),
+        (b"\x40\x01\x00\x07\xe0\xff\x00", "option number 65549 does not fit 16 bits",
+         CON, 7),
+    ]
+    for data, words, mtype, mid in cases:
+        e = _format_error(data)
+        assert words in str(e), (data, str(e))
+        assert (e.mtype, e.mid) == (mtype, mid), (data, e.mtype, e.mid)
+
+
+def test_coap_extended_option_fields_name_delta_or_length_when_cut_short():
+    assert "delta" in str(_format_error(b"\x40\x01\x00\x07\xd0"))
+    assert "length" in str(_format_error(b"\x40\x01\x00\x07\x0d"))
+    e = _format_error(b"\x40\x01\x00\x07\x0e\x01")
+    assert "length" in str(e) and (e.mtype, e.mid) == (CON, 7)
+    e = _format_error(b"\x40\x01\x00\x07\xe0\x01")
+    assert "delta" in str(e) and (e.mtype, e.mid) == (CON, 7)
+
+
+def test_coap_zero_length_token_and_option_values_decode_as_empty():
+    m = decode(b"\x40\x01\x00\x07\xb0\x10")
+    assert m.token == b"" and m.options == [(11, b""), (12, b"")]
+
+
+# ---- CoAP client: Block2 must make progress ----------------------------------------------------
+
+def test_block2_server_repeating_an_empty_block_with_more_set_is_refused_not_looped():
+    clock = VirtualClock(1000)
+    served = []
+
+    def handler(req, ep):
+        if req.mtype == CON and req.code:
+            served.append(1)
+            ep.deliver(reply(req, codes.CONTENT, b"",
+                             options=[(opt.BLOCK2, opt.block_value(0, True, 6))]), 5)
+    c = Client(FakeEndpoint(clock, handler), clock=clock)
+    e = raises(CoapError, c.get, "/big")
+    assert "0-byte Block2 block of size 1024 before the last block" in str(e)
+    assert len(served) == 1
+
+
+def test_block2_short_block_in_the_middle_is_refused():
+    clock = VirtualClock(1000)
+
+    def handler(req, ep):
+        if req.mtype == CON and req.code:
+            b2 = req.uint_option(opt.BLOCK2)
+            num = opt.block_parse(b2)[0] if b2 is not None else 0
+            body = b"x" * (16 if num == 0 else 5)
+            ep.deliver(reply(req, codes.CONTENT, body,
+                             options=[(opt.BLOCK2, opt.block_value(num, True, 0))]), 5)
+    c = Client(FakeEndpoint(clock, handler), clock=clock, block_szx=0)
+    e = raises(CoapError, c.get, "/big")
+    assert "5-byte Block2 block of size 16" in str(e)
+
+
+# ---- DTLS records: version, epoch, 48-bit sequence, lengths -------------------------------------
+
+def test_record_header_fields_are_read_whole_epoch_and_48_bit_sequence():
+    head = bytes((23, 0xFE, 0xFD, 0x81, 0x02, 0x80, 0x11, 0x22, 0x33, 0x44, 0x55, 0x00, 0x03))
+    (ctype, version, epoch, seq, cid, frag), = rl.split_records(head + b"abc")
+    assert (ctype, version, epoch, seq, cid, bytes(frag)) == (
+        23, rl.DTLS12, 0x8102, 0x801122334455, None, b"abc")
+
+
+def test_record_length_field_is_16_bits_and_may_not_pass_the_datagram():
+    head = bytes((23, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 1))
+    body = b"y" * 0x0102
+    (r,) = rl.split_records(head + b"\x01\x02" + body)
+    assert len(r[5]) == 0x0102
+    assert rl.split_records(head + b"\x01\x03" + body) == []
+    # A valid record followed by a cut one: the first is kept (spec §12 step 1).
+    good = head + b"\x00\x01z"
+    assert [bytes(x[5]) for x in rl.split_records(good + head + b"\x00\x05ab")] == [b"z"]
+
+
+def test_record_versions_other_than_dtls_1_0_and_1_2_end_parsing():
+    for v in (b"\xfe\xfc", b"\xfd\xfd", b"\x03\x03", b"\xfe\xfe"):
+        assert rl.split_records(b"\x17" + v + bytes(8) + b"\x00\x00") == []
+    (r,) = rl.split_records(b"\x16\xfe\xff" + bytes(8) + b"\x00\x00")
+    assert r[1] == rl.DTLS10
+
+
+def test_cid_record_needs_its_cid_and_length_inside_the_datagram():
+    head = bytes((rl.CT_TLS12_CID, 0xFE, 0xFD, 0, 1)) + bytes(6)
+    (r,) = rl.split_records(head + b"CIDX" + b"\x00\x01q", 4)
+    assert r[4] == b"CIDX" and bytes(r[5]) == b"q"
+    assert rl.split_records(head + b"CIDX" + b"\x00", 4) == []
+    assert rl.split_records(head + b"CID", 4) == []
+    (r,) = rl.split_records(head + b"CIDX" + b"\x00\x00", 4)
+    assert bytes(r[5]) == b""
+
+
+# ---- replay window edges (RFC 6347 §4.1.2.6) -------------------------------------------------------
+
+def test_replay_window_is_exactly_64_records_wide():
+    w = rl.ReplayWindow()
+    w.accept(100)
+    assert not w.seen(101) and w.seen(100)
+    assert not w.seen(37) and w.seen(36)       # 100 - 63 is inside, 100 - 64 is not
+    w.accept(37)
+    assert w.seen(37) and not w.seen(38)
+    w.accept(101)                               # slides by one: 37 is now 64 behind
+    assert w.seen(37) and not w.seen(39)
+
+
+def test_replay_window_slides_and_forgets_beyond_64():
+    w = rl.ReplayWindow()
+    w.accept(5)
+    w.accept(5 + 63)
+    assert w.seen(5) and not w.seen(6)
+    w.accept(5 + 64 + 63)                       # a jump of 64 or more clears the window
+    assert w.bits == 1 and w.top == 132
+    assert not w.seen(131) and w.seen(68)
+    w = rl.ReplayWindow()
+    w.accept(0)
+    assert w.seen(0) and w.top == 0 and w.bits == 1
+
+
+# ---- handshake fragments and messages ------------------------------------------------------------
+
+def _frag(t, length, seq, off, body):
+    return bytes((t,)) + hs.u24(length) + hs.u16(seq) + hs.u24(off) + hs.u24(len(body)) + body
+
+
+def test_fragment_header_fields_are_read_as_24_and_16_bit_numbers():
+    body = b"b" * 3
+    data = _frag(2, 0x010203, 0x0405, 0x010200, body)
+    assert hs.parse_fragments(data) == [(2, 0x010203, 0x0405, 0x010200, body)]
+    big = b"f" * 0x0101
+    assert hs.parse_fragments(_frag(11, 0x020000, 1, 0x01FEFF, big)) == [
+        (11, 0x020000, 1, 0x01FEFF, big)]
+
+
+def test_fragment_beyond_its_message_or_the_record_is_malformed():
+    assert hs.parse_fragments(_frag(2, 4, 0, 1, b"abc")) is not None
+    assert hs.parse_fragments(_frag(2, 4, 0, 2, b"abc")) is None
+    assert hs.parse_fragments(_frag(2, 4, 0, 0, b"abcd")[:-1]) is None
+    assert hs.parse_fragments(_frag(2, 0, 0, 0, b"") + b"\x02" + bytes(10)) is None
+    assert hs.parse_fragments(b"") == []
+    two = _frag(2, 1, 0, 0, b"a") + _frag(14, 0, 1, 0, b"")
+    assert [f[0] for f in hs.parse_fragments(two)] == [2, 14]
+
+
+def test_hello_verify_request_cookie_length_must_match_the_body():
+    assert hs.parse_hello_verify_request(b"\xfe\xff\x02ab") == b"ab"
+    assert hs.parse_hello_verify_request(b"\xfe\xfd\x00") == b""
+    for bad in (b"\xfe\xff", b"\xfe\xff\x03ab", b"\xfe\xff\x01ab", b"\xfd\xff\x02ab"):
+        e = raises(hs.DtlsDecodeError, hs.parse_hello_verify_request, bad)
+        assert "malformed HelloVerifyRequest" in str(e)
+
+
+def test_server_key_exchange_hint_length_is_16_bits_and_must_match():
+    assert hs.parse_server_key_exchange(b"\x00\x00") == b""
+    hint = b"h" * 0x0102
+    assert hs.parse_server_key_exchange(b"\x01\x02" + hint) == hint
+    for bad in (b"\x00", b"\x00\x02a", b"\x00\x01ab", b"\x01\x01" + hint):
+        e = raises(hs.DtlsDecodeError, hs.parse_server_key_exchange, bad)
+        assert "malformed ServerKeyExchange" in str(e)
+
+
+# ---- config: what MicroPython's json lets through ------------------------------------------------
+
+def test_a_field_name_that_is_not_a_string_is_a_config_error_not_a_crash():
+    secrets = {"productKey": "MuGsF6W4", "deviceKey": "15bBZlRknc",
+               "deviceSecret": "ExampleDeviceSecret0123456789abc", 1: 2}
+    e = raises(config.ConfigError, config.parse_secrets, secrets)
+    assert "is not a string" in str(e) and "double quotes" in str(e)

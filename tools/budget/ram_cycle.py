@@ -1,8 +1,9 @@
 """One device cycle as top-level steps, for the RAM figures of `make budget` (tools/budget/ram.py
 runs it with tools/budget/ram_vm.mjs). MicroPython WebAssembly VM only.
 
-The steps are the app's own code (enosnb.app: build, State, Store, measure, the modem driver
-object, the EnOS client with its commands, send_queue, finish) with the radio replaced by a
+The steps are the app's own code (enosnb.app: build, State, Store, measure, finish; the
+modem driver object; enosnb.cloud's EnOS client; enosnb.link's DTLS and CoAP clients;
+enosnb.report's send_queue) with the radio replaced by a
 datagram endpoint standing in for the modem socket. The VM can collect garbage only between
 top-level calls, so the cycle is cut where the device waits for the network: one step per DTLS
 flight and one per CoAP exchange (one per batch when draining the queue).
@@ -232,13 +233,23 @@ def modem():
 
 def enos():
     dev = S["dev"]
-    dev.enos = dev._enos()
+    from enosnb import cloud
+    dev.enos = cloud.make_enos(dev)
 
 
 def imports():
     for name in _host.modules().split(","):
         if name:
             __import__(name)
+
+
+def _link():
+    from enosnb import link
+    return link
+
+
+def _blob_key(ident, psk):
+    return _link().blob_key(ident, psk)
 
 
 def _keys():
@@ -253,7 +264,7 @@ def hello():
     dev = S["dev"]
     ident, psk = _keys()
     s = DtlsSession(dev.sock, ident, psk, clock=dev.clock, timers=dev.tune["dtls_timers"])
-    dev._dtid = dev._blob_key(ident, psk)
+    dev._dtid = _blob_key(ident, psk)
     S["session"] = s
     s._begin(False)
 
@@ -272,7 +283,7 @@ def restore_hello():
     from enosnb.dtls.session import DtlsSession
     dev = S["dev"]
     ident, psk = _keys()
-    dev._dtid = dev._blob_key(ident, psk)
+    dev._dtid = _blob_key(ident, psk)
     s = DtlsSession.restore(dev.sock, ident, psk, dev.state.get("dtls"), clock=dev.clock,
                             timers=dev.tune["dtls_timers"])
     S["session"] = s
@@ -283,7 +294,7 @@ def attach():
     dev = S["dev"]
     s = S["session"]
     dev.link.session, dev.link.how = s, ("resumed" if s.resumed else "full")
-    dev.enos.attach(dev.coap_client(s))
+    dev.enos.attach(_link().coap_client(dev, s))
     dev.report["connect"] = dev.link.how
 
 
@@ -291,9 +302,9 @@ def restore():
     """The app's restore path (no handshake): the session saved before the deep sleep."""
     dev = S["dev"]
     ident, psk = _keys()
-    s, how = dev.dtls_session(dev.sock, ident, psk, restore=True)
+    s, how = _link().dtls_session(dev, dev.sock, ident, psk, restore=True)
     dev.link.session, dev.link.how = s, how
-    dev.enos.attach(dev.coap_client(s))
+    dev.enos.attach(_link().coap_client(dev, s))
     dev.report["connect"] = how
 
 

@@ -249,14 +249,15 @@ def min_heap(mode, cycle, lo, hi, board="esp32-sim7020", log=None):
             lo, hi = hi, hi + STEP
 
 
-def measure(out, ratio):
-    """Prints the ram.unix.* figures; ratio: ram.ratio.unix64_per_vm32 of this run."""
+def measure(out, ratios):
+    """Prints the ram.unix.* figures; ratios: ram.ratio.unix64_per_vm32.<mode> of this run."""
     why = mpruntime.why_unavailable()
     if why is not None:
         out.note("ram.unix.* not measured: %s" % why)
         return
     total = 0
     for mode in MODES:
+        ratio = ratios[mode]
         stand_in, image, boot = probe_heap(mode, "wake")
         out.fig("ram.unix.%s.stand_in_bytes" % mode, stand_in, "B")
         if image:

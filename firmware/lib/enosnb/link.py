@@ -105,7 +105,6 @@ def dtls_session(app, ep, identity, psk, restore=False, nat_ok=True):
     """(session, how): "restored" (no handshake), "resumed" or "full". A saved session
     is used as is only when restore is set and either it has a Connection ID or the
     NAT binding is likely alive (nat_ok); every handshake offers a Connection ID."""
-    from enosnb.dtls.connection import DtlsConnection
     from enosnb.dtls.timers import NBIOT, Timers
     t = app.tune["dtls_timers"] or NBIOT
     timers = Timers(t.initial_ms, t.cap_ms, t.max_retransmit,
@@ -114,7 +113,8 @@ def dtls_session(app, ep, identity, psk, restore=False, nat_ok=True):
     blob = app.state.get("dtls")
     if blob and app.state.get("dtid") != app._dtid:
         blob = None
-    if blob:
+    if blob and restore:
+        from enosnb.dtls.connection import DtlsConnection
         try:
             # As is, the saved connection needs no handshake code (dtls/connection.py).
             c = DtlsConnection.restore(ep, identity, psk, blob, clock=app.clock,
@@ -123,14 +123,21 @@ def dtls_session(app, ep, identity, psk, restore=False, nat_ok=True):
             log("saved DTLS session unusable: %s" % _err(e))
             app.state.delete("dtls")
             blob = None
-    if blob and restore and (nat_ok or c.cid is not None):
-        return c, "restored"
+        else:
+            if nat_ok or c.cid is not None:
+                return c, "restored"
+    c = None
     from enosnb.dtls.session import DtlsSession
     if blob:
-        s = DtlsSession.restore(ep, identity, psk, blob, clock=app.clock, timers=timers,
-                                cid=True)
-        s.resume()
-        return s, "resumed" if s.resumed else "full"
+        try:
+            s = DtlsSession.restore(ep, identity, psk, blob, clock=app.clock, timers=timers,
+                                    cid=True)
+        except DtlsError as e:
+            log("saved DTLS session unusable: %s" % _err(e))
+            app.state.delete("dtls")
+        else:
+            s.resume()
+            return s, "resumed" if s.resumed else "full"
     s = DtlsSession(ep, identity, psk, clock=app.clock, timers=timers, cid=True)
     s.handshake()
     return s, "full"
@@ -202,6 +209,10 @@ def probe(app, fn):
             "server still caches the session" % type(e).__name__)
         if not cid:
             learn_nat(app, False)  # a Connection ID survives NAT: the server forgot
+        # The unanswered connection and its CoAP client go before the handshake allocates;
+        # the message id counter carries over through the state.
+        app.state.set("coap", app.coap.state())
+        app.coap = None
         app.link.drop()
         app.enos.coap = None
         app.enos.connect()

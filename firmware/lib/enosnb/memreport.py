@@ -9,8 +9,9 @@ after the UART is made and after the imports; the app after the report phase, wh
 cycle's objects, its session and clients and the last reply are live: the cycle's peak;
 phase(name) prints one line at the end of every phase.
 
-headroom() then probes what is left for the device maker's own code: HEADROOM_PIECES blocks
-of HEADROOM_PIECE bytes plus one contiguous HEADROOM_BLOCK, all held at once, then freed.
+headroom() then probes what is left for the device maker's own code: one contiguous
+HEADROOM_BLOCK, then HEADROOM_PIECES blocks of HEADROOM_PIECE bytes, all held at once, then
+freed.
 A board that fails it has less than the firmware's RAM promise leaves.
 """
 import gc
@@ -48,16 +49,16 @@ def headroom():
     held = []
     gc.collect()
     try:
+        held.append(bytearray(block))  # the contiguous block first, while the heap has one
         for _ in range(HEADROOM_PIECES):
             held.append(bytearray(piece))
-        held.append(bytearray(block))
         ok = True
     except MemoryError:
         ok = False
     got = sum(len(b) for b in held)
     held = None
     gc.collect()
-    print("[mem] headroom: %s (%d of %d bytes: %d x %d + %d contiguous)" % (
-        "ok" if ok else "FAILED", got, HEADROOM_PIECES * piece + block, HEADROOM_PIECES, piece,
-        block))
+    print("[mem] headroom: %s (%d of %d bytes: %d contiguous + %d x %d)" % (
+        "ok" if ok else "FAILED", got, HEADROOM_PIECES * piece + block, block,
+        HEADROOM_PIECES, piece))
     return ok

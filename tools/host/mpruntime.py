@@ -121,13 +121,8 @@ def compiled_package(root=ROOT):
     out = os.path.join(root, "build", "host-mpy", h.hexdigest()[:16])
     dst = os.path.join(out, "lib", "enosnb")
     if not os.path.isdir(dst):
-        sys.path.insert(0, os.path.join(ROOT, "tools"))
-        try:
-            import deploy
-        finally:
-            sys.path.pop(0)
         tmp = out + ".tmp%d" % os.getpid()
-        deploy.compile_package(root, "none", out=tmp)
+        _tool("deploy").compile_package(root, "none", out=tmp)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         try:
             os.rename(tmp, out)
@@ -143,15 +138,19 @@ def romfs_image(root=ROOT):
     lib_root = os.path.dirname(os.path.dirname(pkg))
     out = os.path.join(lib_root, "enosnb.romfs")
     if not os.path.exists(out):
-        sys.path.insert(0, os.path.join(ROOT, "tools"))
-        try:
-            import romfs
-        finally:
-            sys.path.pop(0)
         tmp = out + ".tmp%d" % os.getpid()
-        romfs.build(tmp, lib_root=lib_root)
+        _tool("romfs").build(tmp, lib_root=lib_root)
         os.rename(tmp, out)
     return out
+
+
+def _tool(name):
+    """A module of tools/ (deploy, romfs), imported without the tools package."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)
 
 
 def layout(mode, dest, board, root=ROOT, main=True):

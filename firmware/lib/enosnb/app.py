@@ -8,8 +8,10 @@ the radio's code, a restored session never loads the handshake):
      the DTLS session, the plain-mode auth binding, the modem socket, the back-off counters;
   2. measure (here): read the sensor and append the reading to the flash queue
      (enosnb.store) BEFORE any radio work, so no later failure can lose it;
-  3. radio (enosnb.radio): bring up the modem (power key only when it is silent,
-     registration) and take the UDP socket that survived the sleep, or open one;
+  3. radio (enosnb.radio): bring up the modem (power key only when it is silent; after a
+     cold boot the sockets the module still holds are closed; registration, touching the
+     radio only as needed) and take the UDP socket that survived the sleep, or open one;
+     PSM is asked once per power-on and what the network granted is reported;
   4. connect (enosnb.link): restore the saved DTLS session (0 handshake round trips when the
      server still knows it), else resume it (abbreviated handshake), else a full handshake;
      in plain mode reuse the /auth binding, else POST /auth (enos-coap.md §5.3, §5.4, §6.4,
@@ -21,8 +23,9 @@ the radio's code, a restored session never loads the handshake):
   6. cloud commands ride on every response (enosnb.cloud loads enos.commands when one
      comes); their dedupe memory is kept;
   7. finish (here): save the state, release the radio (release assistance / AT+CNMPSD),
-     return the time to sleep. A module that refused AT+CNMPSD is remembered in the state,
-     so later cycles do not ask it again.
+     switch the radio off where the network refused PSM (else the modem would idle in DRX at
+     mA level), return the time to sleep. What the driver learnt about the module (firmware
+     revision, refused commands) is kept in the state, so later cycles do not ask again.
 
 The configuration comes from enosnb.settings (validated once per change of the files); the
 modem's UART may have been made before the imports (enosnb.early). A garbage collection
@@ -70,6 +73,10 @@ from enosnb import timing
 # Timings a board or a test may override (milliseconds).
 DEFAULTS = {
     "attach_timeout_ms": 120000,   # radio on -> registered (modems.md §6); board.json may set it
+    "first_attach_timeout_ms": 300000,  # a module scanning every band (modems.md §6.1)
+    "psm_tau_s": 86400,            # periodic TAU asked for (modems.md §5)
+    "psm_active_s": 2,             # shortest useful T3324: commands ride on uplink responses
+    "psm_max_active_s": 60,        # a longer grant idles in DRX: the radio goes off instead
     "cycle_budget_ms": 170000,     # longest report cycle before the watchdog may fire
     "dtls_timers": None,           # None: enosnb.dtls.timers.NBIOT
     "coap_timing": None,           # None: ack_timeout_ms / max_retransmit of secrets.json
@@ -143,6 +150,13 @@ class CycleClock:
     def clip(self, ms):
         """ms, or the work time left when that is shorter."""
         return min(ms, self.left_ms())
+
+    def extend(self, ms):
+        """At least ms of work time from now on (a band scan): budget and limit grow."""
+        if self.budget_ms is not None:
+            grow = max(0, self.elapsed_ms() + ms - self.limit_ms)
+            self.budget_ms += grow
+            self.limit_ms += grow
 
     def wind_down(self):
         """From now on only the end of the whole budget stops a wait."""
@@ -485,9 +499,13 @@ class App:
                 st.set("sock", struct.pack(">BH", self.sock.id, self.secrets.port))
             elif self.sock is not None:
                 st.delete("sock")
+            elif self.modem is not None and self.modem.radio_is_off:
+                st.delete("sock")  # gone with the radio (a back-off switched it off)
             elif self._restored_sock is not None:
                 # Not used this cycle (no radio, or it failed before): still open on the modem.
                 st.set("sock", self._restored_sock)
+            if self.modem is not None:
+                st.set("modem", self.modem.memory())
         except Exception as e:
             log("state not updated: %s" % _err(e))
         self.report["state"] = self._save_state()
@@ -496,12 +514,18 @@ class App:
         if self.modem is not None:
             try:
                 self.modem.release()
+                from enosnb import radio  # loaded: the modem came from it
+                if radio.off_between_reports(self):
+                    self.modem.radio_off()
+                    st.delete("sock")  # gone with the radio
+                    self.report["radio"] = "off"
             except Exception as e:
                 log("radio release: %s" % _err(e))
-            if not self.modem.has_cnmpsd and st.get("cnmpsd") != b"0":
-                # Saved again, once per module: the state went out before the release so
-                # that a release stuck until the watchdog fires cannot lose it.
-                st.set("cnmpsd", b"0")
+            mem = self.modem.memory()
+            if mem != st.get("modem") or self.report.get("radio"):
+                # Saved again: the state went out before the release so that a release stuck
+                # until the watchdog fires cannot lose it.
+                st.set("modem", mem)
                 self.report["state"] = self._save_state() or self.report["state"]
         b = self.board
         if b.power_enable or b.pwrkey or b.reset:
@@ -517,6 +541,7 @@ class App:
             r["queued"], r["sent"], r["pending"], r["connect"],
             ", error " + r["error"] if r["error"] else ""))
         log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in r["phases"].items()))
+
 
 
 def build(secrets_path="secrets.json", board_path="board.json", root="", early=None):

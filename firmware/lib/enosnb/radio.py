@@ -21,34 +21,77 @@ def driver(app):
         power.release(m, b)
     if app.uart is None:
         app.uart = m.UART(b.uart["id"], **b.uart_kwargs())
-    uart = app.uart
-    kw = b.modem_kwargs()
-    if app.state.get("cnmpsd") == b"0":
-        kw["has_cnmpsd"] = False  # refused in an earlier cycle: do not ask again
-    return driver(b.modem)(uart, app.clock, **kw)
+    # What the driver learnt about this module in earlier cycles (revision, refusals).
+    return driver(b.modem)(app.uart, app.clock, memory=app.state.get("modem"),
+                           **b.modem_kwargs())
 
 
 def bring_up(app):
-    """Power, registration, the clock (when the RTC is unset), PSM once per power-on."""
+    """Power, registration, the clock (when the RTC is unset), PSM as granted."""
     b = app.board
     app.modem = app._driver()
     app.state.delete("roff")
     app.modem.power_on()
     app.modem.init()
+    if not app._woke:
+        # The module may still hold sockets from before this reset (modems.md §6.2).
+        app.modem.cold_start()
+        app.state.delete("sock")
+        app._restored_sock = None
     if app.secrets.uses_imei:
         app.secrets.set_device_key(app.modem.imei())
+    t = app.tune
     app.modem.attach(app.secrets.apn or None, b.bands,
-                      app.clock.clip(app.tune["attach_timeout_ms"]))
+                     app.clock.clip(t["attach_timeout_ms"]),
+                     t["first_attach_timeout_ms"], lambda ms: _scan_budget(app, ms))
     if now_ms() is None:
         sync_clock(app)
-    if not app.state.get("psm"):
-        # Ask once per power-on for PSM (TAU = a day, active time 10 s, modems.md §5);
-        # the network may grant other values.
+    _power_saving(app)
+
+
+def _scan_budget(app, ms):
+    """A module scanning every band may take minutes: this cycle's budget grows."""
+    log("first attach: the modem scans its bands, up to %d s" % (ms // 1000))
+    app.clock.extend(ms + 10000)
+
+
+def _power_saving(app):
+    """PSM as granted (modems.md §5): asked once per power-on with the shortest useful
+    active time and eDRX off; the grant is read back (every AT+CEREG? carries it), kept
+    in the state and reported."""
+    st = app.state
+    t = app.tune
+    if not st.get("psm"):
         try:
-            app.modem.psm(86400, 10)
-            app.state.set("psm", b"1")
+            app.modem.psm(t["psm_tau_s"], t["psm_active_s"])
         except ModemError as e:
             log("PSM request refused: %s" % _err(e))
+    g = app.modem.psm_granted
+    if g is None:
+        text = st.get("psm") or b"?"  # the last known grant, or unknown
+    elif g is False:
+        text = b"refused"
+    else:
+        text = ("%s,%d" % ("-" if g[0] is None else g[0], g[1])).encode()
+    if text != st.get("psm"):
+        log("PSM: " + ("refused by the network, the radio goes off between reports"
+                       if g is False else "the module does not say what was granted"
+                       if g is None else "granted TAU %s s, active time %d s" % (
+                           "-" if g[0] is None else g[0], g[1])))
+    st.set("psm", text)
+    app.report["psm"] = text.decode()
+
+
+def off_between_reports(app):
+    """True when the network refused PSM or granted an active time so long the module
+    would idle in DRX: then switching the radio off costs less than keeping it."""
+    p = app.report.get("psm")
+    if p == "refused":
+        return True
+    try:
+        return int(p.split(",")[1]) > app.tune["psm_max_active_s"]
+    except (AttributeError, IndexError, ValueError):
+        return False  # unknown: keep the radio as it is
 
 
 def sync_clock(app):
@@ -105,6 +148,7 @@ def radio_off(app):
     try:
         m = app.modem or app._driver()
         m.radio_off()
+        app.state.set("modem", m.memory())
     except Exception as e:
         log("radio not switched off: %s" % _err(e))
         return

@@ -77,9 +77,9 @@ class Secrets:
 
 class Board:
     """Validated board.json: name, modem, uart/pwrkey/reset/power_enable/status/led dicts
-    (None when absent), bands (list or None), boot_wait_ms and attach_timeout_ms (None when
-    absent), wdt_timeout_ms, battery (dict or None), sleep_floor_ua (int or None),
-    mem_report, warnings."""
+    (None when absent), bands (list or None), boot_wait_ms, attach_timeout_ms,
+    first_attach_timeout_ms and modem_clock (None when absent), wdt_timeout_ms, battery (dict
+    or None), sleep_floor_ua (int or None), mem_report, warnings."""
 
     def __init__(self):
         self.warnings = []
@@ -97,6 +97,9 @@ class Board:
             kw["pwrkey_ms"] = self.pwrkey["pulse_ms"]
         if self.boot_wait_ms:
             kw["boot_timeout_ms"] = self.boot_wait_ms
+        if self.modem_clock:
+            kw["cclk_utc"] = self.modem_clock == "utc"
+        kw["baudrate"] = self.uart["baudrate"]
         return kw
 
     def __repr__(self):

@@ -97,7 +97,7 @@ bench: deps mpy
 	$(PY) tools/bench.py
 
 # The host twin: firmware/main.py unchanged, through the modem emulator, to the local EnOS server,
-# on the MicroPython unix port (RUNTIME=cpython: on CPython; MODE=py|mpy: deployment mode).
+# on the MicroPython unix port (RUNTIME=cpython: on CPython; MODE=py|mpy|romfs: deployment mode).
 # KEEP=1: afterwards the device keeps reporting and the web page stays up until Ctrl-C.
 demo: deps mpy
 	@mkdir -p out

@@ -5,14 +5,14 @@ Loaded only by devices without a deviceSecret in secrets.json.
 import json
 import os
 
-_SECRET_FILE = "device_secret.json"
+SECRET_FILE = "device_secret.json"
 
 
 def secret(app):
     """The activated deviceSecret kept on flash, or None."""
     # The .tmp copy covers a power cut between removing the old file and the rename
     # (FAT cannot rename over an existing file).
-    path = app._path(_SECRET_FILE)
+    path = app._path(SECRET_FILE)
     for p in (path, path + ".tmp"):
         try:
             with open(p) as f:
@@ -27,7 +27,7 @@ def secret(app):
 def persist(app, value):
     """Keeps the deviceSecret EnOS handed out (power-cut safe); OSError when it did not
     read back."""
-    path = app._path(_SECRET_FILE)
+    path = app._path(SECRET_FILE)
     with open(path + ".tmp", "w") as f:
         f.write(json.dumps({"deviceSecret": value}))
     try:

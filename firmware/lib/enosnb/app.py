@@ -68,7 +68,7 @@ from enosnb.modem.errors import ModemError
 from enosnb.sensor import check_points
 from enosnb.state import State, StateError
 from enosnb.store import Store, StoreError
-from enosnb import timing
+from enosnb import diag, timing
 
 # Timings a board or a test may override (milliseconds).
 DEFAULTS = {
@@ -280,6 +280,7 @@ class App:
                     link.learn_nat(self, self.link.opens == 0)
                 self._succeeded()
                 report.report_resets(self)
+                diag.succeeded(self)
             except (ModemError, DtlsError, CoapError, EnosError, StoreError, StateError,
                     ConfigError, OSError, BudgetSpent) as e:
                 self._failed("budget" if self.clock.spent else "report", e)
@@ -314,6 +315,7 @@ class App:
             self.report["phases"]["boot"] = boot_ms
         if imports_ms is not None:
             self.report["phases"]["imports"] = imports_ms
+        self.meter = None
         self._unproven = False
         self._radio_off = self._critical = False
         self._rtt_at = None
@@ -401,6 +403,8 @@ class App:
             self.state.delete("ip")  # the server may have moved: resolve its name again
         self.report["error"] = "%s: %s" % (stage, _err(e))
         log("%s failed (%d in a row): %s" % (stage, fails, _err(e)))
+        from enosnb.diag_fail import failed
+        failed(self, e)
 
     def _succeeded(self):
         self.state.delete("fail")
@@ -450,8 +454,14 @@ class App:
         """The radio, then CoAP over DTLS or plain CoAP to EnOS (enosnb.link)."""
         try:
             self.bring_up_modem()
+        except Exception as e:
+            self.report["exc"] = e
+            raise
         finally:
             self._phase("attach")
+            if not self._woke:
+                from enosnb.diag_boot import boot_line
+                boot_line(self)
         try:
             from enosnb import link
             link.connect(self)
@@ -512,6 +522,7 @@ class App:
         if self.commands is not None:
             self.report["commands"] = self.commands.executed
         if self.modem is not None:
+            diag.before_release(self)
             try:
                 self.modem.release()
                 from enosnb import radio  # loaded: the modem came from it
@@ -536,11 +547,8 @@ class App:
                 log("control lines not held: %s" % _err(e))
         self.clock.feed()
         self._phase("save")
-        r = self.report
-        log("cycle: queued %s, sent %d, pending %s, connect %s%s" % (
-            r["queued"], r["sent"], r["pending"], r["connect"],
-            ", error " + r["error"] if r["error"] else ""))
-        log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in r["phases"].items()))
+        diag.finish(self)
+        log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in self.report["phases"].items()))
 
 
 

@@ -6,6 +6,7 @@ back-off begins. The driver's AT dialogues are enosnb.modem's.
 """
 import struct
 
+from enosnb import diag
 from enosnb.app import _err, log, now_ms
 from enosnb.modem.errors import ModemError
 
@@ -122,7 +123,7 @@ def server_ip(app):
 def endpoint(app):
     """The modem UDP socket to the server: the one kept over the sleep, else a new one."""
     if app.sock is not None and not app.sock.closed:
-        return app.sock
+        return diag.metered(app, app.sock)
     ip = server_ip(app)
     port = app.secrets.port
     saved = app.state.get("sock")
@@ -138,7 +139,7 @@ def endpoint(app):
     if app.sock is None:
         app.sock = app.modem.socket(ip, port)
         app.report["socket"] = "new"
-    return app.sock
+    return diag.metered(app, app.sock)
 
 
 def radio_off(app):

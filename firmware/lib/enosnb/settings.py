@@ -29,6 +29,7 @@ class Secrets:
 
     def __init__(self):
         self.warnings = []
+        self.key_from_imei = False
 
     @property
     def port(self):
@@ -54,6 +55,7 @@ class Secrets:
             raise ConfigError("modem IMEI is not a number string; check the modem wiring "
                               "or set deviceKey in secrets.json")
         self.device_key = str(imei)
+        self.key_from_imei = True
 
     def enos_config(self):
         """The dict enosnb.enos.client.EnosClient takes (its camelCase keys)."""

@@ -243,13 +243,19 @@ class DtlsConnection:
         if len(data) != 2:
             return
         level, desc = data[0], data[1]
+        # In the handshake, an alert or close_notify from the server refuses our keys (most
+        # often): .refused tells the app to say so (docs/diagnostics.md).
+        refused = P_HELLO <= self._phase < P_DONE
         if desc == A_CLOSE_NOTIFY:
             self._phase = P_CLOSED
-            raise DtlsClosed(False)
-        if level == FATAL:
+            e = DtlsClosed(False)
+        elif level == FATAL:
             self._phase = P_FAILED
-            raise DtlsAlert(level, desc, False)
-        # Warning alerts (no_renegotiation, user_canceled...) are noted and ignored.
+            e = DtlsAlert(level, desc, False)
+        else:
+            return  # warning alerts (no_renegotiation, user_canceled...) are noted and ignored
+        e.refused = refused
+        raise e
 
     # ---- receive path ---------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ class DtlsSession(DtlsConnection):
 
     def __init__(self, endpoint, identity, psk, *args, **kw):
         DtlsConnection.__init__(self, endpoint, identity, psk, *args, **kw)
-        # Test hooks (vectors/README.md step 8): fixed ClientHello random and extension block.
+        # Test hooks (docs/vectors.md, step 8): fixed ClientHello random and extension block.
         self.hello_random = None
         self.hello_extensions = None
 
@@ -145,8 +145,12 @@ class DtlsSession(DtlsConnection):
         phase = self._phase
         self._phase = P_FAILED
         if phase == P_FINISHED or (phase == P_HELLO and self._got_any):
-            raise DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); "
-                              "check the PSK and identity: a wrong key looks like packet loss" % why)
+            e = DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); "
+                            "check the PSK and identity: a wrong key looks like packet loss" % why)
+            # Silence after the server's whole flight and our Finished: how EnOS and most
+            # servers answer a wrong key.
+            e.refused = phase == P_FINISHED
+            raise e
         raise DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); check that "
                           "the server is reachable and speaks DTLS 1.2 with PSK, and the PSK and "
                           "identity" % why)
@@ -178,7 +182,7 @@ class DtlsSession(DtlsConnection):
                     self._dup = True
 
     def _on_peer_repeat(self):
-        """The server repeated a flight we answered: it lost our last one (spec §8)."""
+        """The server repeated a flight we answered: it lost our last one (dtls.md §8)."""
         if self._phase == P_DONE:
             if self._final is not None:
                 self.flush()
@@ -196,7 +200,7 @@ class DtlsSession(DtlsConnection):
 
     def _on_ccs(self):
         if self._phase != P_FINISHED or self._pending_read is None:
-            return  # out of order or repeated: dropped, the retransmission recovers (spec §12)
+            return  # out of order or repeated: dropped, the retransmission recovers (dtls.md §12)
         self._r_cipher = self._pending_read
         self._pending_read = None
         self._r_epoch = 1

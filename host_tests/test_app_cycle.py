@@ -343,15 +343,14 @@ def test_dead_letters_go_back_to_enos_after_a_replay_command_or_a_config_change(
     device.sensor.extra = None
     a = device()
     a.run(woke=True)
-    reply = a._command_handlers  # the handler the cloud command reaches
+    from enosnb import cloud
     from enosnb.enos.commands import Commands
     cmds = Commands()
-    a._command_handlers(cmds)
+    cloud.handlers(a, cmds)  # what a cloud command reaches
     assert cmds._service("replay_dead_letters", {}) == (200, {"replayed": 2})
     assert len(device.dead()) == 0 and len(a.store) == 2
     a.send_queue(None)
     assert [r for _, rs in a.fake.sent for r in rs] == [3, 1, 2]
-    assert reply is not None
     for _ in range(2):
         device(refuse=lambda t, i: reply_error(1204, "/t") if t != "attribute" else None
                ).run(woke=True)
@@ -583,3 +582,24 @@ def test_the_board_files_attach_timeout_is_how_long_the_app_waits_for_registrati
     monkeypatch.setitem(appmod.DEFAULTS, "attach_timeout_ms", 1500)
     del obj["attach_timeout_ms"]
     assert appmod.App(secrets, parse_board(obj)).tune["attach_timeout_ms"] == 1500
+
+
+def test_a_usual_cycle_posts_its_reading_without_loading_the_backlog_code(device):
+    """RAM: with only this cycle's reading queued and nothing for the dead letters to do,
+    enosnb.delivery stays unloaded; a refusal on that path still ends in the dead letters."""
+    import sys
+    device().run(woke=True)  # the first cycle looks at the delivery settings once
+    sys.modules.pop("enosnb.delivery", None)
+    a = device()
+    a.run(woke=True)
+    assert a.fake.sent == [("post", [2])] and a.fake.times[0][1] is not None
+    assert "enosnb.delivery" not in sys.modules and len(device.queue()) == 0
+    b = device(refuse=lambda t, i: reply_error(1204, "/t") if t != "attribute" else None)
+    b.run(woke=True)
+    assert b.report["dead"] == 1 and len(device.dead()) == 1 and len(device.queue()) == 0
+    assert b.fake.attributes == [{"dead_letters": 1}]
+    c = device(refuse=lambda t, i: CoapTimeout("no answer") if t != "attribute" else None)
+    c.run(woke=True)
+    assert c.report["error"] and len(device.queue()) == 1  # the link failed: it stays queued
+    d = _until_sent(device)
+    assert d.fake.sent[0] == ("resume", [4]) and d.fake.sent[-1][0] == "post"

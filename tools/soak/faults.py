@@ -77,10 +77,10 @@ class MissingPoint(Fault):
     prob = 0.03
 
     def begin(self, soak, rng):
-        soak.twin.extra_env["ENOSNB_SOAK_EXTRA"] = EXTRA_POINT
+        soak.twin.boot_env["ENOSNB_SOAK_EXTRA"] = EXTRA_POINT
 
     def end(self, soak):
-        soak.twin.extra_env.pop("ENOSNB_SOAK_EXTRA", None)
+        soak.twin.boot_env.pop("ENOSNB_SOAK_EXTRA", None)
 
 
 class ServerRestart(Fault):

@@ -31,8 +31,8 @@ from tools.simclock import SntpServer
 from tools.soak.faults import EXTRA_POINT, KINDS
 from tools.twin import DEMO_DEVICE, MODEL, Twin
 
-SENSOR = '''"""Soak sensor: a reading number kept on flash; every reading goes to the sensor's own log
-(outside the flash) with the true time it was taken at."""
+SENSOR = '''"""Soak sensor: a reading number kept on flash; every reading goes to the
+sensor's own log (outside the flash) with the true time it was taken at."""
 import json
 import os
 import time
@@ -139,10 +139,10 @@ class Soak:
         self.twin = Twin(self.board, out=self.out, sleep_scale=self.sleep_scale,
                          seed=self.seed, policy=Policy(models={self.key: MODEL}),
                          config=config, sensor_source=SENSOR, drift=self.next_drift,
-                         board_config={"rtc_drift_var": RTC_DRIFT_VAR}, tune=tune)
+                         board_json={"rtc_drift_var": RTC_DRIFT_VAR}, tune=tune)
         self.twin.start()
         self.twin.emu.nat.timeout = None  # no carrier NAT unless the nat fault is drawn
-        self.twin.extra_env.update(ENOSNB_SOAK_LOG=self.log_path)
+        self.twin.boot_env.update(ENOSNB_SOAK_LOG=self.log_path)
         delay = (self.rtt_ms[0] / 2.0, self.rtt_ms[1] / 2.0) if self.rtt_ms else (0, 0)
         srv = self.twin.server
         for port in (srv.dtls_port, srv.port, self.sntp.port):

@@ -38,10 +38,11 @@ import struct
 
 from micropython import const
 
-from enosnb import flashjson
+from enosnb import flashjson, link
 from enosnb.app import log
 from enosnb.coap.errors import CoapTimeout
 from enosnb.enos.errors import EnosCoapError, EnosError, EnosProtocolError, EnosReplyError
+from enosnb.report import quiet
 
 SETTINGS = "delivery.json"
 POST = "post"
@@ -167,6 +168,7 @@ class Delivery:
 
     def _held(self, n):
         """The dead-letter count changed: keep it for the report, the LED and EnOS."""
+        self.app.state.delete("dq")
         self.report["dead"] = n
         self.app.state.set("dl", struct.pack(">H", min(n, 0xFFFF)))
         self._set("dead", n)
@@ -316,6 +318,13 @@ class Delivery:
         self._attribute()
         if len(self.store):
             log("%d records still queued; the rest goes next cycle" % len(self.store))
+        st = self.settings
+        if not self.s.dead_attribute or st.get("dead", 0) == st.get("attr", 0):
+            # Nothing for this module to do while the queue holds only the new reading:
+            # enosnb.report posts it without loading it.
+            self.app.state.set("dq", quiet(self.s))
+        else:
+            self.app.state.delete("dq")
 
     def sock_last(self, recs):
         # The queue's last request: the modem may release the RRC connection as soon as the
@@ -325,16 +334,22 @@ class Delivery:
     def _send(self, topic, recs):
         """One request; True when the records left the queue, False to go round again, None
         to stop for this cycle."""
-        app = self.app
-        seq, obj, data = recs[0][0], recs[0][1], recs[0][2]
         try:
-            app._probe(lambda: self._request(topic, recs))
-        except MemoryError as e:
+            link.probe(self.app, lambda: self._request(topic, recs))
+        except Exception as e:  # what failed() does not handle goes up again
+            return self.failed(topic, recs, e)
+        return self.done(topic, recs)
+
+    def failed(self, topic, recs, e):
+        """What a failed request means for its records (see _send), or e raised again.
+        enosnb.report's one-post path hands its failures here too."""
+        seq, obj, data = recs[0][0], recs[0][1], recs[0][2]
+        if isinstance(e, MemoryError):
             self._strike(seq, obj, data, e)
-            raise
-        except CoapTimeout:
+            raise e
+        if isinstance(e, CoapTimeout):
             if topic != RESUME or self.s.backlog not in ("auto", RESUME_BATCH):
-                raise
+                raise e
             # No answer to resume: EnOS may drop the topic without a word. Post it now; if
             # post is answered (a refusal is an answer too), resume was silent while the link
             # worked. A post without an answer either: the link is gone, that goes up.
@@ -346,33 +361,37 @@ class Delivery:
                 raise
             self._silent_resume()
             return done
-        except EnosError as e:
-            if unsupported(e) and topic != POST:
-                self._switch(topic, reason(e))
+        if not isinstance(e, EnosError):
+            raise e
+        if unsupported(e) and topic != POST:
+            self._switch(topic, reason(e))
+            return False
+        if unsupported(e):
+            raise EnosError("EnOS refuses thing.measurepoint.post (%s): check productKey, "
+                            "deviceKey and that the product takes JSON" % reason(e))
+        if permanent(e):
+            if len(recs) > 1:
+                log("EnOS refused a batch (%s); sending one by one" % reason(e))
+                self._singles = True
                 return False
-            if unsupported(e):
-                raise EnosError("EnOS refuses thing.measurepoint.post (%s): check productKey, "
-                                "deviceKey and that the product takes JSON" % reason(e))
-            if permanent(e):
-                if len(recs) > 1:
-                    log("EnOS refused a batch (%s); sending one by one" % reason(e))
-                    self._singles = True
-                    return False
-                self.bury(seq, obj, data, reason(e))
-                return True
-            if isinstance(e, EnosCoapError) or \
-                    isinstance(e, EnosReplyError) and e.code in _TRANSIENT_CODES:
-                raise
-            if not isinstance(e, (EnosReplyError, EnosProtocolError)):
-                raise
-            if self._strike(seq, obj, data, e):
-                return True
-            # The link works; only this record is refused: no back-off, it goes again next
-            # cycle (and newer readings wait behind it until it goes or is buried).
-            self.report["refused"] = reason(e)
-            log("EnOS refused record %d (%s); it goes again next cycle, to the dead letters "
-                "after %d refusals in a row" % (seq, e, self.s.dead_after))
-            return None
+            self.bury(seq, obj, data, reason(e))
+            return True
+        if isinstance(e, EnosCoapError) or \
+                isinstance(e, EnosReplyError) and e.code in _TRANSIENT_CODES:
+            raise e
+        if not isinstance(e, (EnosReplyError, EnosProtocolError)):
+            raise e
+        if self._strike(seq, obj, data, e):
+            return True
+        # The link works; only this record is refused: no back-off, it goes again next
+        # cycle (and newer readings wait behind it until it goes or is buried).
+        self.report["refused"] = reason(e)
+        log("EnOS refused record %d (%s); it goes again next cycle, to the dead letters "
+            "after %d refusals in a row" % (seq, e, self.s.dead_after))
+        return None
+
+    def done(self, topic, recs):
+        app = self.app
         if topic == RESUME:
             app.state.delete("rsil")
             if self.settings.get("topic") == POST:

@@ -38,8 +38,8 @@ cap (`full`):
 - "thin": about half of the queue goes, evenly: every record up to the newest keeps only
   seqs that are multiples of 2**L, L the lowest level (never below the last one) that halves
   the queue, so it keeps the full span of an outage at a uniform, coarser resolution. The
-  rule (L, up to seq B) is in the head; the kept records are copied into new segments, the head switches to them, then the
-  old segments are deleted, so a cut at any point leaves either the old or the new queue.
+  rule (L, up to seq B) is in the head; the kept records are copied into new segments, the
+  head switches to them, then the old segments are deleted, so a cut at any point leaves either the old or the new queue.
 Either way the records removed are added to the persisted `dropped` counter. If the file
 system is full (ENOSPC), the oldest segment's pending records are dropped (and counted) and
 the append is tried once more.
@@ -243,40 +243,8 @@ class Store:
                 self._pos = (self.tail_id, found[1])
 
     def _rebuild(self):
-        """A queue without a valid head: read every segment once and write a head."""
-        segs = []
-        for name in self.fs.listdir(self.path):
-            if len(name) > 1 and name[0] == "s" and name[1:].isdigit():
-                segs.append(int(name[1:]))
-        if not segs:
-            return
-        segs.sort()
-        state = [self.acked, None, None]  # last seq, first pending pos, first pending seg
-
-        last_seq = 0
-        for seg in segs:
-            def visit(seq, off, length, seg=seg):
-                if seq > self.acked:
-                    self._count += 1
-                    if state[1] is None:
-                        state[1] = (seg, off)
-                return False
-            last_seq, end = self._scan(seg, 0, last_seq, visit)
-            if seg == segs[-1]:
-                self._tail_size = end
-                self._tail_ok = end == max(self.fs.size(self._file(seg)), 0)
-        self.next_seq = max(last_seq, self.acked) + 1
-        self.tail_id = segs[-1]
-        self._pos = state[1]
-        old_first = segs[0]
-        if self._pos is not None:
-            self.first_id = self._pos[0]
-        else:
-            self.first_id = self.tail_id if self._tail_ok else self.tail_id + 1
-        if self.first_id > old_first:
-            self._gc = (old_first, self.first_id - 1)
-        self._write_head()
-        self._collect()
+        from enosnb.storefix import rebuild
+        rebuild(self)
 
     def _scan(self, seg, offset, prev_seq, visit):
         """Walks segment seg from offset over valid records with seq > prev_seq, calling
@@ -516,98 +484,13 @@ class Store:
                 self._advance(first[0][0], True)
             self.events.append(("dropped oldest", before - self._count))
 
-    def _thin(self):
-        """Keeps every other reading of the whole queue (uniformly, by seq): the kept ones
-        are copied into new segments, then the head switches to them. False when the copy
-        could not be written (full flash): the caller drops the oldest instead."""
-        upto = self.next_seq - 1
-        # The lowest level (1 in 2**level, never finer than before) that keeps at most half
-        # of the pending records, estimated from the seq range (seqs burned by failed
-        # appends make it a little high, never too low).
-        level = max(self.thin_level, 1)
-        while level < 30 and (upto >> level) - (self.acked >> level) > self._count // 2:
-            level += 1
-        step = 1 << level
-        new_first = self.tail_id + 1
-        out = [None, new_first, 0, 0]  # open file, its segment, its size, records kept
+    # The rare paths (a queue without a valid head, thinning, a full flash) live in
+    # enosnb.storefix, loaded only when one is taken.
 
-        def visit(seq, off, length):
-            if seq <= self.acked or seq % step:
-                return False
-            f = out[0]
-            if f is None or out[2] >= self.seg_bytes:
-                if f is not None:
-                    f.close()
-                    out[1] += 1
-                f = out[0] = self.fs.open(self._file(out[1]), "wb")
-                out[2] = 0
-            f.write(self._hdr)
-            f.write(self._mv[:length])
-            out[2] += _HDR_LEN + length
-            out[3] += 1
-            return False
-        seg, pos = self._pos
-        prev = self.acked
-        try:
-            while seg <= self.tail_id:
-                prev, _ = self._scan(seg, pos, prev, visit)
-                seg += 1
-                pos = 0
-            if out[0] is not None:
-                out[0].close()
-                out[0] = None
-            self.fs.sync()
-        except OSError:
-            if out[0] is not None:
-                out[0].close()
-            for s in range(new_first, out[1] + 1):
-                try:
-                    self.fs.remove(self._file(s))
-                except OSError:
-                    pass
-            return False
-        self._gc = (self.first_id, self.tail_id)
-        self.dropped += self._count - out[3]
-        self._count = out[3]
-        self.thin_upto, self.thin_level = upto, level
-        if out[3]:
-            self.first_id, self.tail_id = new_first, out[1]
-            self._pos = (new_first, 0)
-            self._tail_size = out[2]
-        else:
-            self.first_id, self.tail_id = new_first, new_first - 1
-            self._pos = None
-            self._tail_size = 0
-        self._tail_ok = True
-        self._write_head()
-        self._collect()
-        return True
+    def _thin(self):
+        from enosnb.storefix import thin
+        return thin(self)
 
     def _drop_first_segment(self, flash_full):
-        """Drops the pending records of the oldest segment holding any, freeing its file.
-
-        On a full flash (flash_full) the file is deleted before the head is written, because
-        a full flash may refuse the head write; a cut in between loses no kept record, only
-        the count misses them (peek() corrects it)."""
-        if self._pos is None:
-            return
-        seg = self._pos[0]
-        seen = [self.acked, 0]  # last seq in the segment, pending records in it
-
-        def visit(seq, off, length):
-            seen[0] = seq
-            if seq > self.acked and self._kept(seq):
-                seen[1] += 1
-            return False
-        self._scan(seg, self._pos[1], self.acked, visit)
-        if not flash_full or seg == self.tail_id:
-            self._advance(seen[0], True)
-            return
-        try:
-            self.fs.remove(self._file(seg))
-        except OSError:
-            pass
-        try:
-            self._advance(seen[0], True, seen[1])
-        except OSError:
-            pass  # the head could not be written: memory is right; the next write catches up
+        from enosnb.storefix import drop_first_segment
+        drop_first_segment(self, flash_full)

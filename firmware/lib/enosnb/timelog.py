@@ -371,6 +371,6 @@ class TimeLog:
             rate = start[4]
             d = 0.0 if rate == _NO_RATE else rate / 1e6
             ahead = max(0, r - start[2])
-            return (start[2] + int(ahead / (1 + d)), start[3] + int(self._uncertainty(rate) * ahead),
-                    end is not None)
+            return (start[2] + int(ahead / (1 + d)),
+                    start[3] + int(self._uncertainty(rate) * ahead), end is not None)
         return None

@@ -133,7 +133,10 @@ def _functions(path):
         funcs = {}
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.FunctionDef) and "__mutmut_" in node.name:
-                funcs[node.name] = lines[node.lineno:node.end_lineno]
+                # From the def line (mutmut also changes default values), under one name.
+                body = lines[node.lineno - 1:node.end_lineno]
+                body[0] = body[0].replace(node.name, node.name.rpartition("__mutmut_")[0])
+                funcs[node.name] = body
         _FUNCS[path] = funcs
     return _FUNCS[path]
 
@@ -183,11 +186,19 @@ def summarise(codes, equivalent):
     return summary
 
 
-def run_mutmut(jobs, log):
+def run_mutmut(jobs, log, names=()):
+    """mutmut run: every mutant without a result, or (names given) exactly those mutants."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    with open(log, "w") as out:
-        return subprocess.call([MUTMUT, "run", "--max-children", str(jobs)], cwd=WORK,
-                               stdout=out, stderr=subprocess.STDOUT, env=env)
+    with open(log, "a") as out:
+        return subprocess.call([MUTMUT, "run", "--max-children", str(jobs)] + list(names),
+                               cwd=WORK, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def rerun_names(codes, packages):
+    """The mutants of the packages that a kept run must test again: every one not killed
+    (a test added since may kill it), in mutmut's name form."""
+    return sorted(n for n, c in codes.items()
+                  if package_of(n.rpartition(".")[0]) in packages and c not in KILLED_CODES)
 
 
 def main(argv=None):
@@ -195,18 +206,34 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
                     help="mutants tested in parallel (default: the number of cores)")
     ap.add_argument("--keep", action="store_true",
-                    help="reuse the previous run's results for functions that did not change")
+                    help="reuse the previous run's results for functions that did not change; "
+                         "mutants that survived it are tested again")
     ap.add_argument("--report-only", action="store_true",
                     help="print the figures of the last run without running mutmut")
     ap.add_argument("--min-score", type=float, default=0.0,
                     help="exit 1 when a package scores below this percentage")
+    ap.add_argument("--package", action="append", choices=sorted(PACKAGES),
+                    help="test every mutant of this package (repeatable) and report it alone; "
+                         "the other packages keep their last results")
     args = ap.parse_args(argv)
+    packages = args.package or list(PACKAGES)
 
     t0 = time.time()
     if not args.report_only:
-        prepare(fresh=not args.keep)
+        # A run of some packages keeps the others' results.
+        prepare(fresh=not args.keep and not args.package)
         log = os.path.join(WORK, "mutmut.log")
-        rc = run_mutmut(args.jobs, log)
+        open(log, "w").close()
+        if args.package:
+            rc = run_mutmut(args.jobs, log, ["enosnb.%s.*" % p for p in packages])
+        else:
+            rc = run_mutmut(args.jobs, log)
+            if args.keep and rc == 0:
+                # Mutants of changed functions had no result and ran above; the survivors
+                # of the last run meet the tests added since.
+                names = rerun_names(results(), packages)
+                if names:
+                    rc = run_mutmut(args.jobs, log, names)
         if rc != 0:
             with open(log, errors="replace") as f:
                 sys.stdout.write(f.read()[-3000:])
@@ -216,6 +243,7 @@ def main(argv=None):
     equivalent = load_equivalent()
     summary = summarise(codes, equivalent)
     failed = False
+    summary = {p: summary[p] for p in packages}
     for pkg, s in summary.items():
         for key in ("mutants", "killed", "survived", "equivalent", "score_pct"):
             print("mutation.%s.%s: %s" % (pkg, key, s[key]))
@@ -229,7 +257,8 @@ def main(argv=None):
             failed = True
     if not args.report_only:
         print("mutation.seconds: %.0f" % (time.time() - t0))
-    stale = sorted(n for n in equivalent if n not in codes)
+    stale = sorted(n for n in equivalent if n not in codes
+                   and package_of(n.rpartition(".")[0]) in packages)
     for name in stale:
         print("mutation: %s is declared equivalent but no longer exists; update %s" % (
             name, os.path.relpath(EQUIVALENT, ROOT)))

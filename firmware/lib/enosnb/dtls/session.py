@@ -104,7 +104,7 @@ class DtlsSession:
         self._ms = None
         self._ems = False
         self._phase = _P_IDLE
-        self._dgram = None
+        self._dgram = b""
         self._reset_records()
 
     def __repr__(self):
@@ -115,19 +115,14 @@ class DtlsSession:
 
     def _reset_records(self):
         self.suite = 0
-        self._key_block = None
-        self._w_cipher = None
-        self._r_cipher = None
-        self._pending_read = None
+        # One statement: the previous session's keys and flights are let go before the next
+        # handshake allocates its own.
+        self._key_block = self._w_cipher = self._r_cipher = self._pending_read = \
+            self._cid_out = self._final = self._last_flight = self._flight = None
         self._w_seq = [0, 0]
         self._r_epoch = 0
-        self._replay = rl.ReplayWindow()
-        self._cid_out = None
         self._early = []
         self._app = []
-        self._final = None
-        self._last_flight = None
-        self._flight = None
 
     @property
     def mtu(self):
@@ -188,7 +183,7 @@ class DtlsSession:
         # to what is sent rather than to the MTU, since it stays allocated.
         size = (hlen + 1 + len(data) + 64 + 63) & ~63
         out = self._dgram
-        if out is None or len(out) < size:
+        if len(out) < size:
             out = self._dgram = bytearray(size)
         seq = self._w_seq[1]
         self._w_seq[1] = seq + 1
@@ -261,7 +256,7 @@ class DtlsSession:
             raise DtlsClosed(False)
         if level == _FATAL:
             self._phase = _P_FAILED
-            raise DtlsAlert(level, desc, False)
+            raise DtlsAlert(level, desc)
         # Warning alerts (no_renegotiation, user_canceled...) are noted and ignored.
 
     # ---- handshake ------------------------------------------------------------------------
@@ -294,11 +289,9 @@ class DtlsSession:
         self._send_records(self._flight)
 
     def handshake(self):
-        """Runs a handshake; abbreviated when a session id + master secret is cached
-        (after a full handshake or restore()), else full. Raises DtlsError subclasses only."""
-        if self._ms is not None and self._session_id:
-            return self.resume()
-        self._run(False)
+        """Runs a handshake; abbreviated when a master secret is cached (after a full handshake
+        or restore()) and the server resumes it, else full. Raises DtlsError subclasses only."""
+        self.resume()
 
     def resume(self, piggyback=True):
         """Abbreviated handshake from the cached session, falling back to a full one when
@@ -306,7 +299,8 @@ class DtlsSession:
         (or flush()/recv()); piggyback=False sends them at once instead, for servers that
         mishandle data in the datagram that completes their handshake (libcoap 4.3.1 with
         OpenSSL holds back its response until the CoAP exchange times out)."""
-        self._run(self._ms is not None and bool(self._session_id))
+        # Without a session id the offer is empty and the server runs a full handshake.
+        self._run(self._ms is not None)
         if not piggyback:
             self.flush()
 
@@ -338,32 +332,28 @@ class DtlsSession:
         self.resumed = False
         self.psk_identity_hint = None
         self._random = self.hello_random or rng.urandom(32)
-        self._offer_sid = self._session_id if resume else b""
         if not resume:
-            self._ms = None
-            self._session_id = b""
+            self._session_id = b""  # of a handshake that never finished: not offered again
+        self._offer_sid = self._session_id
         self._cookie = b""
         self._ch_seq = 0
         self._rx_next = None
         self._reasm = hs.Reassembler()
-        self._transcript = None
-        self._server_random = None
         self._offered = self._offered_extensions()
         self._phase = _P_HELLO
-        self._got_any = False
-        self._abbreviated = False
-        self._next_seq = 1
         self._deadline = self.clock.ticks_add(self.clock.ticks_ms(), self.timers.deadline_ms)
         self._new_flight([(rl.CT_HANDSHAKE, 0, self._client_hello())])
 
     def _flight_no(self):
         return 5 if self._phase == _P_FINISHED and not self._abbreviated else (
-            3 if self._cookie else 1)
+            3 if self._ch_seq else 1)
 
     def _give_up(self, why):
         phase = self._phase
         self._phase = _P_FAILED
-        if phase == _P_FINISHED or (phase == _P_HELLO and self._got_any):
+        # An answer came (a HelloVerifyRequest moves _ch_seq on) but the handshake did not
+        # finish: what a wrong PSK or identity looks like.
+        if phase == _P_FINISHED or (phase == _P_HELLO and self._ch_seq):
             raise DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); "
                               "check the PSK and identity: a wrong key looks like packet loss" % why)
         raise DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); check that "
@@ -386,14 +376,12 @@ class DtlsSession:
         self._dup = False
         for ctype, version, epoch, seq, cid, frag in rl.split_records(data):
             if epoch == self._r_epoch:
-                self._on_record(ctype, version, epoch, seq, cid, frag)
+                self._on_record(ctype, version, epoch, seq, frag)
             elif (epoch == 1 and self._r_epoch == 0 and _P_HELLO <= self._phase <= _P_FINISHED
                   and len(self._early) < _EARLY_MAX):
-                self._early.append((ctype, version, epoch, seq, cid, bytes(frag)))
+                self._early.append((ctype, version, epoch, seq, bytes(frag)))
             elif epoch == 0 and self._r_epoch == 1 and ctype == rl.CT_HANDSHAKE:
                 self._check_duplicate(frag)
-            if self._phase in (_P_CLOSED, _P_FAILED):
-                break
         if self._dup:
             self._on_peer_repeat()
 
@@ -416,7 +404,7 @@ class DtlsSession:
             self._dup_resent = True
             self._resend()
 
-    def _on_record(self, ctype, version, epoch, seq, cid, frag):
+    def _on_record(self, ctype, version, epoch, seq, frag):
         if epoch:
             if ctype == rl.CT_TLS12_CID or self._replay.seen(seq):
                 return
@@ -439,15 +427,15 @@ class DtlsSession:
                 self._app.append(bytes(frag))
 
     def _on_ccs(self):
-        if self._phase != _P_FINISHED or self._pending_read is None:
-            return  # out of order or repeated: dropped, the retransmission recovers (spec §12)
+        # Only the first CCS of a handshake gets here (epoch 0 while the read epoch is 0);
+        # one out of order is dropped and the retransmission recovers (spec §12).
+        if self._phase != _P_FINISHED:
+            return
         self._r_cipher = self._pending_read
-        self._pending_read = None
         self._r_epoch = 1
         self._replay = rl.ReplayWindow()
         self._reasm.clear()
-        early = self._early
-        self._early = []
+        early, self._early = self._early, []
         for r in early:
             if self._phase in (_P_FINISHED, _P_DONE):
                 self._on_record(*r)
@@ -485,7 +473,6 @@ class DtlsSession:
                 self._fatal(A_DECODE_ERROR, str(e))
 
     def _on_message(self, t, seq, body):
-        self._got_any = True
         phase = self._phase
         if phase == _P_HELLO:
             if t == hs.HELLO_VERIFY_REQUEST:
@@ -494,7 +481,6 @@ class DtlsSession:
                 # Each ClientHello after a HelloVerifyRequest takes the next message_seq, also
                 # when a server sends a second one (RFC 6347 §4.2.2).
                 self._ch_seq += 1
-                self._next_seq = self._ch_seq + 1
                 self._new_flight([(rl.CT_HANDSHAKE, 0, self._client_hello())])
                 return
             if t == hs.SERVER_HELLO:
@@ -519,7 +505,7 @@ class DtlsSession:
             if self._abbreviated:
                 self._transcript += hs.message(t, seq, body)
                 vd = prf(self._ms, b"client finished", sha256_of(self._transcript), 12)
-                fin = hs.message(hs.FINISHED, self._next_seq, vd)
+                fin = hs.message(hs.FINISHED, self._ch_seq + 1, vd)
                 self._final = [(rl.CT_CHANGE_CIPHER_SPEC, 0, b"\x01"), (rl.CT_HANDSHAKE, 1, fin)]
                 self.resumed = True
             self._transcript = None
@@ -534,7 +520,7 @@ class DtlsSession:
         if sh.suite not in self.suites or sh.compression != 0:
             self._fatal(A_ILLEGAL_PARAMETER, "the server chose a suite or compression not offered")
         ems = False
-        cid = None
+        self._cid_out = None
         for et, data in sh.extensions:
             if et not in self._offered:
                 self._fatal(A_UNSUPPORTED_EXTENSION, "ServerHello has extension %d not offered" % et)
@@ -548,10 +534,10 @@ class DtlsSession:
             elif et == hs.EXT_CONNECTION_ID:
                 if len(data) < 1 or data[0] != len(data) - 1:
                     raise hs.DtlsDecodeError("malformed connection_id")
-                cid = bytes(data[1:])
+                # A zero-length CID: the server wants none in the client's records.
+                self._cid_out = bytes(data[1:]) or None
         self.suite = sh.suite
         self._server_random = sh.random
-        self._cid_out = cid if cid else None
         self._transcript = bytearray(self._flight[0][2])
         self._transcript += msg
         self._abbreviated = bool(self._offer_sid) and sh.session_id == self._offer_sid
@@ -578,7 +564,8 @@ class DtlsSession:
 
     def _send_client_flight(self):
         ident = self._identity
-        cke = hs.message(hs.CLIENT_KEY_EXCHANGE, self._next_seq, hs.u16(len(ident)) + ident)
+        # The client's flight continues the message_seq of its last ClientHello.
+        cke = hs.message(hs.CLIENT_KEY_EXCHANGE, self._ch_seq + 1, hs.u16(len(ident)) + ident)
         self._transcript += cke
         pms = hs.psk_premaster(self._psk)
         # One hash serves both: session_hash (RFC 7627) and the client Finished cover the same
@@ -590,10 +577,9 @@ class DtlsSession:
             self._ms = prf(pms, b"master secret", self._random + self._server_random, 48)
         self._derive_keys()
         vd = prf(self._ms, b"client finished", digest, 12)
-        fin = hs.message(hs.FINISHED, self._next_seq + 1, vd)
+        fin = hs.message(hs.FINISHED, self._ch_seq + 2, vd)
         self._transcript += fin
         self._expect_server_vd = prf(self._ms, b"server finished", sha256_of(self._transcript), 12)
-        self._next_seq += 2
         self._phase = _P_FINISHED
         self._new_flight([(rl.CT_HANDSHAKE, 0, cke), (rl.CT_CHANGE_CIPHER_SPEC, 0, b"\x01"),
                           (rl.CT_HANDSHAKE, 1, fin)])
@@ -671,8 +657,8 @@ class DtlsSession:
         top = self._replay.top + 1
         out = bytearray((_BLOB_VERSION, (1 if self._ems else 0) | (2 if cid is not None else 0)))
         out += hs.u16(self.suite)
-        out += rl.seq8(0, self._w_seq[1])[2:]
-        out += rl.seq8(0, top)[2:]
+        out += self._w_seq[1].to_bytes(6, "big")
+        out += top.to_bytes(6, "big")
         out += self._replay.bits.to_bytes(8, "big")
         out += self._key_block
         out += self._ms
@@ -707,7 +693,7 @@ class DtlsSession:
             if flags & 2:
                 cid = bytes(blob[p + 1:p + 1 + blob[p]])
                 p += 1 + blob[p]
-            if len(kb) != kl or len(ms) != 48 or len(sid) != sl or p != len(blob):
+            if p != len(blob):  # every field was read by its stated length: none is cut short
                 raise ValueError
         except (ValueError, IndexError, TypeError):
             raise DtlsError("saved DTLS state is corrupt or from another version: "
@@ -715,7 +701,7 @@ class DtlsSession:
         s.suite = suite
         s._key_block = kb
         s._w_cipher, s._r_cipher = _ciphers(suite, kb)
-        s._w_seq = [0, w_seq]
+        s._w_seq[1] = w_seq
         s._r_epoch = 1
         s._replay = rl.ReplayWindow(top, bits)
         s._ms = ms

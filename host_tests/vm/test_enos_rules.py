@@ -269,3 +269,24 @@ def test_a_dtls_handshake_that_times_out_passes_its_error_on_and_closes_the_endp
     t = DtlsTransport(eps, lambda s: s, clock=eps.clock, timers=LOOPBACK)
     raises(DtlsTimeout, t.open, b"id", b"k")
     assert eps.made[0].closed and t.session is None
+
+
+def test_from_config_picks_dtls_on_5684_by_default_and_plain_on_5683_when_asked():
+    from enosnb.enos.transport import from_config
+    made = []
+    endpoint_for = lambda host, port: made.append((host, port)) or ("ep", host, port)
+    client_factory = lambda ep: ("client", ep)
+    clock = VirtualClock()
+    t = from_config({"host": "h"}, endpoint_for, client_factory, "factory", clock, LOOPBACK)
+    assert type(t) is DtlsTransport and t._endpoint_factory() == ("ep", "h", 5684)
+    assert (t._client_factory, t._session_factory, t._clock, t._timers) == (
+        client_factory, "factory", clock, LOOPBACK)
+    t = from_config({"host": "h", "dtls": True, "port_dtls": 1}, endpoint_for, client_factory)
+    assert t._endpoint_factory() == ("ep", "h", 1)
+    t = from_config({"host": "h", "dtls": False}, endpoint_for, client_factory)
+    assert type(t) is PlainTransport and t.open(None, None) == ("client", ("ep", "h", 5683))
+    t = from_config({"host": "h", "dtls": False, "port_plain": 2}, endpoint_for, client_factory)
+    assert t.open(None, None) == ("client", ("ep", "h", 2))
+    for cfg in ({}, {"host": ""}):
+        e = raises(EnosConfigError, from_config, cfg, endpoint_for, client_factory)
+        assert str(e) == "host is missing: set it to coap-<your EnOS host name>"

@@ -7,7 +7,7 @@ in DTLS mode (enos-coap.md §5.3), so a fatal alert there is an EnosAuthError; t
 client then sends POST /auth itself (§6.1). Tests pass their own transport.
 """
 from enosnb.clock import SYSTEM
-from enosnb.enos.errors import EnosAuthError
+from enosnb.enos.errors import EnosAuthError, EnosConfigError
 
 
 class PlainTransport:
@@ -99,3 +99,25 @@ class DtlsTransport:
                 pass
         if ep is not None:
             ep.close()
+
+
+PLAIN_PORT = 5683
+DTLS_PORT = 5684
+
+
+def from_config(config, endpoint_for, client_factory, session_factory=None, clock=SYSTEM,
+                timers=None):
+    """The transport secrets.json asks for: "dtls" (default true), "host", "port_plain" (5683),
+    "port_dtls" (5684), both ports configurable (enos-coap.md §3.1, Q1).
+
+    endpoint_for(host, port) makes a datagram endpoint (UdpEndpoint, modem socket, ...).
+    """
+    host = config.get("host")
+    if not host:
+        raise EnosConfigError("host is missing: set it to coap-<your EnOS host name>")
+    if config.get("dtls", True):
+        port = config.get("port_dtls") or DTLS_PORT
+        return DtlsTransport(lambda: endpoint_for(host, port), client_factory, session_factory,
+                             clock, timers)
+    port = config.get("port_plain") or PLAIN_PORT
+    return PlainTransport(lambda: endpoint_for(host, port), client_factory)

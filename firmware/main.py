@@ -3,8 +3,9 @@
 board.json and secrets.json are read from the current directory (the root of the board's
 flash). A configuration error prints what to fix and returns to the REPL without arming the
 watchdog or sleeping, so a wrong file never locks the board out. Ctrl-C during a cycle also
-stops at the REPL; the watchdog then resets the board after its timeout unless you call
-machine.WDT().feed() or reset it yourself.
+stops at the REPL; the armed watchdog then resets the board after its timeout (it cannot be
+disarmed), so to work on the board rename main.py (mpremote fs mv :main.py :main.off) before
+the reset runs it again.
 
 The milliseconds since the interpreter started (boot) and those the imports take go into
 the cycle's phase figures (docs/power.md).

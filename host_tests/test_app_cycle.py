@@ -210,26 +210,54 @@ def test_a_corrupt_queued_record_is_dropped_and_counted(device):
     assert len(device.queue()) == 0
 
 
-def test_a_module_that_refused_release_assistance_is_not_asked_again_next_cycle(device):
+def test_what_the_driver_learnt_about_the_module_is_not_asked_again_next_cycle(device):
     import machine
     from tools.modem_emulator import ModemEmulator
     with ModemEmulator("sim7020", boot_time=0.05, registration_delay=0.1,
                        cpin_delay=0.05) as emu:
         assert emu.wait_registered(5)
+        emu.fail_command("+CEDRXS", code=4, times=None)  # a firmware without eDRX
         machine.UART.attach(1, emu.port)
         try:
             for cycle in range(2):
                 del emu.commands_log[:]
                 a = device()
                 a.radio = True
-                a.run(woke=True)
+                a.run(woke=False)  # power-on both times: PSM is asked each time
                 a.modem.at.uart.deinit()
                 assert a.report["error"] is None and a.fake.sent == [("post", [cycle + 1])]
-                if cycle == 0:
-                    assert "AT+CNMPSD" in emu.commands_log and not a.modem.has_cnmpsd
-            assert "AT+CNMPSD" not in emu.commands_log
+                assert ("AT+CGMR" in emu.commands_log) == (cycle == 0)
+                assert ("AT+CEDRXS=0,5" in emu.commands_log) == (cycle == 0)
+                assert 'AT+CPSMS=1,,,"00111000","00000001"' in emu.commands_log
         finally:
             machine.UART.detach(1)
+
+
+@pytest.mark.parametrize("grant,psm,radio_off", [
+    ("request", "86400,2", False),
+    ("refuse", "refused", True),
+    (("00111000", "00100101"), "86400,300", True),     # 5 min active time: idle in DRX
+])
+def test_the_networks_psm_answer_decides_whether_the_radio_stays_on_between_reports(
+        device, grant, psm, radio_off):
+    import machine
+    from tools.modem_emulator import ModemEmulator
+    with ModemEmulator("sim7020", boot_time=0.05, registration_delay=0.1, cpin_delay=0.05,
+                       psm_grant=grant) as emu:
+        assert emu.wait_registered(5)
+        machine.UART.attach(1, emu.port)
+        try:
+            a = device()
+            a.radio = True
+            a.run(woke=False)
+            a.modem.at.uart.deinit()
+        finally:
+            machine.UART.detach(1)
+        assert a.report["error"] is None and a.report["psm"] == psm
+        # The board has a power key: off means powered down (AT+CPOWD=1).
+        assert emu.wait_until(lambda: emu.powered is not radio_off, 1.0)
+        assert a.report.get("radio") == ("off" if radio_off else None)
+        assert a.state.get("psm") == psm.encode() and a.state.get("sock") is None
 
 
 def test_the_board_files_attach_timeout_is_how_long_the_app_waits_for_registration(

@@ -10,7 +10,9 @@ from tools.modem_emulator import ModemEmulator
 
 @pytest.fixture
 def emu():
-    e = ModemEmulator("sim7020", boot_time=0.01, registration_delay=0.01)
+    # Boot line and AT+CGSN=1 as firmware that has it; the real banner is in test_modem_emulator.
+    e = ModemEmulator("sim7020", boot_time=0.01, registration_delay=0.01,
+                      boot_lines=["+CPIN: READY"], cgsn_set=True)
     yield e
     machine.UART.detach(2)
     e.stop()
@@ -116,6 +118,7 @@ def test_reset_cause_from_environment_and_wdt_feed(monkeypatch):
 def test_pwrkey_pin_pulse_powers_the_emulated_modem_on_and_a_long_one_off():
     machine.Pin.reset_all()
     e = ModemEmulator("sim7020", boot_time=0.01, registration_delay=0.01, powered=False,
+                      boot_lines=["+CPIN: READY"],
                       pwrkey_off_time=0.3)
     try:
         e.follow_pwrkey(machine.Pin, 4, active=1)

@@ -1,4 +1,4 @@
-"""The modem emulator's own behaviour, byte for byte (spec/modems.md §10), driven by raw AT text
+"""The modem emulator's own behaviour, byte for byte (docs/modems.md §10), driven by raw AT text
 written to its pseudo-terminal (not through the drivers)."""
 import os
 import re
@@ -16,7 +16,7 @@ from tools.modem_emulator import ModemEmulator
 from tools.netutil import Process, udp_socket
 
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR:[^\r\n]*)\r\n")
-SIM_BANNER = b"\r\n+CPIN: READY\r\n"
+SIM_BANNER = b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n"
 BC95_BANNER_END = b"\r\nNeul\r\n\r\nOK\r\n"
 
 
@@ -207,7 +207,8 @@ SIM_ROWS = [
     ("AT+CCID", b"\r\n89860318492040123456\r\n\r\nOK\r\n"),
     ("AT+CIMI", b"\r\n460001357924680\r\n\r\nOK\r\n"),
     ("AT+CGSN", b"\r\n866425031234567\r\n\r\nOK\r\n"),
-    ("AT+CGSN=1", b"\r\n+CGSN: 866425031234567\r\n\r\nOK\r\n"),
+    ("AT+GSN", b"\r\n866425031234567\r\n\r\nOK\r\n"),
+    ("AT+CGSN=1", b"\r\n+CME ERROR: 50\r\n"),
     ('AT*MCGDEFCONT="IP","iot.apn"', b"\r\nOK\r\n"),
     ("AT+CBAND=20", b"\r\nOK\r\n"),
     ("AT+CGATT?", b"\r\n+CGATT: 1\r\n\r\nOK\r\n"),
@@ -242,8 +243,10 @@ def test_sim7020_ccid_can_be_prefixed_and_identities_configured(make):
 def test_sim7020_radio_off_then_on_gives_cpin_ready_then_registration_urc(make):
     emu, term = make("sim7020")
     assert term.at("AT+CEREG=1") == b"\r\nOK\r\n"
-    assert term.at("AT+CFUN=0") == b"\r\nOK\r\n"
+    # Low Power Mode AN §6.1.2: the SIM goes off with the radio, said before the OK.
+    assert term.at("AT+CFUN=0") == b"\r\n+CPIN: NOT READY\r\n\r\nOK\r\n"
     assert term.read_until(b"\r\n+CEREG: 0\r\n") == b"\r\n+CEREG: 0\r\n"
+    assert term.at("AT+CPIN?") == b"\r\n+CPIN: NOT READY\r\n\r\nOK\r\n"
     assert term.at("AT+CEREG?") == b"\r\n+CEREG: 1,0\r\n\r\nOK\r\n"
     assert term.at("AT+CSQ") == b"\r\n+CSQ: 99,99\r\n\r\nOK\r\n"
     assert term.at("AT+CFUN=1") == b"\r\nOK\r\n"
@@ -379,13 +382,13 @@ def test_sim7020_urc_placement_by_seeded_probability_does_both(make, peer):
     assert placements == {True, False}
 
 
-def test_sim7020_creset_reboots_with_echo_on_and_flags_reset(make, peer):
+def test_sim7020_creset_reboots_with_echo_on_sockets_gone_and_the_receive_flag_saved(make, peer):
     emu, term = make("sim7020")
     sim_socket(term, peer)
     term.at("AT+CSORCVFLAG=1")
     assert term.at("AT+CRESET") == b"\r\nOK\r\n"
     assert term.read_until(SIM_BANNER) == SIM_BANNER
-    assert term.at("AT+CSORCVFLAG?") == b"AT+CSORCVFLAG?\r\r\n+CSORCVFLAG: 0\r\n\r\nOK\r\n"
+    assert term.at("AT+CSORCVFLAG?") == b"AT+CSORCVFLAG?\r\r\n+CSORCVFLAG: 1\r\n\r\nOK\r\n"
     assert term.at("AT+CSOSTATUS=0") == b"AT+CSOSTATUS=0\r\r\nERROR\r\n"
     assert emu.reboots == 1
 
@@ -415,7 +418,73 @@ def test_sim7020_psm_kills_the_uart_until_pwrkey_then_exit_psm(make):
     assert term.drain(0.2) == b""
     emu.pwrkey()
     assert term.read_until(b'EXIT PSM"\r\n') == b'\r\n+CPIN: READY\r\n\r\n+CPSMSTATUS: "EXIT PSM"\r\n'
+    # Factory autobaud (AT+IPR=0): the first line after the wake only syncs the rate.
+    term.write(b"AT\r")
+    assert term.drain(0.2) == b""
     assert term.at("AT+CSORCVFLAG?") == b"AT+CSORCVFLAG?\r\r\n+CSORCVFLAG: 0\r\n\r\nOK\r\n"
+
+
+def test_sim7020_with_a_fixed_baud_rate_answers_the_first_command_after_psm(make):
+    emu, term = make("sim7020")
+    assert term.at("AT+IPR?") == b"\r\n+IPR: 0\r\n\r\nOK\r\n"
+    assert term.at("AT+IPR=115200") == b"\r\nOK\r\n"
+    emu.enter_psm()
+    emu.pwrkey(0.3)
+    term.read_until(b"\r\n+CPIN: READY\r\n")
+    assert term.at("AT") == b"AT\r\r\nOK\r\n"
+
+
+def test_sim7020_pwrkey_pulse_below_the_power_off_minimum_leaves_an_awake_module_on(make):
+    emu, term = make("sim7020")
+    emu.pwrkey(0.6)
+    assert emu.powered and term.at("AT") == b"\r\nOK\r\n"
+    emu.pwrkey(0.8)     # Hardware Design V1.02 table 9: 0.8 s switches it off
+    assert term.read_until(b"DOWN\r\n") == b"\r\nNORMAL POWER DOWN\r\n"
+    assert not emu.powered
+
+
+def test_sim7020_clock_is_utc_with_curtc_0_and_local_time_with_curtc_1(make):
+    emu, term = make("sim7020", tz=32)
+    for curtc, shift in ((0, 0), (1, 8 * 3600)):
+        term.at("AT+CURTC=%d" % curtc)
+        line = term.at("AT+CCLK?").split(b"\r\n")[1].decode()
+        assert line.startswith("+CCLK: ") and line.endswith("+32")
+        secs, zone = emu.clock_seconds(line[7:])
+        assert zone == 32 and abs(secs - shift - time.time()) < 3
+
+
+def test_sim7020_clock_before_network_time_is_the_1980_default(make):
+    emu, term = make("sim7020", nitz=False)
+    assert term.at("AT+CCLK?").startswith(b"\r\n+CCLK: 80/01/06,00:00:0")
+
+
+def test_sim7020_network_time_urcs_come_with_the_first_registration_when_clts_is_on(make):
+    emu, term = make("sim7020", ready=False, registration_delay=0.4, tz=-20)
+    term.read_until(SIM_BANNER)
+    assert term.at("AT+CLTS=1") == b"AT+CLTS=1\r\r\nOK\r\n"
+    out = term.read_until(re.compile(rb'\+CLTS: "[^"]*"\r\n'), 2.0)
+    assert b"\r\n+CTZV: -20\r\n" in out
+    secs, zone = emu.clock_seconds(out.split(b"+CLTS: ")[1].strip().decode())
+    assert zone == -20 and abs(secs + 5 * 3600 - time.time()) < 3   # local time, UTC-5
+    term.at("AT+CFUN=0")
+    term.at("AT+CFUN=1")
+    assert emu.wait_registered(3)
+    assert b"CLTS" not in term.drain(0.2)   # NITZ once per boot
+
+
+def test_sim7020_release_assistance_releases_the_rrc_connection_after_the_reply(make, peer):
+    emu, term = make("sim7020", release_delay=0.05, rrc_inactivity=5.0)
+    term.at("AT+CSCON=1")
+    src = sim_socket_heard(term, peer)
+    term.read_until(b"\r\n+CSCON: 1\r\n")
+    assert term.at("AT+CNMPSD") == b"\r\n+CME ERROR: 4\r\n"
+    assert term.at("AT+CNBIOTRAI=2") == b"\r\nOK\r\n"
+    term.at("AT+CSOSEND=0,4,CAFE")
+    peer.recv()
+    assert term.drain(0.2) == b""      # still connected: one reply is expected
+    peer.sock.sendto(b"\x01", src)
+    assert term.read_until(b"\r\n+CSCON: 0\r\n", 1.0).endswith(b"\r\n+CSCON: 0\r\n")
+    assert term.at("AT+CNBIOTRAI?") == b"\r\n+CNBIOTRAI: 0\r\n\r\nOK\r\n"
 
 
 # ---------------------------------------------------------------------------- §10.4 BC95 rows
@@ -505,6 +574,86 @@ def test_bc95_nconfig_survives_reboot_and_acts_after_it(make):
     assert b"+NCONFIG:AUTOCONNECT,FALSE" in term.at("AT+NCONFIG?")
 
 
+def test_bc95_before_b657sp2_has_no_echo_and_refuses_the_commands_of_later_firmware(make):
+    emu, term = make("bc95", ready=False, revision="old")
+    term.read_until(BC95_BANNER_END)
+    assert term.at("AT") == b"\r\nOK\r\n"                    # no echo at all (FAQ §2.10)
+    assert term.at("AT+CMEE=1") == b"\r\nOK\r\n"
+    for cmd in ("ATE0", 'AT+CPSMS=1,,,"00100110","00000001"', "AT+NPSMR=1", "AT+NCCID",
+                "AT+CEDRXS=0,5", "AT+NSOSTF=0,1.2.3.4,5,0x400,1,00", "AT+NSONMI=1"):
+        assert term.at(cmd) == b"\r\n+CME ERROR:4\r\n", cmd
+    assert term.at("AT+CEREG=4") == b"\r\n+CME ERROR:50\r\n"
+    assert b"APPLICATION,V100R100C10B650\r\n" in term.at("AT+CGMR")
+
+
+def test_bc95_b657sp1_has_psm_but_not_its_urc(make):
+    emu, term = make("bc95", ready=False, revision="V100R100C10B657SP1")
+    term.read_until(BC95_BANNER_END)
+    assert term.at('AT+CPSMS=1,,,"00100110","00000001"') == b"\r\nOK\r\n"
+    assert term.at("AT+NPSMR=1") == b"\r\nERROR\r\n"
+
+
+def test_bc95_refuses_radio_commands_while_autoconnect_attaches_but_answers_queries(make):
+    emu, term = make("bc95", ready=False, registration_delay=0.6)
+    term.read_until(BC95_BANNER_END)
+    term.at("AT+CMEE=1")
+    for cmd in ("AT+CFUN=0", "AT+CFUN=1", "AT+CGATT=1"):
+        assert term.at(cmd).endswith(b"\r\n+CME ERROR:3\r\n"), cmd
+    assert term.at("AT+CEREG?").endswith(b"\r\n+CEREG:0,2\r\n\r\nOK\r\n")
+    assert emu.wait_registered(3)
+    assert term.at("AT+CFUN=0").endswith(b"\r\nOK\r\n")
+
+
+def test_bc95_band_change_takes_effect_at_the_next_reboot(make):
+    emu, term = make("bc95", ready=False, bands=(20,), network_band=8)
+    term.read_until(BC95_BANNER_END)
+    time.sleep(0.1)
+    assert term.at("AT+CEREG?").endswith(b"\r\n+CEREG:0,2\r\n\r\nOK\r\n")  # no band 8
+    term.at("AT+NCONFIG=AUTOCONNECT,FALSE")
+    term.write(b"AT+NRB\r")
+    term.read_until(BC95_BANNER_END)
+    assert term.at("AT+NBAND=8").endswith(b"\r\nOK\r\n")
+    assert term.at("AT+NBAND?").endswith(b"\r\n+NBAND:8\r\n\r\nOK\r\n")
+    term.at("AT+CFUN=1")
+    term.at("AT+CGATT=1")
+    time.sleep(0.1)
+    assert term.at("AT+CEREG?").endswith(b"\r\n+CEREG:0,2\r\n\r\nOK\r\n")  # still 20
+    term.at("AT+NCONFIG=AUTOCONNECT,TRUE")
+    term.write(b"AT+NRB\r")
+    term.read_until(BC95_BANNER_END)
+    assert emu.wait_registered(3)
+
+
+def test_bc95_clock_fields_are_utc_or_local_as_chosen(make):
+    for cclk, shift in (("utc", 0), ("local", 8 * 3600)):
+        emu, term = make("bc95", cclk=cclk, tz=32)
+        line = term.at("AT+CCLK?").split(b"\r\n")[1].decode()
+        assert line.startswith("+CCLK:") and line.endswith("+32")
+        secs, zone = emu.clock_seconds(line[6:])
+        assert abs(secs - shift - time.time()) < 3
+
+
+@pytest.mark.parametrize("grant,expected", [
+    ("request", b'"00000001","00111000"'),
+    ("refuse", b'"11100000","11100000"'),
+    (("00100001", "00100011"), b'"00100011","00100001"'),
+])
+def test_cereg_4_shows_the_psm_timers_the_network_granted(make, grant, expected):
+    emu, term = make("bc95", psm_grant=grant)
+    term.at("AT+CEREG=4")
+    assert term.at('AT+CPSMS=1,,,"00111000","00000001"') == b"\r\nOK\r\n"
+    assert term.read_until(b"\r\n", 1.0) and expected in term.read_until(b"\r\n")
+    assert term.at("AT+CEREG?") == \
+        b'\r\n+CEREG:4,1,"5B57","01A50B1A",9,,,' + expected + b"\r\n\r\nOK\r\n"
+
+
+def test_edrx_kept_from_the_modules_settings_until_switched_off(make):
+    emu, term = make("bc95", edrx="0101")
+    assert term.at("AT+CEDRXRDP") == b'\r\n+CEDRXRDP:5,"0101","0101","0011"\r\n\r\nOK\r\n'
+    assert term.at("AT+CEDRXS=0,5") == b"\r\nOK\r\n"
+    assert term.at("AT+CEDRXRDP") == b"\r\n+CEDRXRDP:0\r\n\r\nOK\r\n"
+
+
 def test_bc95_dns_answers_ok_then_urc(make):
     emu, term = make("bc95", dns={"cloud.example": "127.0.0.1"}, dns_fail_delay=0.1)
     assert term.at("AT+QDNS=0,cloud.example") == b"\r\nOK\r\n"
@@ -574,6 +723,36 @@ def test_bc95_nsorf_remaining_can_count_the_whole_buffer(make, peer):
     assert emu.wait_until(lambda: emu.datagrams_down == 2)
     term.read_until(b"+NSONMI:0,2\r\n")
     assert term.at("AT+NSORF=0,512").startswith(b"\r\n0,127.0.0.1,%d,2,0102,1\r\n" % peer.port)
+
+
+def test_bc95_receives_1472_bytes_in_as_many_reads_as_asked(make, peer):
+    emu, term = make("bc95")
+    bc_socket(term)
+    term.at("AT+NSOST=0,127.0.0.1,%d,1,00" % peer.port)
+    _, src = peer.recv()
+    data = bytes(range(256)) * 5 + bytes(192)
+    peer.sock.sendto(data, src)
+    assert term.read_until(b"\r\n+NSONMI:0,1472\r\n")
+    first = term.at("AT+NSORF=0,512").split(b"\r\n")[1].split(b",")
+    assert first[3:] == [b"512", data[:512].hex().upper().encode(), b"960"]
+    rest = term.at("AT+NSORF=0,1472").split(b"\r\n")[1].split(b",")
+    assert rest[3:] == [b"960", data[512:].hex().upper().encode(), b"0"]
+    peer.sock.sendto(bytes(1473), src)
+    assert emu.wait_until(lambda: emu.dropped_down == 1)
+
+
+def test_bc95g_nsonmi_mode_is_kept_across_reboots_and_mode_2_carries_the_data(make, peer):
+    emu, term = make("bc95", revision="bc95g", nsonmi=2)
+    assert term.at("AT+NSONMI?") == b"\r\n+NSONMI:2\r\n\r\nOK\r\n"
+    bc_socket(term)
+    term.at("AT+NSOST=0,127.0.0.1,%d,1,00" % peer.port)
+    _, src = peer.recv()
+    peer.sock.sendto(b"\xca\xfe", src)
+    assert term.read_until(b"CAFE\r\n") == b"\r\n+NSONMI:0,127.0.0.1,%d,2,CAFE\r\n" % peer.port
+    assert term.at("AT+NSONMI=1") == b"\r\nOK\r\n"
+    term.write(b"AT+NRB\r")
+    term.read_until(BC95_BANNER_END)
+    assert term.at("AT+NSONMI?") == b"AT+NSONMI?\r\r\n+NSONMI:1\r\n\r\nOK\r\n"
 
 
 def test_bc95_seven_sockets(make):
@@ -700,9 +879,9 @@ def test_cme_error_fault_shows_as_error_while_cmee_is_0(make):
 def test_response_delayed_past_a_timeout(make):
     emu, term = make("sim7020")
     emu.delay_response("+CGSN", 0.5)
-    term.write(b"AT+CGSN=1\r")
+    term.write(b"AT+CGSN\r")
     assert term.drain(0.25) == b""
-    assert term.read_until(FINAL) == b"\r\n+CGSN: 866425031234567\r\n\r\nOK\r\n"
+    assert term.read_until(FINAL) == b"\r\n866425031234567\r\n\r\nOK\r\n"
 
 
 def test_per_command_delay_knob(make):

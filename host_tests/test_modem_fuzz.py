@@ -21,7 +21,14 @@ TOKENS = [b"\r\n", b"\r", b"\n", b"OK", b"ERROR", b"+CME ERROR: ", b"+CME ERROR:
           b"+CEREG: 1,1", b"+CEREG:2", b"+CEREG: ", b"+NSONMI:0,4", b"+NSOCLI:0",
           b"0,127.0.0.1,5683,4,CAFEBABE,0", b"REBOOTING", b"Neul", b'+CPSMSTATUS: "EXIT PSM"',
           b"+NPSMR:0", b"+CSOC: 0", b"0", b"0,4", b",", b"\xff", b"\x00", b"A" * 1200,
-          b"+CSQ: 20,99", b"+CGSN: 866425031234567", b"+CDNSGIP: 1,", b"+QDNS:"]
+          b"+CSQ: 20,99", b"+CGSN: 866425031234567", b"+CDNSGIP: 1,", b"+QDNS:",
+          b"866425031234567", b"RDY", b"SMS Ready", b"+CFUN: 1", b"+CPIN: NOT READY",
+          b"NORMAL POWER DOWN", b'+CLTS: "24/02/29,23:30:00+08"', b"+CTZV: +32",
+          b"+CCLK: 24/02/29,23:30:00+32", b"+CCLK:80/01/06,00:00:07+00",
+          b'+CEREG: 1,"5B57","01A50B1A",9,"00",,,"00000001","00111000"',
+          b'+CEREG: 4,1,"5B57","01A50B1A",9,,,"11100000","11100000"',
+          b"+NSONMI:0,127.0.0.1,5683,2,CAFE", b"+NSONMI:0,2,CAFE", b"+NSONMI:0,3,CA",
+          b"APPLICATION,V100R100C10B650", b"Revision:1910B05SIM7020G"]
 
 streams = st.lists(st.one_of(st.sampled_from(TOKENS), st.binary(max_size=40),
                              st.sampled_from(CORPUS)), max_size=30).map(b"".join)
@@ -62,7 +69,10 @@ ANSWERS = (("AT+CEREG?", b"\r\n+CEREG: 1,1\r\n"), ("AT+CSOC=", b"\r\n+CSOC: 0\r\
            ("AT+NSOCR", b"\r\n0\r\n"), ("AT+NSOST", b"\r\n0,3\r\n"),
            ("AT+NSORF", b"\r\n0,127.0.0.1,5683,2,CAFE,0\r\n"),
            ("AT+CPIN?", b"\r\n+CPIN: READY\r\n"),
+           ("AT+CGSN", b"\r\n866425031234567\r\n"),
            ("AT+CGSN=1", b"\r\n+CGSN: 866425031234567\r\n"), ("AT+CSQ", b"\r\n+CSQ: 20,99\r\n"),
+           ("AT+CGMR", b"\r\nAPPLICATION,V100R100C10B657SP3\r\n"),
+           ("AT+CCLK?", b"\r\n+CCLK: 24/02/29,23:30:00+32\r\n"),
            ("AT+CGPADDR", b"\r\n+CGPADDR: 1,\"10.1.2.3\"\r\n"))
 
 
@@ -134,9 +144,35 @@ def test_drivers_give_results_or_modem_errors_only(cls, noisy, data, pieces, chu
         sock[0].recv(300)
 
     _run(open_and_use)
+    _run(m.network_time)
+    _run(lambda: m.psm(3600, 2))
+    _run(m.cold_start)
+    _run(m.radio_off)
+    assert isinstance(cls(uart, clock, memory=m.memory(), **FAST).memory(), bytes)
     # Every path is bounded: the virtual clock never runs away and the command count is finite.
     assert clock.now < 600000
     assert uart.writes < 2000
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.sampled_from((Sim7020, Bc95)), st.binary(max_size=80))
+def test_a_garbled_driver_memory_is_forgotten_not_raised(cls, memory):
+    m = cls(FuzzUart(b"", 1, 1), VirtualClock(), memory=memory)
+    assert isinstance(m.memory(), bytes)
+    assert all(m.can(f) in (True, False) for f in ("ate", "nsostf", "psm", "rai", "reg"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.from_regex(
+    r"\A\+CCLK: ?\"?\d\d/\d\d/\d\d,\d\d:\d\d:\d\d([+-]\d\d)?\"?\Z")))
+def test_network_time_answers_give_a_time_none_or_value_error(answer):
+    from enosnb.modem.nettime import parse_cclk
+    try:
+        t = parse_cclk(answer, utc=True)
+    except ValueError:
+        return
+    assert t is None or (len(t) == 8 and 1 <= t[1] <= 12 and 1 <= t[2] <= 31 and
+                         0 <= t[3] <= 6 and t[4] < 24 and t[5] < 60)
 
 
 def test_seed_corpus_parses_without_surprises():

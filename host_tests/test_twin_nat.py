@@ -76,9 +76,9 @@ def test_a_reset_in_the_middle_of_a_cycle_is_followed_by_a_back_off_sleep_with_t
     b = twin.run_cycle()
     assert "watchdog, brown-out or crash reset (1 in a row)" in b.log
     assert 30000 <= b.sleep_ms <= 60000  # randomised back-off, not the report interval
-    # The half-written command of the crashed boot is flushed by the sync, then radio off;
-    # nothing is sent.
-    assert twin.emu.commands_log[-1] == "AT+CFUN=0"
+    # The half-written command of the crashed boot is flushed by the sync, then the module is
+    # powered down (the board has a power key to bring it back); nothing is sent.
+    assert twin.emu.commands_log[-1] == "AT+CPOWD=1"
     assert twin.emu.datagrams_up == up
     b = twin.run_cycle()
     assert twin.readings()[-1] == 3 and b.sleep_ms > 590000

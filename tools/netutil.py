@@ -160,14 +160,17 @@ class Process:
 
 
 class UdpEcho:
-    """UDP echo server on 127.0.0.1 in a thread: .port, .received (datagrams in order), stop()."""
+    """UDP echo server on 127.0.0.1 in a thread: .port, .received (datagrams in order),
+    .sources (their source addresses), stop(). reply(data) -> bytes answers something else."""
 
-    def __init__(self):
+    def __init__(self, reply=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((HOST, 0))
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.received = []
+        self.sources = []
+        self.reply = reply
         self._run = True
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -181,7 +184,8 @@ class UdpEcho:
             except OSError:
                 return
             self.received.append(data)
-            self.sock.sendto(data, src)
+            self.sources.append(src)
+            self.sock.sendto(data if self.reply is None else self.reply(data), src)
 
     def stop(self):
         self._run = False

@@ -34,7 +34,7 @@ board whose supply is cut.
 
 Python API (tests): Twin(..., runtime="cpython"|"micropython").start(); run_cycle() -> Boot;
 run_cycles(n); points(); readings(); enqueue_set(...); commands(); outage(True/False);
-write_flash(name, data); stop(). See host_tests/test_twin.py and test_micropython_twin.py.
+write_flash(name, data); cold_boot(); stop(). See host_tests/test_twin.py and test_micropython_twin.py.
 
 The emulator's carrier NAT (tools/modem_emulator/nat.py, 45 s unless emulator={"nat": ...})
 sees each deep sleep at its full requested length: the runner advances the NAT's clock by
@@ -61,6 +61,7 @@ from tools.enos_server.db import Db  # noqa: E402
 from tools.enos_server.registry import DEMO, Registry  # noqa: E402
 from tools.enos_server.server import EnosServer  # noqa: E402
 from tools.host import mpruntime  # noqa: E402
+from tools.host.pinwire import PinWire  # noqa: E402
 from tools.modem_emulator import ModemEmulator  # noqa: E402
 
 BOOT = os.path.join(ROOT, "tools", "host", "twin_boot.py")
@@ -79,7 +80,8 @@ DEMO_DEVICE = DEMO["devices"][0]
 
 # Loopback timings for the firmware (enosnb.app.DEFAULTS via ENOSNB_TWIN_TUNE): the radio is
 # emulated with no delay, so NB-IoT's 15 s ACK timeout would only make failures slow.
-FAST_TUNE = {"attach_timeout_ms": 1500, "coap": [400, 2], "dtls": [400, 3000, 3, 6000],
+FAST_TUNE = {"attach_timeout_ms": 1500, "first_attach_timeout_ms": 3000, "coap": [400, 2],
+             "dtls": [400, 3000, 3, 6000],
              "probe_retransmit": 1, "cycle_budget_ms": 60000}
 
 # Twin sensor: a reading counter kept on flash, so every reading is unique and ordered.
@@ -178,6 +180,7 @@ class Twin:
         self.dtls_variant = dtls_variant
         self.server = None
         self.emu = None
+        self.wire = None
         self.db = None
         self._zygote = None
         self.boots = []
@@ -204,6 +207,11 @@ class Twin:
             opts["early_error"] = 0.05
         opts.update(self.emulator_opts)
         self.emu = ModemEmulator(self.board["modem"], **opts)
+        self.wire = PinWire()
+        for name, follow in (("pwrkey", self.emu.follow_pwrkey), ("reset", self.emu.follow_reset)):
+            line = self.board.get(name)
+            if line:
+                follow(self.wire, line["pin"], 1 if line.get("active_high") else 0)
         if self.maker is not None:
             self.device = _register(registry, self.maker, self.emu.imei)
         self.db = Db(db_path)
@@ -233,6 +241,9 @@ class Twin:
         if self.emu is not None:
             self.emu.stop()
             self.emu = None
+        if self.wire is not None:
+            self.wire.close()
+            self.wire = None
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -298,6 +309,7 @@ class Twin:
                "ENOSNB_PINS_FILE": os.path.join(self.dir, "pins.json"),
                "ENOSNB_WDT_FILE": os.path.join(self.dir, "wdt.txt"),
                "ENOSNB_RESET_CAUSE": str(self.reset_cause),
+               "ENOSNB_PIN_PORT": str(self.wire.port),
                "ENOSNB_FLASH": self.flash,
                "ENOSNB_KILL_FLASH": str(kill_flash or 0), "ENOSNB_KILL_AT": str(kill_at or 0),
                "ENOSNB_KILL_SEED": str(self.rnd.randrange(1 << 30)),
@@ -422,6 +434,14 @@ class Twin:
         # firmware would spend polling a booting modem (BC95: ERROR for a while).
         self.emu.wait_booted(2.0)
         self.emu.wait_registered(2.0)
+        self.reset_cause = PWRON_RESET
+
+    def cold_boot(self):
+        """The ESP32 alone restarts from power-on (brown-out, reset button, a supply of its
+        own): RTC memory is lost, the modem stays powered and keeps its sockets."""
+        rtc = os.path.join(self.dir, "rtc.bin")
+        if os.path.exists(rtc):
+            os.remove(rtc)
         self.reset_cause = PWRON_RESET
 
     def outage(self, on):

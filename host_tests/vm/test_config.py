@@ -128,7 +128,8 @@ def test_unknown_fields_and_a_short_lifetime_are_warnings():
 def test_the_example_boards_pass():
     b = parse_board(_board())
     assert b.uart == {"id": 1, "baudrate": 115200, "tx": 27, "rx": 26, "rxbuf": 4096}
-    assert b.modem_kwargs() == {"pwrkey": 4, "pwrkey_active_high": True, "pwrkey_ms": 500}
+    assert b.modem_kwargs() == {"pwrkey": 4, "pwrkey_active_high": True, "pwrkey_ms": 500,
+                                "baudrate": 115200}
     assert b.uart_kwargs()["rxbuf"] == 4096 and b.wdt_timeout_ms == 180000
     assert b.reset is None and b.bands is None
 
@@ -175,6 +176,15 @@ def test_attach_timeout_is_optional_and_range_checked():
     assert parse_board(_board(attach_timeout_ms=300000)).attach_timeout_ms == 300000
     assert "attach_timeout_ms is 500, outside 1000..600000" in _board_error(attach_timeout_ms=500)
     assert "without quotes" in _board_error(attach_timeout_ms="120000")
+
+
+def test_first_attach_budget_and_modem_clock_are_optional_and_checked():
+    b = parse_board(_board(modem="bc95", pwrkey=None, first_attach_timeout_ms=600000,
+                           modem_clock="local"))
+    assert b.first_attach_timeout_ms == 600000 and b.modem_kwargs()["cclk_utc"] is False
+    assert "cclk_utc" not in parse_board(_board()).modem_kwargs()
+    assert "outside 10000..1800000" in _board_error(first_attach_timeout_ms=5000)
+    assert 'use "utc" or "local"' in _board_error(modem_clock="UTC+8")
 
 
 def test_enos_config_maps_the_fields_the_enos_client_reads():

@@ -60,7 +60,8 @@ class _Modem:
         self.app = app
         self.network = network
         self.calls = []
-        self.has_cnmpsd = True
+        self.radio_is_off = False
+        self.psm_granted = None
 
     def power_on(self):
         pass
@@ -68,7 +69,13 @@ class _Modem:
     def init(self):
         pass
 
-    def attach(self, apn, bands, timeout_ms):
+    def cold_start(self):
+        pass
+
+    def memory(self):
+        return b""
+
+    def attach(self, apn, bands, timeout_ms, scan_timeout_ms=None, on_scan=None):
         self.calls.append(("attach", timeout_ms))
         if not self.network:
             self.app.clock.sleep_ms(timeout_ms)
@@ -89,6 +96,7 @@ class _Modem:
 
     def radio_off(self):
         self.calls.append("radio_off")
+        self.radio_is_off = True
 
 
 class _Reset(BaseException):

@@ -10,7 +10,9 @@ UART  = a pseudo-terminal registered per UART id (environment ENOSNB_UART<id>=/d
         and counted (UART.dropped), as the ESP-IDF driver drops bytes its ring buffer has no
         room for.
 Pin   = levels per pin id; every change is recorded in Pin.history as (time, id, value) and
-        passed to watchers (Pin.watch). hold=True latches the level: writes are ignored until
+        passed to watchers (Pin.watch) and, with ENOSNB_PIN_PORT set, sent as a datagram
+        "<id> <level>" to that port on 127.0.0.1, where the runner wires PWRKEY and RESET to
+        the modem emulator (tools/host/pinwire.py). hold=True latches the level: writes are ignored until
         the hold is released, and held pins keep their level through deep sleep
         (ENOSNB_PINS_FILE records {id: [level, held]} when the board sleeps).
 RTC   = RTC().memory(): at most 2,048 bytes (the ESP32 port's limit), kept in ENOSNB_RTC_FILE
@@ -354,6 +356,7 @@ class Pin:
         Pin.history.append((time.time(), self.id, v))
         for cb in Pin._watchers.get(self.id, ()):
             cb(self.id, v)
+        _wire(self.id, v)
         return None
 
     __call__ = value
@@ -369,6 +372,21 @@ class Pin:
 
     def __repr__(self):
         return "Pin(%s)" % (self.id,)
+
+
+_wire_sock = []
+
+
+def _wire(pin_id, v):
+    """The level change to the runner's pin wire, when there is one."""
+    port = os.getenv("ENOSNB_PIN_PORT")
+    if not port:
+        return
+    import socket
+    if not _wire_sock:
+        _wire_sock.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        _wire_sock.append(socket.getaddrinfo("127.0.0.1", int(port))[0][-1])
+    _wire_sock[0].sendto(b"%s %d" % (str(pin_id).encode(), v), _wire_sock[1])
 
 
 def _restore_held_pins():

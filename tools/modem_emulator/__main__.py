@@ -23,6 +23,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--remote-host", default="127.0.0.1")
     ap.add_argument("--early-error", type=float, default=None, help="BC95: ERROR period after boot")
+    ap.add_argument("--revision", help='firmware revision; BC95: "new" (B657SP3), "old" (B650), '
+                    '"bc95g" or a full string')
+    ap.add_argument("--psm-grant", choices=("request", "refuse"), default="request",
+                    help="what the network grants for AT+CPSMS")
+    ap.add_argument("--tz", type=int, default=32, help="network time zone, quarter hours")
     ap.add_argument("--faults", help="JSON file: list of scripted faults")
     ap.add_argument("--transcript", help="write the UART transcript (repr lines) here at exit")
     ap.add_argument("--nat", default="45",
@@ -31,7 +36,10 @@ def main(argv=None):
 
     kw = dict(boot_time=args.boot_time, registration_delay=args.registration_delay,
               cmd_delay=args.cmd_delay, urc_inside_prob=args.urc_inside_prob, seed=args.seed,
-              remote_host=args.remote_host, pcap=args.pcap, nat=args.nat)
+              remote_host=args.remote_host, pcap=args.pcap, nat=args.nat,
+              psm_grant=args.psm_grant, tz=args.tz)
+    if args.revision:
+        kw["revision"] = args.revision
     if args.early_error is not None and args.dialect == "bc95":
         kw["early_error"] = args.early_error
     if args.faults:

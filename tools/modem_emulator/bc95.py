@@ -1,10 +1,18 @@
-"""Quectel BC95 dialect (spec/modems.md §3, §10.4, §10.5, §10.6).
+"""Quectel BC95 dialect (docs/modems.md §3, §10.4, §10.5, §10.6, §13; BC95 AT Commands Manual
+V1.8, BC95 FAQ V1.4, BC95-G&BC68 AT Commands Manual).
 
 No space after the colon, bare NSOCR/NSOST/NSOSTF/NSORF/CGSN/CIMI/NUESTATS responses,
 socket lengths in bytes, unquoted IPs, `+NSONMI:<s>,<len>` sent only when the receive
-buffer was empty (mode 1), NSORF with <remaining>, NSOSTF release-assistance flags with
+buffer was empty (mode 1; BC95-G: modes 0-3, saved), NSORF with <remaining> and at most the
+length asked, datagrams up to 1,472 bytes received, NSOSTF release-assistance flags with
 +CSCON, REBOOTING + banner + OK on reboot, ERROR to everything for a while after boot,
 NCONFIG surviving reboots, no URC ever inside a response.
+
+Per firmware revision (manual V1.8 §2): NCONFIG and AUTOCONNECT (on by default) from B650,
+NSOSTF from B656, CPSMS / CEDRXS / NCCID / CEREG=4 from B657SP1, ATE and NPSMR from B657SP2
+(before that there is no echo at all). While AUTOCONNECT attaches, AT+CFUN and AT+CGATT=1
+are refused (only queries work, FAQ §2.4, §2.6); AT+NBAND takes effect at the next AT+NRB.
+A revision that is not a BC95-Bx one ("V150...", BC95-G) has every command and AT+NSONMI.
 """
 import time
 
@@ -19,6 +27,23 @@ CAUSES = {"nrb": "REBOOT_CAUSE_APPLICATION_AT", "power-on": "REBOOT_CAUSE_SECURI
 FLAG_RELEASE_NOW = 0x200
 FLAG_RELEASE_AFTER_REPLY = 0x400
 
+# revision="new" / "old" / "bc95g" select these; any other string is taken as it is.
+REVISIONS = {"new": "V100R100C10B657SP3", "old": "V100R100C10B650",
+             "bc95g": "V150R100C10B300SP2"}
+
+# The first BC95-Bx firmware with each feature (manual V1.8 §2 implementation status).
+SINCE = {"nconfig": (650, 0), "nsostf": (656, 0), "psm": (657, 1), "nccid": (657, 1),
+         "ate": (657, 2), "npsmr": (657, 2)}
+
+
+def firmware(revision):
+    """(build, SP) of "V100R100C10B657SP2", or None for a revision that is not BC95-Bx."""
+    if not revision.startswith("V100"):
+        return None
+    i = revision.find("B", 4)
+    sp = revision.find("SP", i)
+    return int(revision[i + 1:i + 4]), int(revision[sp + 2:]) if sp > 0 else 0
+
 
 class Bc95Emulator(ModemEmulator):
     DIALECT = "bc95"
@@ -26,31 +51,57 @@ class Bc95Emulator(ModemEmulator):
     CME_FMT = "+CME ERROR:%s"
     MAX_SOCKETS = 7
 
+    MAX_DOWNLINK = 1472             # manual §5.17
+
     def configure_dialect(self, early_error=2.0, autoconnect=True, bands=(8,),
-                          revision="V100R100C10B657SP3", nsorf_remaining="message",
-                          release_delay=0.1):
+                          revision="new", nsorf_remaining="message", nsonmi=1,
+                          cclk="utc"):
         """early_error: seconds after boot during which every command answers ERROR.
+        revision: "new" (B657SP3), "old" (B650), "bc95g" or a full revision string.
         nsorf_remaining: "message" (bytes left of the datagram being read; further datagrams
         are only found by another NSORF) or "buffer" (all bytes still buffered).
-        release_delay: time from a release-assistance trigger to +CSCON:0."""
+        nsonmi: the saved AT+NSONMI mode (BC95-G; its factory value is not documented).
+        cclk: what +CCLK's time fields show, "utc" or "local" (27.007 wording; unverified)."""
         self.early_error = early_error
-        self.nconfig = {"AUTOCONNECT": "TRUE" if autoconnect else "FALSE",
+        self.revision = REVISIONS.get(revision, revision)
+        self.fw = firmware(self.revision)
+        self.nconfig = {"AUTOCONNECT": "TRUE" if autoconnect and self.has("nconfig") else "FALSE",
                         "CR_0354_0338_SCRAMBLING": "TRUE", "CR_0859_SI_AVOID": "TRUE",
                         "COMBINE_ATTACH": "FALSE", "CELL_RESELECTION": "TRUE", "ENABLE_BIP": "FALSE"}
         self.bands = list(bands)
-        self.revision = revision
+        self.bands_active = list(bands)
         self.nsorf_remaining = nsorf_remaining
-        self.release_delay = release_delay
+        self.nsonmi_mode = nsonmi
+        self.cclk = cclk
         self.apn = ""
-        self.nsonmi_mode = 1
         self.ready_at = 0.0
         self.nsocr_no_id = 0
+        if not self.has("psm"):
+            self.CEREG_N = (0, 1, 2, 3)
+
+    def has(self, feature):
+        """Whether this firmware revision has the command or feature."""
+        if feature == "nsonmi":
+            return self.fw is None
+        return self.fw is None or self.fw >= SINCE.get(feature, (0, 0))
 
     def reset_dialect_state(self):
-        self.nsonmi_mode = 1
+        self.echo = self.has("ate")     # before B657SP2 there is no echo (FAQ §2.10)
+        self.bands_active = list(self.bands)
+
+    def active_bands(self):
+        return self.bands_active
 
     def cfun_after_boot(self):
+        return self.autoconnect
+
+    @property
+    def autoconnect(self):
         return self.nconfig.get("AUTOCONNECT") == "TRUE"
+
+    def attaching(self):
+        """AUTOCONNECT is attaching: AT+CFUN and AT+CGATT=1 are refused (FAQ §2.4, §2.6)."""
+        return self.autoconnect and self.cfun == 1 and self.stat == 2
 
     def boot_output(self, reason):
         lines = BANNER if self.boot_lines is None else self.boot_lines
@@ -64,12 +115,17 @@ class Bc95Emulator(ModemEmulator):
     def dispatch(self, cmd):
         if time.monotonic() < self.ready_at:
             raise CmdError(None)
+        need = {"+NSOSTF": "nsostf", "+CPSMS": "psm", "+CEDRXS": "psm", "+CEDRXRDP": "psm",
+                "+NCCID": "nccid", "E0": "ate", "E1": "ate", "+NPSMR": "npsmr",
+                "+NCONFIG": "nconfig", "+NSONMI": "nsonmi"}.get(cmd.name)
+        if need is not None and not self.has(need):
+            raise CmdError(4)
         return ModemEmulator.dispatch(self, cmd)
 
     def busy_commands(self):
         return [("+NSOST", 159)]      # matches NSOST and NSOSTF
 
-    def socket_closed_urc(self, s):
+    def socket_closed_urc(self, s, code=4):
         return self.p("+NSOCLI", str(s.id))
 
     def psm_enter_urc(self):
@@ -79,6 +135,7 @@ class Bc95Emulator(ModemEmulator):
         return True             # UART data wakes it; the first character is lost (§3.7)
 
     def psm_exit_effects(self):
+        self.echo = self.has("ate")
         if self.psm_urc:
             self._out(self.frame(self.p("+NPSMR", "0")))
 
@@ -100,11 +157,6 @@ class Bc95Emulator(ModemEmulator):
                 self.urc(self.p("+NSONMI", "%d,%s,%d,%d,%s" % (s.id, ip, port, len(data), hx)))
             else:
                 self.urc(self.p("+NSONMI", "%d,%d,%s" % (s.id, len(data), hx)))
-        if getattr(s, "release_on_reply", False):
-            s.release_on_reply = False
-            self._rrc_activity(release_after=self.release_delay)
-        else:
-            self._rrc_activity()
 
     # ---------------------------------------------------------------- basic commands
 
@@ -141,6 +193,7 @@ class Bc95Emulator(ModemEmulator):
             self.nconfig[key] = value
 
     def at__nband(self, cmd):
+        # Saved at once, in force after the next AT+NRB (manual §5.19, §9.1).
         if cmd.kind == "set" and self.cfun != 0:
             raise CmdError(None)
         return self.bands_command(cmd, "+NBAND")
@@ -153,13 +206,25 @@ class Bc95Emulator(ModemEmulator):
             return Response([self.p("+CFUN", str(self.cfun))])
         if cmd.kind == "set":
             n = cmd.int_arg(0)
+            if n not in (0, 1):
+                raise CmdError(50)
+            if self.attaching():
+                raise CmdError(3)
             if n == 0:
                 self._radio_off()
-            elif n == 1:
-                if self.cfun != 1:
+            elif self.cfun != 1:
+                if self.autoconnect:
                     self._radio_on()
-            else:
-                raise CmdError(50)
+                else:
+                    self.cfun = 1       # the radio is on; AT+CGATT=1 attaches
+
+    def at__cgatt(self, cmd):
+        if cmd.kind == "set" and self.attaching():
+            raise CmdError(3)
+        if cmd.kind == "set" and cmd.arg(0) == "1" and self.cfun == 1 and self.stat == 0:
+            self._radio_on()
+            return None
+        return ModemEmulator.at__cgatt(self, cmd)
 
     def at__nccid(self, cmd):
         return Response([self.p("+NCCID", self.iccid)])
@@ -175,12 +240,6 @@ class Bc95Emulator(ModemEmulator):
                 self.apn = unquote(cmd.args[2])
         elif cmd.kind == "query":
             return Response([self.p("+CGDCONT", '0,"IP","%s",,0,0,,,,,1' % self.apn)])
-
-    def at__cereg(self, cmd):
-        if cmd.kind == "query":
-            return Response([self.p("+CEREG", "%d,%d" % (self.cereg_n, self.stat))])
-        if cmd.kind == "set":
-            self.set_cereg(cmd)
 
     def at__nuestats(self, cmd):
         return Response(["Signal power:-819", "Total power:-752", "TX power:230", "TX time:1234",
@@ -198,6 +257,11 @@ class Bc95Emulator(ModemEmulator):
         return self.resolve(unquote(cmd.args[1]), lambda ip: self.p("+QDNS", ip),
                             self.p("+QDNS", "QUERY_DNS_FAILED"))
 
+    def at__cclk(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CCLK", self.clock_text(local=self.cclk == "local"))])
+        raise CmdError(50)
+
     def at__npsmr(self, cmd):
         if cmd.kind == "set":
             self.psm_urc = cmd.arg(0) == "1"
@@ -211,18 +275,15 @@ class Bc95Emulator(ModemEmulator):
         pass
 
     def at__cnmpsd(self, cmd):
+        if self.fw is not None:
+            raise CmdError(4)           # a BC95-G command
         resp = Response()
         resp.after.append(lambda: self._rrc_activity(release_after=self.release_delay) if self.rrc else None)
         return resp
 
     def at__nsonmi(self, cmd):
-        if cmd.kind == "set":
-            n = cmd.int_arg(0)
-            if n not in (0, 1, 2, 3):
-                raise CmdError(50)
-            self.nsonmi_mode = n
-        elif cmd.kind == "query":
-            return Response([self.p("+NSONMI", str(self.nsonmi_mode))])
+        # Saved: a module keeps the mode another program set (BC95-G&BC68 manual).
+        return self.setting(cmd, "+NSONMI", "nsonmi_mode", (0, 1, 2, 3))
 
     # ---------------------------------------------------------------- sockets (§3.6)
 

@@ -1,15 +1,19 @@
 """Modem emulator core: pseudo-terminal, event loop, AT line handling, UDP forwarding, faults.
 
-Implements the dialect-independent parts of spec/modems.md §10.1 (framing `\\r\\n<line>\\r\\n`,
+Implements the dialect-independent parts of docs/modems.md §10.1 (framing `\\r\\n<line>\\r\\n`,
 echo until ATE0, one final result per command, CMEE modes, timing knobs, fault injection,
-real UDP data path) and the commands both dialects answer alike, spelled through p() and
-error_text(). The dialects (sim7020.py, bc95.py) add the rest of the tables of §10.2/§10.4.
+real UDP data path) and what both dialects do alike, spelled through p() and error_text(): the
+network (its band, its time and zone sent as NITZ on registration, the PSM timers it grants or
+refuses), the RRC state with release assistance, the commands both answer the same way. The
+dialects (sim7020.py, bc95.py) add the rest of the tables of §10.2/§10.4 and the firmware
+revisions of §13.
 
 Threading: one engine thread owns the pty master, the UDP sockets, the timers and all modem
 state. Public methods called from other threads post a function to the engine and wait for
 it (`_call`), so tests never race the engine.
 """
 import binascii
+import calendar
 import errno
 import heapq
 import os
@@ -43,6 +47,8 @@ CME_TEXT = {
 
 MAX_LINE = 8192          # longest command line accepted (NSOST with 1358 bytes is ~2.8 KiB)
 MAX_OUTBUF = 1 << 20     # bytes held for a device that does not read, then dropped
+NO_NITZ = 315964800      # 1980-01-06, the clock of a module that has no network time yet
+PSM_OFF = "11100000"     # GPRS timer value "deactivated" (TS 24.008 §10.5.7.4)
 
 
 class CmdError(Exception):
@@ -155,6 +161,7 @@ class ModemSocket:
         self.remote = None          # (device-given ip, port), SIM7020 CSOCON
         self.rxbuf = []             # BC95: [ip, port, bytes] not yet read by NSORF
         self.closed_by_network = False
+        self.release_on_reply = False  # release assistance: RRC release after the next downlink
         self.peers = {}             # host (ip, port) -> device-given (ip, port)
 
     def close(self):
@@ -173,6 +180,7 @@ class ModemEmulator:
     CME_FMT = "+CME ERROR: %s"
     MAX_SOCKETS = 5
     MAX_DATAGRAM = 512
+    MAX_DOWNLINK = 512
 
     def __new__(cls, dialect="sim7020", **kwargs):
         if cls is ModemEmulator:
@@ -189,8 +197,10 @@ class ModemEmulator:
                  urc_inside_prob=0.0, urc_inside=None, seed=0, pcap=None, remote_host="127.0.0.1",
                  remote_map=None, boot_lines=None, csq=(20, 99), max_datagram=None,
                  unregistered_send="error", dns=None, dns_fail_delay=70.0, faults=None,
-                 rrc_inactivity=20.0, sleep_idle=5.0, busy_prob=0.0, powered=True, pwrkey_off_time=1.0, start=True,
-                 nat=DEFAULT_TIMEOUT_S, **dialect_opts):
+                 rrc_inactivity=20.0, release_delay=0.1, sleep_idle=5.0, busy_prob=0.0,
+                 powered=True, pwrkey_off_time=0.8, network_band=None, tz=32,
+                 clock_offset=0.0, nitz=True, psm_grant="request", max_downlink=None,
+                 edrx=None, start=True, nat=DEFAULT_TIMEOUT_S, **dialect_opts):
         self.imei, self.iccid, self.imsi, self.ip = imei, iccid, imsi, ip
         self.boot_time = boot_time
         self.registration_delay = registration_delay
@@ -211,10 +221,18 @@ class ModemEmulator:
         self.dns.update(dns or {})
         self.dns_fail_delay = dns_fail_delay
         self.rrc_inactivity = rrc_inactivity
+        self.release_delay = release_delay
         self.sleep_idle = sleep_idle
         self.busy_prob = busy_prob
         self.start_powered = powered
         self.pwrkey_off_time = pwrkey_off_time
+        self.network_band = network_band
+        self.tz = tz
+        self.clock_offset = clock_offset
+        self.nitz = nitz
+        self.psm_grant = psm_grant
+        self.edrx = edrx                      # eDRX cycle bits in force, None = off
+        self.max_downlink = max_downlink or self.MAX_DOWNLINK
         self.configure_dialect(**dialect_opts)
 
         self.faults = FaultSet()
@@ -514,6 +532,8 @@ class ModemEmulator:
             self._handle_line(line.decode("latin-1"))
 
     def _handle_line(self, text):
+        if self.swallow_line(text):
+            return
         if self.echo:
             self._out(text.encode("latin-1") + b"\r")
         start = text.upper().find("AT")
@@ -560,6 +580,11 @@ class ModemEmulator:
             self._at(delay, self._respond, resp)
         else:
             self._respond(resp)
+
+    def swallow_line(self, text):
+        """True when the modem takes this line for something else than a command (SIM7020:
+        the autobaud sync after a PSM wake)."""
+        return False
 
     def dispatch(self, cmd):
         if cmd.kind == "bad":
@@ -649,6 +674,8 @@ class ModemEmulator:
         self.csclk = 0
         self.in_psm = False
         self.asleep = False
+        self.booted_at = time.monotonic()
+        self.clock_synced = False
 
     def _boot_done(self, reason):
         self.booting = False
@@ -683,6 +710,8 @@ class ModemEmulator:
             return
         if self.reg_blocked_until is not None and time.monotonic() < self.reg_blocked_until:
             return
+        if self.network_band is not None and self.network_band not in self.active_bands():
+            return                      # searching on bands where the network is not
         self.reg_blocked_until = None
         self._set_stat(self.registration_stat)
 
@@ -690,12 +719,50 @@ class ModemEmulator:
     def registered(self):
         return self.stat in (1, 5)
 
+    def active_bands(self):
+        """The bands the module searches now (BC95: those in force since the last reboot)."""
+        return self.bands
+
     def _set_stat(self, stat):
         if stat == self.stat:
             return
         self.stat = stat
         if self.cereg_n:
             self.urc(self.cereg_urc())
+        if self.registered and self.nitz and not self.clock_synced:
+            self.clock_synced = True
+            self.nitz_received()
+
+    def nitz_received(self):
+        """The network sent its time and zone (NITZ) after registration."""
+
+    # ------------------------------------------------------------------ network time
+
+    def network_now(self):
+        """The network's time: seconds since 1970, UTC."""
+        return time.time() + self.clock_offset
+
+    def clock_text(self, local):
+        """The module's clock as +CCLK writes it, "yy/MM/dd,hh:mm:ss+zz": the network's time
+        once NITZ came (local=True adds the zone to the fields, 27.007 style; False keeps
+        them UTC), else 80/01/06 plus the time since boot."""
+        if self.clock_synced:
+            secs, zone = self.network_now() + (self.tz * 900 if local else 0), self.tz
+        else:
+            secs, zone = NO_NITZ + time.monotonic() - self.booted_at, 0
+        t = time.gmtime(int(secs))
+        return "%02d/%02d/%02d,%02d:%02d:%02d%s%02d" % (
+            t.tm_year % 100, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+            "-" if zone < 0 else "+", abs(zone))
+
+    @staticmethod
+    def clock_seconds(text):
+        """Inverse of clock_text for tests: (seconds of the fields as UTC, zone)."""
+        date, clock = text.strip('"').split(",")
+        sign = "+" if "+" in clock else "-"
+        clock, zone = clock.split(sign)
+        t = time.strptime(date + "," + clock, "%y/%m/%d,%H:%M:%S")
+        return calendar.timegm(t), int(zone) * (1 if sign == "+" else -1)
 
     # ------------------------------------------------------------------ commands both dialects answer alike
 
@@ -723,11 +790,36 @@ class ModemEmulator:
             elif n == 0:
                 self._set_stat(0)
 
-    def set_cereg(self, cmd):
-        n = cmd.int_arg(0)
-        if n not in (0, 1, 2, 3, 4, 5):
-            raise CmdError(50)
-        self.cereg_n = n
+    CEREG_N = (0, 1, 2, 3, 4, 5)
+    CEREG_PSM = ',,,"%s","%s"'      # after <AcT> with n = 4: reject cause fields, T3324, T3412
+
+    def at__cereg(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CEREG", "%d,%s" % (self.cereg_n, self.cereg_fields()))])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n not in self.CEREG_N:
+                raise CmdError(50)
+            self.cereg_n = n
+
+    def cereg_fields(self):
+        """+CEREG after <n>: <stat>, with n >= 2 the cell, with n >= 4 the PSM timers the
+        network granted (27.007 §10.1.22)."""
+        out = str(self.stat)
+        if self.cereg_n >= 2 and self.registered:
+            out += ',"5B57","01A50B1A",9'
+            if self.cereg_n >= 4:
+                out += self.CEREG_PSM % self.granted_psm()
+        return out
+
+    def granted_psm(self):
+        """(T3324, T3412) as the network grants them: what was asked (psm_grant "request"),
+        "deactivated" (psm_grant "refuse", or no PSM asked), or the network's own values
+        (psm_grant = (T3412 bits, T3324 bits))."""
+        if self.psm_req is None or self.psm_grant == "refuse":
+            return PSM_OFF, PSM_OFF
+        t3412, t3324 = self.psm_req if self.psm_grant == "request" else self.psm_grant
+        return t3324, t3412
 
     def at__cscon(self, cmd):
         if cmd.kind == "set":
@@ -745,13 +837,40 @@ class ModemEmulator:
                 self.psm_req = (unquote(cmd.args[3]), unquote(cmd.args[4]))
             elif cmd.arg(0) == "0":
                 self.psm_req = None
+            resp = Response()
+            if self.registered and self.cereg_n >= 4:
+                # The network answers the request; with n = 4 the new timers come as a URC.
+                resp.after.append(lambda: self.urc(self.cereg_urc()))
+            return resp
         elif cmd.kind == "query":
             mode = 1 if self.psm_req else 0
             t = ',,,"%s","%s"' % self.psm_req if self.psm_req else ""
             return Response([self.p("+CPSMS", "%d%s" % (mode, t))])
 
     def at__cedrxs(self, cmd):
-        pass
+        if cmd.kind == "query":
+            return Response([self.p("+CEDRXS", '5,"%s"' % self.edrx)] if self.edrx else [])
+        if cmd.kind == "set":
+            mode = cmd.int_arg(0)
+            if mode not in (0, 1, 2, 3):
+                raise CmdError(50)
+            self.edrx = unquote(cmd.arg(2, "")) or self.edrx if mode in (1, 2) else None
+
+    def at__cedrxrdp(self, cmd):
+        if self.edrx and self.registered:
+            return Response([self.p("+CEDRXRDP", '5,"%s","%s","0011"' % (self.edrx, self.edrx))])
+        return Response([self.p("+CEDRXRDP", "0")])
+
+    def setting(self, cmd, name, attr, allowed):
+        """A numeric setting: the query answers "<name>: <value>", the set form takes one of
+        allowed (else +CME ERROR 50)."""
+        if cmd.kind == "query":
+            return Response([self.p(name, str(getattr(self, attr)))])
+        if cmd.kind == "set":
+            n = cmd.int_arg(0)
+            if n not in allowed:
+                raise CmdError(50)
+            setattr(self, attr, n)
 
     def bands_command(self, cmd, name):
         """AT+CBAND / AT+NBAND: query the band list or set it."""
@@ -764,9 +883,7 @@ class ModemEmulator:
                 raise CmdError(50)
 
     def cereg_urc(self):
-        if self.cereg_n >= 2 and self.registered:
-            return self.p("+CEREG", '%d,"5B57","01A50B1A",9' % self.stat)
-        return self.p("+CEREG", str(self.stat))
+        return self.p("+CEREG", self.cereg_fields())
 
     def _rrc_activity(self, release_after=None):
         if self.rrc == 0:
@@ -920,7 +1037,7 @@ class ModemEmulator:
                 or self.in_psm or not self.powered or self.booting:
             self.dropped_down += 1
             return
-        if len(data) > self.max_datagram:
+        if len(data) > self.max_downlink:
             self.dropped_down += 1
             return
         self.datagrams_down += 1
@@ -928,6 +1045,11 @@ class ModemEmulator:
         self.timeline.append((time.monotonic(), "down", data))
         dev_ip, dev_port = s.peers.get(src, src)
         self.deliver(s, data, dev_ip, dev_port)
+        if s.release_on_reply:
+            s.release_on_reply = False
+            self._rrc_activity(release_after=self.release_delay)
+        else:
+            self._rrc_activity()
 
     def deliver(self, s, data, ip, port):
         raise NotImplementedError
@@ -1046,17 +1168,22 @@ class ModemEmulator:
             self.registration_delay = seconds
         self._call(f)
 
-    def close_socket_by_network(self, sock_id=None):
-        """The network closes a socket (all open ones when None): +CSOERR: <id>,4 / +NSOCLI:<s>."""
+    def close_socket_by_network(self, sock_id=None, code=4):
+        """The network closes a socket (all open ones when None): +CSOERR: <id>,4 / +NSOCLI:<s>.
+        SIM7020: another code (1, 2, 3, 11) reports an error and leaves the socket open."""
         def f():
             ids = list(self.socks) if sock_id is None else [sock_id]
             for sid in ids:
                 s = self.socks.get(sid)
                 if s is not None and not s.closed_by_network:
-                    s.closed_by_network = True
-                    self.urc(self.socket_closed_urc(s))
+                    s.closed_by_network = code == 4
+                    self.urc(self.socket_closed_urc(s, code))
             return ids
         return self._call(f)
+
+    def open_sockets(self):
+        """Ids of the sockets the modem holds now."""
+        return self._call(lambda: sorted(self.socks))
 
     def reboot(self):
         """The modem reboots on its own now (boot output follows after boot_time)."""
@@ -1101,6 +1228,25 @@ class ModemEmulator:
             elif "since" in state:
                 self.pwrkey(time.monotonic() - state.pop("since"))
         pin_cls.watch(pin_id, changed)
+
+    def follow_reset(self, pin_cls, pin_id, active=1):
+        """Connects a RESET line (pin_cls: machine.Pin stand-in or tools/host PinWire): a pulse
+        to `active` and back restarts the module, as its reset pin does."""
+        pressed = []
+
+        def changed(pid, value):
+            if value == active:
+                pressed.append(1)
+            elif pressed:
+                del pressed[:]
+                self._call(self._reset_pin)
+        pin_cls.watch(pin_id, changed)
+
+    def _reset_pin(self):
+        if self.powered:
+            self._reboot(reason="reset")
+        else:
+            self._power_on_now()
 
     def power_off(self):
         """Power is cut: the modem goes silent until pwrkey()."""

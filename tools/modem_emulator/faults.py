@@ -1,4 +1,4 @@
-"""Fault rules for the modem emulator (spec/modems.md §10.1 "Fault injection").
+"""Fault rules for the modem emulator (docs/modems.md §10.1 "Fault injection").
 
 A rule matches AT commands by prefix and says what goes wrong with the response: an error
 instead of the real answer, a delay, a reboot in the middle, garbage bytes or a URC inside

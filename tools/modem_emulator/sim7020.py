@@ -1,35 +1,57 @@
-"""SIMCom SIM7020 dialect (spec/modems.md §2, §10.2, §10.3, §10.6).
+"""SIMCom SIM7020 dialect (docs/modems.md §2, §10.2, §10.3, §10.6, §13; SIM7020 Series AT
+Command Manual V1.05, Low Power Mode and TCPIP application notes V1.05, Hardware Design V1.02).
 
 One space after the colon, bare CIMI/CGSN (and CCID unless ccid_prefixed), socket lengths
 in hex characters, `+CSONMI: <id>,<hexlen>,<HEX>` carrying the data, URCs possibly between
-the information lines and `OK`, `+CPIN: READY` as boot output, CSORCVFLAG reset on reboot.
+the information lines and `OK`, the boot banner RDY / +CFUN: 1 / +CPIN: READY / SMS Ready,
+AT+CFUN=0 answered by +CPIN: NOT READY, CSORCVFLAG kept across reboots, AT+CGSN=1 refused
+(only the execution form is documented), AT+CCLK? in UTC or local time as AT+CURTC says,
++CLTS/+CTZV after NITZ when AT+CLTS=1, release assistance with AT+CNBIOTRAI (no AT+CNMPSD),
+and autobaud (AT+IPR=0) that costs the first command after a PSM wake until a rate is fixed.
 """
 import time
 
 from .core import CmdError, ModemEmulator, Response, hexup, parse_hex, unquote
 
+BANNER = ["RDY", "+CFUN: 1", "+CPIN: READY", "SMS Ready"]
+
 
 class Sim7020Emulator(ModemEmulator):
     DIALECT = "sim7020"
+    CEREG_PSM = ',"00",,,"%s","%s"'     # as in SIMCom's own +CEREG: 4,... example
 
     def configure_dialect(self, revision="1910B05SIM7020G", ccid_prefixed=False,
-                          csosend_length="hex", sim_present=True, bands=(1, 3, 5, 8, 20, 28)):
-        """csosend_length: "hex" (hex characters, the default), "bytes", or "any" (§2.8.1)."""
+                          csosend_length="hex", sim_present=True, bands=(1, 3, 5, 8, 20, 28),
+                          curtc=0, cgsn_set=False, ipr=0):
+        """csosend_length: "hex" (hex characters, the default), "bytes", or "any" (§2.8.1).
+        curtc: the factory AT+CURTC (0: +CCLK shows UTC after NITZ, 1: the RTC's local time);
+        not documented, so both can be chosen. cgsn_set: accept AT+CGSN=1 as some firmware
+        does. ipr: the saved baud rate setting, 0 = autobaud (factory)."""
         self.revision = revision
         self.ccid_prefixed = ccid_prefixed
         self.csosend_length = csosend_length
         self.sim_present = sim_present
         self.bands = list(bands)
+        self.curtc_factory = curtc
+        self.cgsn_set = cgsn_set
+        self.ipr = ipr
         self.apn = ""
-        self.rcvflag = 0
+        self.rcvflag = 0            # kept across reboots (manual: AT+CSORCVFLAG is saved)
         self.cpsmstatus = False
+        self.curtc = curtc
+        self.clts = False
+        self.rai_next = 0
+        self.autobaud_sync = False
 
     def reset_dialect_state(self):
-        self.rcvflag = 0
         self.cpsmstatus = False
+        self.curtc = self.curtc_factory
+        self.clts = False
+        self.rai_next = 0
+        self.autobaud_sync = False
 
     def boot_output(self, reason):
-        lines = ["+CPIN: READY"] if self.boot_lines is None else self.boot_lines
+        lines = BANNER if self.boot_lines is None else self.boot_lines
         for ln in lines:
             self._out(self.frame(ln))
 
@@ -41,8 +63,8 @@ class Sim7020Emulator(ModemEmulator):
     def busy_commands(self):
         return [("+CSODSEND", 516), ("+CSOSEND", 516)]
 
-    def socket_closed_urc(self, s):
-        return self.p("+CSOERR", "%d,4" % s.id)
+    def socket_closed_urc(self, s, code=4):
+        return self.p("+CSOERR", "%d,%d" % (s.id, code))
 
     def psm_enter_urc(self):
         return self.p("+CPSMSTATUS", '"ENTER PSM"')
@@ -52,9 +74,23 @@ class Sim7020Emulator(ModemEmulator):
 
     def psm_exit_effects(self):
         self.rcvflag = 0
+        # Autobaud: the module measures the rate on the first "AT" it gets and does not
+        # answer it; a fixed rate (AT+IPR=<rate>) needs no such sync.
+        self.autobaud_sync = self.ipr == 0
         self._out(self.frame(self.p("+CPIN", "READY")))
         if self.cpsmstatus:
             self._out(self.frame(self.p("+CPSMSTATUS", '"EXIT PSM"')))
+
+    def swallow_line(self, text):
+        if self.autobaud_sync:
+            self.autobaud_sync = False
+            return True
+        return False
+
+    def nitz_received(self):
+        if self.clts:
+            self.urc(self.p("+CTZV", "%+03d" % self.tz))
+            self.urc(self.p("+CLTS", '"%s"' % self.clock_text(local=True)))
 
     def deliver(self, s, data, ip, port):
         if self.rcvflag:
@@ -86,7 +122,8 @@ class Sim7020Emulator(ModemEmulator):
         if not self.sim_present:
             raise CmdError(10)
         if cmd.kind == "query":
-            return Response([self.p("+CPIN", "READY")])
+            # The SIM is switched off with the radio (AT+CFUN=0).
+            return Response([self.p("+CPIN", "READY" if self.cfun == 1 else "NOT READY")])
 
     def at__ccid(self, cmd):
         if not self.sim_present:
@@ -101,6 +138,8 @@ class Sim7020Emulator(ModemEmulator):
     def at__cgsn(self, cmd):
         if cmd.kind == "test":
             return Response()
+        if cmd.kind == "set" and not self.cgsn_set:
+            raise CmdError(50)      # manual §3.2.6 documents AT+CGSN and AT+GSN only
         return ModemEmulator.at__cgsn(self, cmd)
 
     def at__gsn(self, cmd):
@@ -113,14 +152,16 @@ class Sim7020Emulator(ModemEmulator):
             return Response([self.p("+CFUN", "(0,1),(0,1)")])
         n = cmd.int_arg(0)
         if n == 0:
+            # Low Power Mode AN §6.1.2: the SIM goes with the radio, announced before OK.
+            was_on = self.cfun == 1
             self._radio_off()
-        elif n == 1:
+            return Response([self.p("+CPIN", "NOT READY")] if was_on else [])
+        if n == 1:
             resp = Response()
             if self.cfun != 1:
                 resp.after.append(self._cfun_on)
             return resp
-        else:
-            raise CmdError(50)
+        raise CmdError(50)
 
     def _cfun_on(self):
         self.cfun = 1
@@ -140,18 +181,6 @@ class Sim7020Emulator(ModemEmulator):
 
     def at__cband(self, cmd):
         return self.bands_command(cmd, "+CBAND")
-
-    def at__cereg(self, cmd):
-        if cmd.kind == "query":
-            if self.cereg_n >= 2 and self.registered:
-                extra = '"5B57","01A50B1A",9'
-                if self.cereg_n >= 4:
-                    t3412, t3324 = self.psm_req or ("00100110", "00000101")
-                    extra += ',"00",,,"%s","%s"' % (t3324, t3412)
-                return Response([self.p("+CEREG", "%d,%d,%s" % (self.cereg_n, self.stat, extra))])
-            return Response([self.p("+CEREG", "%d,%d" % (self.cereg_n, self.stat))])
-        if cmd.kind == "set":
-            self.set_cereg(cmd)
 
     def at__cgreg(self, cmd):
         if cmd.kind == "query":
@@ -197,10 +226,27 @@ class Sim7020Emulator(ModemEmulator):
         pass
 
     def at__ipr(self, cmd):
-        pass
+        return self.setting(cmd, "+IPR", "ipr",
+                            (0, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600))
+
+    def at__curtc(self, cmd):
+        return self.setting(cmd, "+CURTC", "curtc", (0, 1))
+
+    def at__cclk(self, cmd):
+        if cmd.kind == "query":
+            return Response([self.p("+CCLK", self.clock_text(local=self.curtc == 1))])
+        raise CmdError(50)
 
     def at__clts(self, cmd):
-        pass
+        if cmd.kind == "query":
+            return Response([self.p("+CLTS", "1" if self.clts else "0")])
+        if cmd.kind == "set":
+            self.clts = cmd.arg(0) == "1"
+
+    def at__cnbiotrai(self, cmd):
+        # Release assistance for the next uplink only (manual §5.2.27): 1 = no uplink or
+        # downlink follows, 2 = only one downlink follows.
+        return self.setting(cmd, "+CNBIOTRAI", "rai_next", (0, 1, 2))
 
     def at__cgdcont(self, cmd):
         pass
@@ -223,13 +269,7 @@ class Sim7020Emulator(ModemEmulator):
     # ---------------------------------------------------------------- sockets (§2.5)
 
     def at__csorcvflag(self, cmd):
-        if cmd.kind == "query":
-            return Response([self.p("+CSORCVFLAG", str(self.rcvflag))])
-        if cmd.kind == "set":
-            n = cmd.int_arg(0)
-            if n not in (0, 1):
-                raise CmdError(50)
-            self.rcvflag = n
+        return self.setting(cmd, "+CSORCVFLAG", "rcvflag", (0, 1))
 
     def at__csoc(self, cmd):
         if cmd.kind != "set":
@@ -275,6 +315,11 @@ class Sim7020Emulator(ModemEmulator):
             raise CmdError(50)
         self.check_can_send(s)
         self.uplink(s, s.remote[0], s.remote[1], data)
+        rai, self.rai_next = self.rai_next, 0
+        if rai == 1:
+            self._rrc_activity(release_after=self.release_delay)
+        elif rai == 2:
+            s.release_on_reply = True
 
     def at__csodsend(self, cmd):
         s = self.get_socket(cmd)

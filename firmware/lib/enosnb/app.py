@@ -6,8 +6,10 @@ One wake-up of the device is one call of App.run(). Its steps, in order:
      DTLS session, the plain-mode auth binding, the modem socket, the back-off counters;
   2. read the sensor and append the reading to the flash queue (enosnb.store) BEFORE any
      radio work, so no later failure can lose it;
-  3. bring up the modem (power key only when it is silent, registration) and take the
-     UDP socket that survived the sleep, or open one;
+  3. bring up the modem (power key only when it is silent; after a cold boot the sockets the
+     module still holds are closed; registration, touching the radio only as needed) and take
+     the UDP socket that survived the sleep, or open one; PSM is asked once per power-on and
+     what the network granted is reported;
   4. connect: restore the saved DTLS session (0 handshake round trips when the server still
      knows it), else resume it (abbreviated handshake), else a full handshake; in plain mode
      reuse the /auth binding, else POST /auth (enos-coap.md §5.3, §5.4, §6.4, dtls.md §16);
@@ -15,9 +17,10 @@ One wake-up of the device is one call of App.run(). Its steps, in order:
      over from an outage go first to thing.measurepoint.resume(.batch), in order (§8.3);
      a record leaves the queue only after EnOS answered code 200 for it;
   6. cloud commands ride on every response (enos.commands); their dedupe memory is kept;
-  7. save the state, release the radio (release assistance / AT+CNMPSD), return the time
-     to sleep. A module that refused AT+CNMPSD is remembered in the state, so later cycles
-     do not ask it again.
+  7. save the state, release the radio (release assistance / AT+CNMPSD), switch the radio
+     off where the network refused PSM (else the modem would idle in DRX at mA level), return
+     the time to sleep. What the driver learnt about the module (firmware revision, refused
+     commands) is kept in the state, so later cycles do not ask again.
 
 Every failure of a layer (ModemError, DtlsError, CoapError, EnosError, StoreError, a sensor
 error) is caught here: the reading stays queued, the error is logged without secrets, state
@@ -61,6 +64,10 @@ from enosnb import nat, timing
 # Timings a board or a test may override (milliseconds).
 DEFAULTS = {
     "attach_timeout_ms": 120000,   # radio on -> registered (modems.md §6); board.json may set it
+    "first_attach_timeout_ms": 300000,  # a module scanning every band (modems.md §6.1)
+    "psm_tau_s": 86400,            # periodic TAU asked for (modems.md §5)
+    "psm_active_s": 2,             # shortest useful T3324: commands ride on uplink responses
+    "psm_max_active_s": 60,        # a longer grant idles in DRX: the radio goes off instead
     "cycle_budget_ms": 170000,     # longest report cycle before the watchdog may fire
     "dtls_timers": None,           # None: enosnb.dtls.timers.NBIOT
     "coap_timing": None,           # None: ack_timeout_ms / max_retransmit of secrets.json
@@ -136,6 +143,13 @@ class CycleClock:
     def clip(self, ms):
         """ms, or the work time left when that is shorter."""
         return min(ms, self.left_ms())
+
+    def extend(self, ms):
+        """At least ms of work time from now on (a band scan): budget and limit grow."""
+        if self.budget_ms is not None:
+            grow = max(0, self.elapsed_ms() + ms - self.limit_ms)
+            self.budget_ms += grow
+            self.limit_ms += grow
 
     def wind_down(self):
         """From now on only the end of the whole budget stops a wait."""
@@ -470,10 +484,9 @@ class App:
             from enosnb import power
             power.release(m, b)
         uart = m.UART(b.uart["id"], **b.uart_kwargs())
-        kw = b.modem_kwargs()
-        if self.state.get("cnmpsd") == b"0":
-            kw["has_cnmpsd"] = False  # refused in an earlier cycle: do not ask again
-        return driver(b.modem)(uart, self.clock, **kw)
+        # What the driver learnt about this module in earlier cycles (revision, refusals).
+        return driver(b.modem)(uart, self.clock, memory=self.state.get("modem"),
+                               **b.modem_kwargs())
 
     def bring_up_modem(self):
         b = self.board
@@ -481,20 +494,62 @@ class App:
         self.state.delete("roff")
         self.modem.power_on()
         self.modem.init()
+        if not self._woke:
+            # The module may still hold sockets from before this reset (modems.md §6.2).
+            self.modem.cold_start()
+            self.state.delete("sock")
+            self._restored_sock = None
         if self.secrets.uses_imei:
             self.secrets.set_device_key(self.modem.imei())
+        t = self.tune
         self.modem.attach(self.secrets.apn or None, b.bands,
-                          self.clock.clip(self.tune["attach_timeout_ms"]))
+                          self.clock.clip(t["attach_timeout_ms"]),
+                          t["first_attach_timeout_ms"], self._scan_budget)
         if now_ms() is None:
             self.sync_clock()
-        if not self.state.get("psm"):
-            # Ask once per power-on for PSM (TAU = a day, active time 10 s, modems.md §5);
-            # the network may grant other values.
+        self._power_saving()
+
+    def _scan_budget(self, ms):
+        """A module scanning every band may take minutes: this cycle's budget grows."""
+        log("first attach: the modem scans its bands, up to %d s" % (ms // 1000))
+        self.clock.extend(ms + 10000)
+
+    def _power_saving(self):
+        """PSM as granted (modems.md §5): asked once per power-on with the shortest useful
+        active time and eDRX off; the grant is read back (every AT+CEREG? carries it), kept
+        in the state and reported."""
+        st = self.state
+        t = self.tune
+        if not st.get("psm"):
             try:
-                self.modem.psm(86400, 10)
-                self.state.set("psm", b"1")
+                self.modem.psm(t["psm_tau_s"], t["psm_active_s"])
             except ModemError as e:
                 log("PSM request refused: %s" % _err(e))
+        g = self.modem.psm_granted
+        if g is None:
+            text = st.get("psm") or b"?"  # the last known grant, or unknown
+        elif g is False:
+            text = b"refused"
+        else:
+            text = ("%s,%d" % ("-" if g[0] is None else g[0], g[1])).encode()
+        if text != st.get("psm"):
+            log("PSM: " + ("refused by the network, the radio goes off between reports"
+                           if g is False else "the module does not say what was granted"
+                           if g is None else "granted TAU %s s, active time %d s" % (
+                               "-" if g[0] is None else g[0], g[1])))
+        st.set("psm", text)
+        self.report["psm"] = text.decode()
+
+    def _radio_off_between_reports(self):
+        """True when the network refused PSM or granted an active time so long the module
+        would idle in DRX: then switching the radio off costs less than keeping it."""
+        p = self.report.get("psm")
+        if p == "refused":
+            return True
+        try:
+            return int(p.split(",")[1]) > self.tune["psm_max_active_s"]
+        except (AttributeError, IndexError, ValueError):
+            return False  # unknown: keep the radio as it is
 
     def sync_clock(self):
         """Sets the RTC from the modem's network time (NITZ) so queued readings carry
@@ -873,9 +928,13 @@ class App:
                 st.set("sock", struct.pack(">BH", self.sock.id, self.secrets.port))
             elif self.sock is not None:
                 st.delete("sock")
+            elif self.modem is not None and self.modem.radio_is_off:
+                st.delete("sock")  # gone with the radio (a back-off switched it off)
             elif self._restored_sock is not None:
                 # Not used this cycle (no radio, or it failed before): still open on the modem.
                 st.set("sock", self._restored_sock)
+            if self.modem is not None:
+                st.set("modem", self.modem.memory())
         except Exception as e:
             log("state not updated: %s" % _err(e))
         self.report["state"] = self._save_state()
@@ -884,12 +943,17 @@ class App:
         if self.modem is not None:
             try:
                 self.modem.release()
+                if self._radio_off_between_reports():
+                    self.modem.radio_off()
+                    st.delete("sock")  # gone with the radio
+                    self.report["radio"] = "off"
             except Exception as e:
                 log("radio release: %s" % _err(e))
-            if not self.modem.has_cnmpsd and st.get("cnmpsd") != b"0":
-                # Saved again, once per module: the state went out before the release so
-                # that a release stuck until the watchdog fires cannot lose it.
-                st.set("cnmpsd", b"0")
+            mem = self.modem.memory()
+            if mem != st.get("modem") or self.report.get("radio"):
+                # Saved again: the state went out before the release so that a release stuck
+                # until the watchdog fires cannot lose it.
+                st.set("modem", mem)
                 self.report["state"] = self._save_state() or self.report["state"]
         b = self.board
         if b.power_enable or b.pwrkey or b.reset:
@@ -913,6 +977,7 @@ class App:
         try:
             m = self.modem or self._driver()
             m.radio_off()
+            self.state.set("modem", m.memory())
         except Exception as e:
             log("radio not switched off: %s" % _err(e))
             return
@@ -942,9 +1007,15 @@ def make_sensor():
     try:
         import sensors
     except ImportError as e:
+        if "'sensors'" not in str(e):  # sensors.py is there but imports something missing
+            log("sensors.py failed to import: %s" % _err(e))
+            return None
         log("no sensors.py (%s): using the demo sensor" % e)
         from enosnb.sensor import DemoSensor
         return DemoSensor()
+    except Exception as e:  # a sensors.py that fails to load must not keep the board awake
+        log("sensors.py failed to import: %s" % _err(e))
+        return None
     try:
         sensor = sensors.make_sensor()
         setup = getattr(sensor, "setup", None)

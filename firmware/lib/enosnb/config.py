@@ -48,6 +48,11 @@ board.json (modems.md §9; pins are ESP32 GPIO numbers):
   attach_timeout_ms   optional int 1000..600000: longest wait for network registration in
                       a report cycle (modems.md §6); absent: enosnb.app DEFAULTS (120000).
                       It counts towards the cycle's time budget (cycle_budget_ms, 170 s).
+  first_attach_timeout_ms  optional int 10000..1800000: longest wait for the first
+                      registration of a module that scans every band (never registered, or
+                      its bands or APN just changed; modems.md §6.1); absent: 300000.
+  modem_clock         optional "utc" or "local": what the BC95's AT+CCLK? time fields show
+                      (modems.md §3.4, unverified: "utc" by default). SIM7020 ignores it.
   wdt_timeout_ms      int 5000..600000, default 180000: hardware watchdog period.
   battery             optional: {"adc_pin": 32..39, "divider": number 1..20 (battery volts
                       per volt at the pin, e.g. 2 for two equal resistors), "low_mv": int
@@ -81,8 +86,8 @@ _SECRETS_FIELDS = ["productKey", "deviceKey", "deviceSecret", "productSecret", "
                    "batch_max", "queue_max_records", "auth_fallback", "reactivate",
                    "sign_uppercase", "content_format"]
 _BOARD_FIELDS = ["name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
-                 "bands", "boot_wait_ms", "attach_timeout_ms", "wdt_timeout_ms", "battery",
-                 "sleep_floor_ua"]
+                 "bands", "boot_wait_ms", "attach_timeout_ms", "first_attach_timeout_ms",
+                 "modem_clock", "wdt_timeout_ms", "battery", "sleep_floor_ua"]
 
 
 class ConfigError(Exception):
@@ -317,9 +322,9 @@ def load_secrets(path=SECRETS_FILE):
 
 class Board:
     """Validated board.json: name, modem, uart/pwrkey/reset/power_enable/status/led dicts
-    (None when absent), bands (list or None), boot_wait_ms and attach_timeout_ms (None when
-    absent), wdt_timeout_ms, battery (dict or None), sleep_floor_ua (int or None),
-    warnings."""
+    (None when absent), bands (list or None), boot_wait_ms, attach_timeout_ms,
+    first_attach_timeout_ms and modem_clock (None when absent), wdt_timeout_ms, battery (dict
+    or None), sleep_floor_ua (int or None), warnings."""
 
     def __init__(self):
         self.warnings = []
@@ -339,6 +344,9 @@ class Board:
             kw["pwrkey_ms"] = self.pwrkey["pulse_ms"]
         if self.boot_wait_ms:
             kw["boot_timeout_ms"] = self.boot_wait_ms
+        if self.modem_clock:
+            kw["cclk_utc"] = self.modem_clock == "utc"
+        kw["baudrate"] = self.uart["baudrate"]
         return kw
 
     def __repr__(self):
@@ -429,6 +437,11 @@ def parse_board(obj, where=BOARD_FILE):
     b.bands = bands
     b.boot_wait_ms = _int(obj, "boot_wait_ms", where, 1000, 120000)
     b.attach_timeout_ms = _int(obj, "attach_timeout_ms", where, 1000, 600000)
+    b.first_attach_timeout_ms = _int(obj, "first_attach_timeout_ms", where, 10000, 1800000)
+    b.modem_clock = obj.get("modem_clock")
+    if b.modem_clock not in (None, "utc", "local"):
+        _fail(where, "modem_clock", "is %r" % (b.modem_clock,),
+              'use "utc" or "local" (what AT+CCLK? shows on this module), or remove it')
     b.wdt_timeout_ms = _int(obj, "wdt_timeout_ms", where, 5000, 600000, 180000)
     b.battery = _battery(obj, where, pins)
     b.sleep_floor_ua = _int(obj, "sleep_floor_ua", where, 1, 100000)

@@ -20,8 +20,9 @@ def driver(kind):
 
 def from_board(board, clock=None, uart=None, **kw):
     """A driver wired as boards/<board>/board.json says: UART, power enable, power key (or,
-    on boards without one, the reset line, pulsed the same way when the module is silent) and
-    boot wait. Keyword arguments go to the driver and win over the board file.
+    on boards without one, the reset line, pulsed the same way when the module is silent),
+    boot wait and what the modem's clock shows. Keyword arguments go to the driver and win
+    over the board file.
     """
     import machine
     from enosnb.clock import SYSTEM
@@ -41,4 +42,7 @@ def from_board(board, clock=None, uart=None, **kw):
         kw.setdefault("pwrkey_ms", key.get("pulse_ms", 800))
     if "boot_wait_ms" in board:
         kw.setdefault("boot_timeout_ms", board["boot_wait_ms"])
+    kw.setdefault("baudrate", board["uart"]["baudrate"])
+    if "modem_clock" in board:
+        kw.setdefault("cclk_utc", board["modem_clock"] == "utc")
     return driver(board["modem"])(uart, SYSTEM if clock is None else clock, **kw)

@@ -1,4 +1,4 @@
-"""AT command engine over a UART (spec/modems.md §1, §6, §10.1; 3GPP TS 27.007 §9.2 results).
+"""AT command engine over a UART (modems.md §1, §6, §10.1; 3GPP TS 27.007 §9.2 results).
 
 One object owns the UART and splits its bytes into lines. Each line goes to one of:
 - the pending command's echo (dropped), information lines, or final result
@@ -6,7 +6,8 @@ One object owns the UART and splits its bytes into lines. Each line goes to one 
 - a URC handler chosen by prefix ("+CSONMI", "+NSONMI", ...), at any moment, including between
   a command's information line and its OK (SIM7020 does that);
 - reboot detection: boot banner lines fail the pending command with ModemRebooted and set
-  .rebooted, because a banner's own "OK" (BC95) must never complete a command.
+  .rebooted, because a banner's own "OK" (BC95) must never complete a command;
+- nothing: lines that only announce something the driver does not need ("SMS Ready").
 
 Bad input is expected: bytes outside printable ASCII are dropped and counted, lines longer than
 the preallocated buffer are dropped and counted, nothing the modem sends raises anything but a
@@ -60,12 +61,13 @@ def _short(cmd):
 class _Pending:
     """The command waiting for its final result."""
 
-    def __init__(self, cmd, tail, prefix, expect_reboot, need):
+    def __init__(self, cmd, tail, prefix, expect_reboot, need, final):
         self.cmd = cmd
         self.tail = tail
         self.prefix = prefix
         self.expect_reboot = expect_reboot
         self.need = need
+        self.final = final
         self.lines = []
         self.done = False
         self.error = None
@@ -83,6 +85,7 @@ class AtEngine:
         self._urc = {}
         self._boot_lines = ()
         self._boot_prefixes = ()
+        self.quiet_lines = ()
         self._pending = None
         self.on_reboot = None
         self.on_unsolicited = None
@@ -177,6 +180,9 @@ class AtEngine:
             # Echo, also with the first character lost after sleep (§10.6).
             self.echo_seen = True
             return
+        if p is not None and line == p.final:
+            p.done = True
+            return
         if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR") \
                 or line.startswith("+CMS ERROR"):
             if p is None or (p.need and not p.lines):
@@ -185,6 +191,12 @@ class AtEngine:
             if line != "OK":
                 p.error = _command_error(p.cmd, line)
             p.done = True
+            return
+        if p is not None and p.need and p.need is not True and p.need(line):
+            # A probe whose answer has no prefix (a bare IMEI) is recognised by its form.
+            self._info(p, line)
+            return
+        if line in self.quiet_lines:
             return
         if line in self._boot_lines or self._starts_boot(line):
             if p is not None and p.expect_reboot:
@@ -233,18 +245,20 @@ class AtEngine:
     # -- commands ------------------------------------------------------------------------
 
     def command(self, cmd, timeout_ms=DEFAULT_TIMEOUT_MS, prefix=None, expect_reboot=False,
-                need=False, tail=None):
+                need=False, tail=None, final=None):
         """Send cmd (then the bytes tail, e.g. hex data, without joining them), return its
-        information lines once OK arrives.
+        information lines once OK arrives (or the line final, for a command that ends with
+        something else, such as "NORMAL POWER DOWN").
 
         need=True ignores final results until an information line has arrived (used to skip
-        the late answer of a timed-out command). Raises AtCommandError (ERROR / +CME ERROR),
-        AtTimeout, ModemRebooted.
+        the late answer of a timed-out command); need may also be a function that tells such
+        a line by its form. Raises AtCommandError (ERROR / +CME ERROR), AtTimeout,
+        ModemRebooted.
         """
         self.pump()
         if prefix is None:
             prefix = response_prefix(cmd)
-        p = _Pending(cmd, tail, prefix, expect_reboot, need)
+        p = _Pending(cmd, tail, prefix, expect_reboot, need, final)
         self._pending = p
         try:
             self._write(cmd, tail)
@@ -324,13 +338,17 @@ class AtEngine:
         """Send probe until a clean final OK; returns the number of probes sent.
 
         After a timeout a late answer may still arrive. With prefix set, a final result counts
-        only after a line with that prefix (e.g. probe "AT+CGSN=1", prefix "+CGSN"), so a stale
-        OK or ERROR is never taken for the probe's own.
+        only after a line with that prefix (e.g. probe "AT+CGSN=1", prefix "+CGSN"), or, when
+        prefix is a function, after a line it accepts (probe "AT+CGSN", a bare IMEI), so a
+        stale OK or ERROR is never taken for the probe's own.
         """
         last = None
+        need = prefix is not None
+        if callable(prefix):
+            need, prefix = prefix, None
         for i in range(attempts):
             try:
-                self.command(probe, interval_ms, prefix=prefix, need=prefix is not None)
+                self.command(probe, interval_ms, prefix=prefix, need=need)
             except AtTimeout as e:
                 last = e
                 continue
@@ -357,7 +375,7 @@ def _is_echo(p, line):
         n = len(cmd) + len(p.tail)
         return (len(line) == n and line.startswith(cmd)) or \
             (len(line) == n - 1 and line.startswith(cmd[1:]))
-    # A first character lost after sleep (spec §10.6) still makes an echo.
+    # A first character lost after sleep (modems.md §10.6) still makes an echo.
     return line == cmd or (len(line) > 3 and line == cmd[1:])
 
 

@@ -1,4 +1,4 @@
-"""Errors of the modem layer (spec/modems.md §1, §2.4, §3.5).
+"""Errors of the modem layer (modems.md §1, §2.4, §3.5).
 
 ModemError derives from OSError so that a modem socket honours the datagram endpoint contract
 ("send raises OSError on failure") while callers that know the modem can catch the precise

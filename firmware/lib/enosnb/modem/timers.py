@@ -1,4 +1,4 @@
-"""3GPP timer encodings for AT+CPSMS and AT+CEDRXS (spec/modems.md §5).
+"""3GPP timer encodings for AT+CPSMS and AT+CEDRXS (modems.md §5).
 
 T3412 extended (GPRS Timer 3, TS 24.008 §10.5.7.4a) and T3324 (GPRS Timer 2, §10.5.7.3) are
 8-character bit strings "UUUVVVVV": a 3-bit unit and a 5-bit value. The encoder takes the finest

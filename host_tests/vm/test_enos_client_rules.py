@@ -11,7 +11,7 @@ from enosnb import rng
 from enosnb.enos import identity
 from enosnb.enos.client import EnosClient
 from enosnb.enos.errors import EnosAuthError, EnosCoapError, EnosConfigError, \
-    EnosDeviceNotFoundError, EnosModelError, EnosProtocolError
+    EnosDeviceNotFoundError, EnosModelError, EnosProtocolError, EnosReplyError
 
 BASE = "/topic/sys/MuGsF6W4/15bBZlRknc/"
 INFO = {"method": "thing.activate.info",
@@ -82,10 +82,22 @@ def test_the_session_is_renewed_a_tenth_of_the_lifetime_before_it_ends_at_least_
         c.post_measurepoints({"a": 3})
         assert [s[1] for s in t.coap.sent].count("/auth/MuGsF6W4/15bBZlRknc") == 2
     clock = VirtualClock()
-    c, t = _client(False, [Resp(0x44), _reply()], dict(CFG, reauthMarginS=3599), clock=clock)
+    c, t = _client(False, [Resp(0x44), _reply()], dict(CFG, lifetime=61), clock=clock)
     c.connect()
-    clock.advance(1001)
-    assert c.keepalive_due()
+    clock.advance(55000)                                 # the margin is 6 s, whole seconds
+    assert not c.keepalive_due()
+    for margin in (3600, 9999):                          # a margin as long as the lifetime
+        clock = VirtualClock()
+        c, t = _client(False, [Resp(0x44)], dict(CFG, reauthMarginS=margin), clock=clock)
+        c.connect()
+        clock.advance(1)
+        assert c.keepalive_due()
+
+
+def test_a_new_client_has_not_talked_to_enos_yet():
+    c, t = _client()
+    assert c.keepalive_due() and c.activated is False
+    assert c.auth_payload is None and c.last_result is None and c.coap is None
 
 
 # ---- JSON message ids (enos-coap.md §8.1) ---------------------------------------------------------
@@ -141,7 +153,7 @@ def test_every_uplink_goes_to_its_topic_with_its_method():
     for call, suffix, params in calls:
         call()
         path, body, cf = _sent_json(t)
-        assert path == BASE + suffix and cf == 50
+        assert path == BASE + suffix and cf == 50 and t.coap.sent[-1][0] == 2
         assert body["method"] == suffix.replace("/", ".") and body["params"] == params
 
 
@@ -190,6 +202,12 @@ def test_reply_errors_name_the_path_the_code_and_enos_message():
     e = raises(EnosModelError, c.post_measurepoints, {"temp": 1})
     assert str(e) == "EnOS code 1204 (a value does not match the thing model) for " + BASE + \
         "thing/measurepoint/post: bad temp"
+    c, t = _client(True, [lambda p: Resp(0x44, b'{"id":"%s","code":1220}'
+                                         % json.loads(p)["id"].encode())])
+    c.connect()
+    e = raises(EnosReplyError, c.post_measurepoints, {"temp": 1})
+    assert str(e) == "EnOS code 1220 (payload format error (invalid JSON)) for " + BASE + \
+        "thing/measurepoint/post"                         # no message, nothing appended
     c, t = _client(True, [Resp(0x44, b'{"id":"nope","code":200}')])
     c.connect()
     e = raises(EnosProtocolError, c.post_measurepoints, {"a": 1})
@@ -212,10 +230,15 @@ def test_coap_errors_carry_the_hint_for_their_code():
 
 
 def test_a_request_is_sent_with_its_method_payload_and_content_format():
-    c, t = _client(True, [Resp(0x45, b"x")])
+    c, t = _client(True, [Resp(0x45, b"x"), Resp(0x44), Resp(0x44)])
     res = c.request(1, "/p")
     assert t.coap.sent == [(1, "/p", b"", None)] and res.payload == b"x"
     assert c.last_result is res
+    assert c.exchange(3, "/q", cf=50) is None
+    assert t.coap.sent[1] == (3, "/q", b"", 50)
+    c.content_format = False
+    c.request(2, "/r", b"b", 50)
+    assert t.coap.sent[2] == (2, "/r", b"b", None)
 
 
 def test_a_second_unauthorized_after_logging_in_again_says_to_check_the_keys():
@@ -280,6 +303,9 @@ def test_activation_answers_that_are_not_a_secret_for_this_device_are_refused_by
         (dict(INFO, code=1257, message="gone"), EnosDeviceNotFoundError,
          "EnOS code 1257 (device not found) for /topic/ext/session/MuGsF6W4/15bBZlRknc/thing/"
          "activate/info: gone"),
+        (dict(INFO, code=1257), EnosDeviceNotFoundError,
+         "EnOS code 1257 (device not found) for /topic/ext/session/MuGsF6W4/15bBZlRknc/thing/"
+         "activate/info"),
         (dict(INFO, method="thing.other"), EnosProtocolError,
          "activate/info answered method 'thing.other', not thing.activate.info"),
         (dict(INFO, params=[1]), EnosProtocolError, "activate/info response has no params object"),

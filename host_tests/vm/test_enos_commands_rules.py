@@ -76,10 +76,20 @@ def test_a_command_without_a_handler_gets_404_and_a_failing_handler_500_with_its
     cmds.on_service(lambda sid, params: 1 / 0)
     cmds.on_set(broken)
     client = _run(cmds, _cmd(GET, {"id": 1}), _cmd(SET, {"id": 2}), _cmd(T + "service/x", {"id": 3}))
-    assert [(r["code"], r["data"]) for p, r in _replies(client)] == [
-        (404, {}), (500, {"error": "KeyError"}), (500, {"error": "ZeroDivisionError"})]
+    assert [r for p, r in _replies(client)] == [
+        {"id": "1", "code": 404, "data": {}},
+        {"id": "2", "code": 500, "data": {"error": "KeyError"}},
+        {"id": "3", "code": 500, "data": {"error": "ZeroDivisionError"}}]
     assert notes == ["command handler failed: KeyError", "command handler failed: ZeroDivisionError"]
     assert cmds.executed == 3
+
+
+def test_a_new_dispatcher_answers_every_json_command_with_404_and_has_nothing_queued():
+    cmds = Commands()
+    assert cmds.left_queued is False
+    client = _run(cmds, _cmd(SET, {"id": 1}), _cmd(GET, {"id": 2}), _cmd(T + "service/x", {"id": 3}))
+    assert [r["code"] for p, r in _replies(client)] == [404, 404, 404]
+    assert cmds.left_queued is False
 
 
 def test_raw_commands_reply_with_what_the_handler_returns_as_octets():
@@ -108,13 +118,13 @@ def test_commands_that_cannot_be_understood_are_dropped_logged_and_counted():
     cmds = Commands(log=notes.append)
     cmds.on_set(lambda p: None)
     bad_topic = Resp(0x44, b"", {2100: b"\xff\xfe", 2102: b"{}"})
-    client = _run(cmds, _cmd(T + "nothing/here", {"id": 1}), _cmd(SET, b"{oops"),
-                  _cmd(SET, {"params": {}}), bad_topic, Resp(0x44), None)
+    client = _run(cmds, _cmd(SET, b"{oops"), _cmd(SET, {"params": {}}), bad_topic, Resp(0x44),
+                  None, _cmd(T + "nothing/here", {"id": 1}))
     assert client.sent == [] and cmds.dropped == 4 and cmds.executed == 0
-    assert notes == ["ignored a command on unknown topic /sys/p/d/thing/nothing/here",
-                     "the command on /sys/p/d/thing/service/measurepoint/set is not valid JSON",
+    assert notes == ["the command on /sys/p/d/thing/service/measurepoint/set is not valid JSON",
                      "command on /sys/p/d/thing/service/measurepoint/set has no id; ignored",
-                     "option 2100 is not UTF-8 text; command ignored"]
+                     "option 2100 is not UTF-8 text; command ignored",
+                     "ignored a command on unknown topic /sys/p/d/thing/nothing/here"]
 
 
 def test_at_most_8_commands_run_per_wake_by_default_and_the_limit_is_logged():
@@ -126,6 +136,39 @@ def test_at_most_8_commands_run_per_wake_by_default_and_the_limit_is_logged():
     assert cmds.executed == 8 and cmds.left_queued
     assert notes == ["command limit 8 reached; the rest waits for the next wake"]
     assert cmds.drain(FakeClient(), Resp(0x44)) == 0 and not cmds.left_queued
+
+
+def test_commands_announced_by_a_fetch_or_by_a_reply_answer_are_run_in_turn():
+    bad_topic = Resp(0x45, b"", {2100: b"\xff"})
+    for fetched in (Resp(0x45, json.dumps({"id": 1}).encode()), bad_topic):
+        runs = []
+        cmds = Commands()
+        cmds.on_set(lambda p: runs.append("set"))
+        cmds.on_get(lambda p: runs.append("get"))
+        if fetched is bad_topic:
+            fetched = Resp(0x45, json.dumps({"id": 1}).encode(), {2100: b"\xff"})
+        client = FakeClient([fetched, _cmd(GET, {"id": 2})])
+        cmds.drain(client, Resp(0x44, b"", {2100: SET.encode()}))   # no 2102: fetched with GET
+        assert client.sent[0][:2] == (1, SET) and runs == ["set", "get"]
+    runs = []
+    cmds = Commands()
+    cmds.on_set(lambda p: runs.append(p["n"]))
+    client = FakeClient([Resp(0x45, json.dumps({"id": 1, "params": {"n": 1}}).encode(),
+                              {2100: SET.encode(), 2102: json.dumps({"id": 2, "params": {"n": 2}})
+                               .encode()})])
+    cmds.drain(client, Resp(0x44, b"", {2100: SET.encode()}))
+    assert runs == [1, 2]                                # the fetch answer announced the next
+
+
+def test_a_raw_command_is_known_again_by_the_hash_an_earlier_firmware_kept():
+    import binascii
+    import hashlib
+    key = b"raw:" + binascii.hexlify(hashlib.sha256(b"\x21\x01").digest()[:8])
+    cmds = Commands()
+    cmds.on_raw(lambda d: 1 / 0)
+    cmds.restore(b"\x01" + bytes((len(key),)) + key + b"\x00\x02ok")
+    client = _run(cmds, _cmd(RAW, b"\x21\x01"))
+    assert cmds.duplicates == 1 and client.sent[0][2] == b"ok"
 
 
 def test_a_json_command_is_recognised_by_topic_and_id_and_a_raw_one_by_its_bytes():
@@ -169,15 +212,19 @@ def test_the_dedupe_memory_keeps_its_order_and_short_replies_across_deep_sleep()
     assert [small._lookup((key % i).encode()) >= 0 for i in (1, 2, 3)] == [False, True, True]
 
 
-def test_keys_longer_than_255_bytes_are_not_kept_across_deep_sleep():
+def test_keys_up_to_255_bytes_and_replies_up_to_200_bytes_are_kept_across_deep_sleep():
     cmds = Commands()
-    cmds.on_service(lambda sid, p: None)
-    long_topic = T + "service/" + "s" * 250
-    _run(cmds, _cmd(long_topic, {"id": 1}), _cmd(SET, {"id": 2}))
+    cmds.on_service(lambda sid, p: (200, {"r": "x" * (200 - 37)}))  # a 200-byte reply
+    name = "s" * (255 - len("json:/sys/p/d/thing/service/:1"))
+    topics = (T + "service/" + name, T + "service/" + name + "t")        # keys of 255, 256
+    client = _run(cmds, _cmd(topics[0], {"id": 1}), _cmd(topics[1], {"id": 1}))
+    assert len(client.sent[0][2]) == 200
     restored = Commands()
     restored.restore(cmds.state())
-    assert restored._lookup(("json:" + long_topic[6:] + ":1").encode()) < 0
-    assert restored._lookup(b"json:/sys/p/d/thing/service/measurepoint/set:2") >= 0
+    keys = [("json:" + t[6:] + ":1").encode() for t in topics]
+    assert [len(k) for k in keys] == [255, 256]
+    assert restored._lookup(keys[0]) >= 0 and restored._lookup(keys[1]) < 0
+    assert restored._replies[restored._lookup(keys[0])] == client.sent[0][2]
 
 
 def test_a_command_state_that_is_not_state_output_is_refused_with_what_to_do():

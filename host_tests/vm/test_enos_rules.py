@@ -34,6 +34,15 @@ def test_each_documented_enos_code_raises_its_own_class_with_its_meaning():
     assert type(e) is er.EnosReplyError and str(e) == "EnOS code 4242 (undocumented code) for /p"
 
 
+def test_a_new_reply_class_is_an_enos_reply_error_raised_for_its_codes():
+    cls = er._reply_class("EnosTestError", 4901, 4902)
+    assert cls.__name__ == "EnosTestError" and issubclass(cls, er.EnosReplyError)
+    for code in (4901, 4902):
+        e = er.reply_error(code, "/p")
+        assert type(e) is cls and str(e) == "EnOS code %d (undocumented code) for /p" % code
+    assert str(er.EnosReplyError(1, "/q")) == "EnOS code 1 (undocumented code) for /q"
+
+
 def test_a_reply_without_an_integer_code_is_a_protocol_error():
     for code in (None, "200", True, 200.0):
         e = er.reply_error(code, "/topic/x")
@@ -150,7 +159,7 @@ def test_raw_reports_name_the_point_and_the_rule_they_break():
     for q in (-1, 10):
         e = raises(EnosError, rawpoints.encode_post, 1, {"temp": (1.0, q)}, None, TABLE)
         assert str(e) == "point temp: quality must be 0..9"
-    for t in (-1, 1 << 48):
+    for t in (-1, -1000, 1 << 48):
         e = raises(EnosError, rawpoints.encode_post, 1, {"temp": 1.0}, t, TABLE)
         assert str(e) == "time must be epoch milliseconds below 2**48"
 
@@ -262,6 +271,18 @@ def test_a_refused_dtls_handshake_is_an_auth_error_naming_the_identity_and_the_k
                      "allow PSK-AES128-CCM8 or PSK-AES128-CBC-SHA256)): check productKey, " \
                      "deviceKey, the secret and pskOffset"
     assert made[0].closed and t.session is None
+
+
+def test_a_refused_resumption_is_an_auth_error_naming_the_identity():
+    srv = MiniServer(b"k" * 16)
+    eps = _Endpoints(srv)
+    t = DtlsTransport(eps, lambda s: s, clock=eps.clock, timers=LOOPBACK)
+    blob = t.open(b"Client_identity", b"k" * 16).save()
+
+    srv.handle = lambda data: [b"\x15\xfe\xfd" + bytes(8) + b"\x00\x02\x02\x28"]
+    e = raises(EnosAuthError, t.resume, b"Client_identity", b"k" * 16, blob)
+    assert str(e).startswith("DTLS handshake as Client_identity refused (fatal alert ")
+    assert t.session is None and eps.made[1].closed
 
 
 def test_a_dtls_handshake_that_times_out_passes_its_error_on_and_closes_the_endpoint():

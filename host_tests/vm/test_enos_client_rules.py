@@ -241,6 +241,12 @@ def test_a_request_is_sent_with_its_method_payload_and_content_format():
     assert t.coap.sent[2] == (2, "/r", b"b", None)
 
 
+def test_a_request_refused_with_unauthorized_is_sent_again_unchanged_after_a_new_session():
+    c, t = _client(True, [Resp(0x81), Resp(0x44)])
+    c.request(3, "/q", b"p", 50)
+    assert t.coap.sent == [(3, "/q", b"p", 50)] * 2 and len(t.opened) == 2
+
+
 def test_a_second_unauthorized_after_logging_in_again_says_to_check_the_keys():
     c, t = _client(False, [Resp(0x44), Resp(0x81), Resp(0x44), Resp(0x81)])
     c.connect()
@@ -293,8 +299,9 @@ def test_activation_uses_the_product_secret_and_adopts_the_device_secret():
     assert t.opened[0] == (b"MuGsF6W4,15bBZlRknc,3,3600", identity.psk_key("P"))
     assert t.opened[1] == (b"MuGsF6W4,15bBZlRknc,2,3600", identity.psk_key("S3cr3t"))
     assert c.last_result.code == 0x45
-    c, t = _client(True, [Resp(0x45, json.dumps(INFO).encode())], PER_PRODUCT)
+    c, t = _client(True, [Resp(0x45, json.dumps(INFO).encode())], dict(PER_PRODUCT, pskOffset=9))
     c.activate()                                         # no on_secret: kept in memory only
+    assert t.opened[0][1] == identity.psk_key("P", 9)
     assert c.activated and c.coap is None
 
 

@@ -119,12 +119,14 @@ def test_commands_that_cannot_be_understood_are_dropped_logged_and_counted():
     cmds.on_set(lambda p: None)
     bad_topic = Resp(0x44, b"", {2100: b"\xff\xfe", 2102: b"{}"})
     client = _run(cmds, _cmd(SET, b"{oops"), _cmd(SET, {"params": {}}), bad_topic, Resp(0x44),
-                  None, _cmd(T + "nothing/here", {"id": 1}))
-    assert client.sent == [] and cmds.dropped == 4 and cmds.executed == 0
+                  None, _cmd(T + "nothing/here", {"id": 1}), _cmd(SET, b"[1]"))
+    assert client.sent == [] and cmds.dropped == 5 and cmds.executed == 0
     assert notes == ["the command on /sys/p/d/thing/service/measurepoint/set is not valid JSON",
                      "command on /sys/p/d/thing/service/measurepoint/set has no id; ignored",
                      "option 2100 is not UTF-8 text; command ignored",
-                     "ignored a command on unknown topic /sys/p/d/thing/nothing/here"]
+                     "ignored a command on unknown topic /sys/p/d/thing/nothing/here",
+                     "the command on /sys/p/d/thing/service/measurepoint/set is not a JSON "
+                     "object"]
 
 
 def test_at_most_8_commands_run_per_wake_by_default_and_the_limit_is_logged():

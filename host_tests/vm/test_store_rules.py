@@ -1,0 +1,162 @@
+"""The flash queue's rules at their edges (enosnb.store): the limits of its settings, the record
+format it accepts back from flash, where segments roll over, acks past the end, and what it
+says when the flash refuses a write. Runs under pytest and on MicroPython."""
+import struct
+
+from test_store import _fresh, _payloads, _read, _seg_files, _write
+from vmcheck import raises
+
+from enosnb import store as store_module
+from enosnb.store import OsFs, Store, StoreError
+
+
+def _record(seq, payload, magic=0xA7, length=None):
+    hdr = struct.pack("<BHI", magic, len(payload) if length is None else length, seq)
+    return hdr + struct.pack("<I", store_module._crc(hdr, payload)) + payload
+
+
+def test_queue_settings_are_checked_with_the_ranges_to_use():
+    d = _fresh("settings")
+    for kw in ({"max_records": 0}, {"max_record_bytes": 0}, {"max_record_bytes": 0x10000}):
+        e = raises(ValueError, Store, d, **kw)
+        assert str(e) == "max_records >= 1 and 1 <= max_record_bytes <= 65535"
+    s = Store(d, max_records=1, max_record_bytes=1)
+    s.append(b"a")
+    s.append(b"b")
+    assert _payloads(s) == [b"b"] and s.dropped == 1
+    Store(_fresh("settings2"), max_record_bytes=0xFFFF).append(bytes(0xFFFF))
+
+
+def test_a_record_of_exactly_the_limit_is_queued_and_one_byte_more_is_refused():
+    d = _fresh("limit")
+    s = Store(d, max_record_bytes=16)
+    s.append(b"x" * 16)
+    e = raises(StoreError, s.append, b"x" * 17)
+    assert str(e) == "record of 17 bytes exceeds max_record_bytes 16: send less per record"
+    s = Store(_fresh("limit2"))
+    s.append(bytes(1024))
+    assert str(raises(StoreError, s.append, bytes(1025))) == \
+        "record of 1025 bytes exceeds max_record_bytes 1024: send less per record"
+    assert len(s) == 1
+
+
+def test_a_directory_given_with_a_trailing_slash_is_the_same_queue():
+    d = _fresh("slash")
+    Store(d + "/").append(b"one")
+    assert _payloads(Store(d)) == [b"one"]
+    assert Store(d + "//").path == d
+
+
+def test_a_segment_takes_records_until_it_holds_seg_bytes_4096_by_default():
+    d = _fresh("roll")
+    s = Store(d)
+    for _ in range(5):
+        s.append(bytes(1013))              # 1024 bytes with its header: 4 fill 4096 exactly
+    assert [len(_read(d + "/" + n)) for n in _seg_files(d)] == [4096, 1024]
+
+
+def test_peek_gives_one_record_unless_asked_for_more_and_none_for_zero():
+    d = _fresh("peek")
+    s = Store(d)
+    for i in range(3):
+        s.append(b"r%d" % i)
+    assert s.peek() == [(1, b"r0")] and s.peek(0) == [] and s.peek(-1) == []
+    assert s.peek(2) == [(1, b"r0"), (2, b"r1")]
+
+
+def test_records_are_read_back_only_while_magic_length_crc_and_sequence_are_sound():
+    cases = [
+        (_record(1, b"a") + _record(2, b"b", magic=0xA8) + _record(3, b"c"), [b"a"]),
+        (_record(1, b"a") + _record(2, b"b" * 17, length=17) + _record(3, b"c"), [b"a"]),
+        (_record(1, b"a") + _record(3, b"b") + _record(2, b"c"), [b"a", b"b"]),
+        (_record(1, b"a") + _record(1, b"b"), [b"a"]),
+        (_record(1, b"a") + _record(2, b"") + _record(3, b"c"), [b"a", b"", b"c"]),
+    ]
+    for i, (data, want) in enumerate(cases):
+        d = _fresh("format%d" % i)
+        Store(d)
+        _write(d + "/s1", data)
+        s = Store(d, max_record_bytes=16)
+        assert _payloads(s) == want, i
+        assert len(s) == len(want) and s.next_seq == len(want) + 1 + (i == 2)
+
+
+def test_an_ack_past_the_newest_record_leaves_later_records_pending():
+    d = _fresh("ackpast")
+    s = Store(d)
+    s.append(b"a")
+    s.ack(500)
+    n = s.append(b"b")
+    assert n == 2 and _payloads(s) == [b"b"] and len(s) == 1
+    assert _payloads(Store(d)) == [b"b"]
+
+
+class _FakeOs:
+    def __init__(self, sync, fsync):
+        self.synced = 0
+        if sync:
+            self.sync = self._sync
+        if fsync:
+            self.fsync = lambda fd: None
+
+    def _sync(self):
+        self.synced += 1
+
+
+def test_on_micropython_every_write_is_followed_by_os_sync_on_cpython_it_is_not():
+    for sync, fsync, want in ((True, False, 1), (True, True, 0), (False, False, 0)):
+        fs = OsFs()
+        fs._os = _FakeOs(sync, fsync)
+        fs.sync()
+        assert fs._os.synced == want
+
+
+class _FailingFs:
+    """The real file system, with writes to some files failing."""
+
+    def __init__(self, fail):
+        self.fs = OsFs()
+        self.fail = fail              # fail(path, attempt) -> OSError or None
+
+    def open(self, path, mode):
+        if "r" not in mode:
+            err = self.fail(path)
+            if err is not None:
+                raise err
+        return self.fs.open(path, mode)
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
+def test_a_head_that_cannot_be_written_keeps_the_records_queued_and_says_so():
+    d = _fresh("headfail")
+    s = Store(d)
+    for i in range(3):
+        s.append(b"k%d" % i)
+    s.fs = _FailingFs(lambda path: OSError("EIO") if "/h" in path else None)
+    e = raises(StoreError, s.ack, 2)
+    assert str(e) == "flash write of the queue head failed (EIO): the records stay queued " \
+                     "and go out again"
+    assert _payloads(Store(d)) == [b"k0", b"k1", b"k2"]
+
+
+def test_a_flash_that_stays_full_fails_the_append_naming_the_last_error():
+    d = _fresh("staysfull")
+    s = Store(d)
+    s.append(b"old")
+    errors = [OSError(28, "first"), OSError(28, "second")]
+    s.fs = _FailingFs(lambda path: errors.pop(0) if "/s" in path and errors else None)
+    e = raises(StoreError, s.append, b"new")
+    assert str(e).startswith("flash write failed (") and "second" in str(e)
+    assert str(e).endswith("): check free space on the file system")
+    assert s.dropped == 1 and len(s) == 0
+
+
+def test_a_write_error_other_than_a_full_flash_drops_nothing():
+    d = _fresh("eio")
+    s = Store(d)
+    s.append(b"old")
+    s.fs = _FailingFs(lambda path: OSError(5, "io") if "/s" in path else None)
+    raises(StoreError, s.append, b"new")
+    assert s.dropped == 0 and _payloads(s) == [b"old"]

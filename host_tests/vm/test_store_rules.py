@@ -160,3 +160,69 @@ def test_a_write_error_other_than_a_full_flash_drops_nothing():
     s.fs = _FailingFs(lambda path: OSError(5, "io") if "/s" in path else None)
     raises(StoreError, s.append, b"new")
     assert s.dropped == 0 and _payloads(s) == [b"old"]
+
+
+def _heads(d):
+    out = []
+    for slot in (0, 1):
+        try:
+            out.append(_read(d + "/h%d" % slot))
+        except OSError:
+            out.append(None)
+    return out
+
+
+def test_an_ack_that_acknowledges_nothing_new_writes_nothing_to_flash():
+    d = _fresh("noop")
+    s = Store(d)
+    for i in range(3):
+        s.append(b"n%d" % i)
+    s.ack(2)
+    before = _heads(d)
+    s.ack(2)
+    s.ack(1)
+    assert _heads(d) == before
+    s.ack(3)
+    after = _heads(d)
+    s.ack(7)                                   # nothing pending any more
+    assert _heads(d) == after != before and s.dropped == 0
+
+
+def test_after_a_reboot_acks_remove_exactly_the_records_they_name():
+    d = _fresh("reopen")
+    s = Store(d, seg_bytes=60)
+    for i in range(12):
+        s.append(b"v%02d" % i)                 # 14 bytes a record: 5 to a segment
+    s.ack(3)
+    s2 = Store(d, seg_bytes=60)
+    assert len(s2) == 9 and s2.peek(2) == [(4, b"v03"), (5, b"v04")]
+    s2.ack(7)
+    assert len(s2) == 5 and s2.peek() == [(8, b"v07")] and s2.dropped == 0
+    s3 = Store(d, seg_bytes=60)
+    s3.ack(12)
+    assert len(s3) == 0 and s3.peek() == []
+    assert len(Store(d, seg_bytes=60)) == 0
+
+
+class _KeepingFs:
+    """The real file system whose remove() fails, like a flash that will not erase."""
+
+    def __init__(self):
+        self.fs = OsFs()
+
+    def remove(self, path):
+        raise OSError(5, "EIO")
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
+def test_an_acknowledged_segment_the_flash_would_not_delete_does_not_hide_later_records():
+    d = _fresh("undeletable")
+    s = Store(d, seg_bytes=30, fs=_KeepingFs())
+    for i in range(8):
+        s.append(b"u%02d" % i)
+    s.ack(4)
+    assert s.peek(3) == [(5, b"u04"), (6, b"u05"), (7, b"u06")] and len(s) == 4
+    s2 = Store(d, seg_bytes=30, fs=_KeepingFs())
+    assert s2.peek(3) == [(5, b"u04"), (6, b"u05"), (7, b"u06")] and len(s2) == 4

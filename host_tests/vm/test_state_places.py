@@ -134,3 +134,38 @@ def test_keys_of_1_to_255_bytes_and_values_up_to_65535_bytes_are_kept():
         assert str(e) == "state key %r: 1..255 byte key, value up to 65535 bytes" % key
     e = raises(StateError, s.set, "n", 5)
     assert str(e) == "state value for 'n' must be bytes"
+
+
+class _Machine:
+    """A stand-in for the machine module: RTC() returns what make() gives or raises."""
+
+    def __init__(self, make):
+        self.RTC = make
+
+
+def _with_machine(module, fn):
+    import sys
+    saved = sys.modules.get("machine")
+    sys.modules["machine"] = module
+    try:
+        return fn()
+    finally:
+        if saved is None:
+            del sys.modules["machine"]
+        else:
+            sys.modules["machine"] = saved
+
+
+def test_rtc_true_means_the_boards_rtc_memory_when_there_is_one():
+    rtc = FakeRtc()
+    p = _path("board")
+    s = _with_machine(_Machine(lambda: rtc), lambda: State(rtc=True, path=p))
+    assert s.rtc is rtc
+    s.set("k", b"v")
+    assert s.save() == "rtc"
+
+    def broken():
+        raise OSError(19)
+    for module in (_Machine(broken), _Machine(lambda: object()), object()):
+        s = _with_machine(module, lambda: State(rtc=True, path=p))
+        assert s.rtc is None and s.save() == "flash"

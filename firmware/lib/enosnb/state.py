@@ -39,6 +39,16 @@ class StateError(Exception):
     """A key or value the container cannot hold (too long, wrong type)."""
 
 
+def _board_rtc():
+    """machine.RTC() when the board has one with memory(), else None."""
+    try:
+        import machine
+        rtc = machine.RTC()
+    except (ImportError, AttributeError, OSError):
+        return None
+    return rtc if hasattr(rtc, "memory") else None
+
+
 def encode(entries, gen):
     """entries: dict str -> bytes. Returns the CRC-protected blob."""
     parts = [struct.pack(_HEAD, _MAGIC, _VERSION, gen & 0xFFFFFFFF, len(entries))]
@@ -86,14 +96,14 @@ def decode(blob):
 class State:
     """Key -> bytes container kept across deep sleep.
 
-    State(rtc=machine.RTC() or None, path="state.bin", rtc_size=2048)
+    State(rtc=True (the board's RTC memory, if any), an RTC or None, path, rtc_size=2048)
         get(key, default=None) -> bytes ; set(key, value) ; delete(key) ; keys() ; clear()
         save() -> "rtc" or "flash" ; .loaded_from -> "rtc", "flash" or None (nothing valid)
     Nothing is written until save(); call it once per cycle, right before deep sleep.
     """
 
     def __init__(self, rtc, path, rtc_size=_RTC_SIZE):
-        self.rtc = rtc
+        self.rtc = _board_rtc() if rtc is True else rtc
         self.path = path
         self._tmp = path + ".tmp"
         self.rtc_size = rtc_size

@@ -226,3 +226,107 @@ def test_an_acknowledged_segment_the_flash_would_not_delete_does_not_hide_later_
     assert s.peek(3) == [(5, b"u04"), (6, b"u05"), (7, b"u06")] and len(s) == 4
     s2 = Store(d, seg_bytes=30, fs=_KeepingFs())
     assert s2.peek(3) == [(5, b"u04"), (6, b"u05"), (7, b"u06")] and len(s2) == 4
+
+
+def test_acks_keep_counting_right_while_acknowledged_segments_stay_on_flash():
+    d = _fresh("undeletable2")
+    s = Store(d, seg_bytes=30, fs=_KeepingFs())
+    for i in range(8):
+        s.append(b"u%02d" % i)             # 14 bytes a record: 3 to a segment
+    s.ack(2)
+    s.ack(4)
+    s.ack(7)
+    assert len(s) == 1 and s.peek(2) == [(8, b"u07")]
+    s2 = Store(d, seg_bytes=30, fs=_KeepingFs())
+    assert len(s2) == 1 and s2.peek(2) == [(8, b"u07")]
+    s2.ack(8)
+    assert len(s2) == 0 and s2.peek() == []
+
+
+def test_a_segment_left_without_a_whole_record_is_skipped_by_acks_and_reads():
+    d = _fresh("emptyseg")
+    s = Store(d, seg_bytes=30, fs=_KeepingFs())
+    for i in range(3):
+        s.append(b"e%02d" % i)
+    _write(d + "/s2", b"\xa7\x03")         # a new segment torn inside its first record
+    s = Store(d, seg_bytes=30, fs=_KeepingFs())
+    s.append(b"e03")                       # goes to a new segment after the torn one
+    s = Store(d, seg_bytes=30, fs=_KeepingFs())
+    assert _payloads(s) == [b"e00", b"e01", b"e02", b"e03"] and len(s) == 4
+    s.ack(4)
+    assert len(s) == 0 and s.peek() == []
+    assert len(Store(d, seg_bytes=30, fs=_KeepingFs())) == 0
+
+
+class _QuotaFs:
+    """The real file system with a byte quota over segment writes, and head writes that can
+    be made to fail."""
+
+    def __init__(self, quota, d):
+        self.fs = OsFs()
+        self.quota = quota
+        self.d = d
+        self.heads_fail = False
+
+    def used(self):
+        return sum(self.fs.size(self.d + "/" + n) for n in self.fs.listdir(self.d)
+                   if n.startswith("s"))
+
+    def open(self, path, mode):
+        if "r" in mode:
+            return self.fs.open(path, mode)
+        if "/h" in path and self.heads_fail:
+            raise OSError(28, "ENOSPC")
+        f = self.fs.open(path, mode)
+        q = self
+
+        class _W:
+            def write(self, data):
+                if "/s" in path and q.used() + len(data) > q.quota:
+                    raise OSError(28, "ENOSPC")
+                return f.write(data)
+
+            def flush(self):
+                f.flush()
+
+            def close(self):
+                f.close()
+        return _W()
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
+def test_a_full_flash_holding_one_segment_gives_it_up_for_the_new_record():
+    d = _fresh("onefull")
+    fs = _QuotaFs(60, d)
+    s = Store(d, seg_bytes=100, fs=fs)
+    for i in range(4):
+        s.append(b"o%02d" % i)                 # 56 bytes in segment 1
+    n = s.append(b"new")
+    assert s.dropped == 4 and len(s) == 1 and s.peek(2) == [(n, b"new")]
+    again = Store(d, seg_bytes=100)
+    assert again.peek(2) == [(n, b"new")] and again.dropped == 4
+
+
+def test_a_full_flash_with_two_segments_gives_up_the_older_one():
+    d = _fresh("twofull")
+    fs = _QuotaFs(69, d)
+    s = Store(d, seg_bytes=28, fs=fs)
+    for i in range(4):
+        s.append(b"t%02d" % i)                 # two records a segment: segments 1 and 2
+    s.append(b"t04")
+    assert s.dropped == 2 and _payloads(s) == [b"t02", b"t03", b"t04"]
+    assert _payloads(Store(d, seg_bytes=28)) == [b"t02", b"t03", b"t04"]
+
+
+def test_when_a_full_flash_also_refuses_the_head_the_drop_is_still_counted():
+    d = _fresh("headfull")
+    fs = _QuotaFs(69, d)
+    s = Store(d, seg_bytes=28, fs=fs)
+    for i in range(4):
+        s.append(b"h%02d" % i)
+    fs.heads_fail = True
+    s.append(b"h04")
+    assert (s.dropped, s.acked, len(s)) == (2, 2, 3)
+    assert _payloads(s) == [b"h02", b"h03", b"h04"]

@@ -330,3 +330,45 @@ def test_when_a_full_flash_also_refuses_the_head_the_drop_is_still_counted():
     s.append(b"h04")
     assert (s.dropped, s.acked, len(s)) == (2, 2, 3)
     assert _payloads(s) == [b"h02", b"h03", b"h04"]
+
+
+def test_after_a_clean_reboot_the_next_record_continues_the_last_segment():
+    d = _fresh("continue")
+    s = Store(d, seg_bytes=60)
+    for i in range(7):
+        s.append(b"c%02d" % i)                 # 14 bytes a record: 5 in s1, 2 in s2
+    for _ in range(2):
+        s = Store(d, seg_bytes=60)
+        s.append(b"more")
+    assert _seg_files(d) == ["s1", "s2"]
+    assert len(_read(d + "/s2")) == 2 * 14 + 2 * 15
+    s = Store(d, seg_bytes=60)
+    s.append(b"last")                          # s2 holds 58 bytes: one more record fits
+    s.append(b"next")
+    assert _seg_files(d) == ["s1", "s2", "s3"]
+
+
+class _StickyFs(_QuotaFs):
+    """A full flash on which segments 1 and 3 will not erase."""
+
+    def remove(self, path):
+        if path.endswith(("/s1", "/s3")):
+            raise OSError(5, "EIO")
+        self.fs.remove(path)
+
+
+def test_a_full_flash_gives_up_pending_records_past_stuck_and_torn_segments():
+    d = _fresh("sticky")
+    s = Store(d, seg_bytes=28, fs=_StickyFs(170, d))
+    for i in range(4):
+        s.append(b"x%02d" % i)                 # s1, s2
+    s.ack(2)                                   # s1 acknowledged but stuck on flash
+    _write(d + "/s3", b"\xa7")                # s3: torn in its first record, stuck too
+    s = Store(d, seg_bytes=28, fs=_StickyFs(170, d))
+    for i in range(4, 14):
+        s.append(b"x%02d" % i)
+    got = _payloads(s)
+    assert got == [b"x%02d" % i for i in range(14 - len(got), 14)]
+    assert len(got) + s.dropped + 2 == 14 and s.dropped > 0
+    again = Store(d, seg_bytes=28, fs=_StickyFs(170, d))
+    assert _payloads(again) == got and again.dropped == s.dropped

@@ -6,13 +6,14 @@ import struct
 from test_store import _fresh, _payloads, _read, _seg_files, _write
 from vmcheck import raises
 
-from enosnb import store as store_module
 from enosnb.store import OsFs, Store, StoreError
 
 
 def _record(seq, payload, magic=0xA7, length=None):
+    """A record as the format defines it; its CRC covers the 7 header bytes and the payload."""
+    import binascii
     hdr = struct.pack("<BHI", magic, len(payload) if length is None else length, seq)
-    return hdr + struct.pack("<I", store_module._crc(hdr, payload)) + payload
+    return hdr + struct.pack("<I", binascii.crc32(hdr + payload) & 0xFFFFFFFF) + payload
 
 
 def test_queue_settings_are_checked_with_the_ranges_to_use():
@@ -40,11 +41,28 @@ def test_a_record_of_exactly_the_limit_is_queued_and_one_byte_more_is_refused():
     assert len(s) == 1
 
 
+class _EmptyFs:
+    """A file system with nothing on it that takes nothing: enough to open a queue."""
+
+    def size(self, path):
+        return -1
+
+    def mkdir(self, path):
+        pass
+
+    def listdir(self, path):
+        return []
+
+    def open(self, path, mode):
+        raise OSError(2)
+
+
 def test_a_directory_given_with_a_trailing_slash_is_the_same_queue():
-    d = _fresh("slash")
+    d = _fresh("slashX")
     Store(d + "/").append(b"one")
     assert _payloads(Store(d)) == [b"one"]
     assert Store(d + "//").path == d
+    assert Store("/", fs=_EmptyFs()).path == Store("", fs=_EmptyFs()).path == "/"
 
 
 def test_a_segment_takes_records_until_it_holds_seg_bytes_4096_by_default():

@@ -211,7 +211,8 @@ def test_the_dedupe_memory_keeps_its_order_and_short_replies_across_deep_sleep()
     small = Commands(remember=2)
     small.restore(state)                               # keeps the newest two
     key = "json:/sys/p/d/thing/service/measurepoint/set:%d"
-    assert [small._lookup((key % i).encode()) >= 0 for i in (1, 2, 3)] == [False, True, True]
+    assert [small._lookup((key % i).encode()) is not None for i in (1, 2, 3)] == [
+        False, True, True]
 
 
 def test_keys_up_to_255_bytes_and_replies_up_to_200_bytes_are_kept_across_deep_sleep():
@@ -225,7 +226,7 @@ def test_keys_up_to_255_bytes_and_replies_up_to_200_bytes_are_kept_across_deep_s
     restored.restore(cmds.state())
     keys = [("json:" + t[6:] + ":1").encode() for t in topics]
     assert [len(k) for k in keys] == [255, 256]
-    assert restored._lookup(keys[0]) >= 0 and restored._lookup(keys[1]) < 0
+    assert restored._lookup(keys[0]) is not None and restored._lookup(keys[1]) is None
     assert restored._replies[restored._lookup(keys[0])] == client.sent[0][2]
 
 

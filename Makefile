@@ -99,9 +99,10 @@ bench: deps mpy
 # The host twin: firmware/main.py unchanged, through the modem emulator, to the local EnOS server,
 # on the MicroPython unix port (RUNTIME=cpython: on CPython; MODE=py|mpy: deployment mode).
 # KEEP=1: afterwards the device keeps reporting and the web page stays up until Ctrl-C.
+# V=1: the AT dialogue and both sides' logs (docs/demo.md).
 demo: deps mpy
 	@mkdir -p out
-	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap --runtime $(RUNTIME) --mode $(MODE) $(if $(filter 1 yes true,$(KEEP)),--keep) $(DEMO_ARGS)
+	$(PY) tools/twin.py --board $(BOARD) --cycles 4 --command --pcap out/demo.pcap --runtime $(RUNTIME) --mode $(MODE) $(if $(filter 1 yes true,$(KEEP)),--keep) $(if $(filter 1 yes true,$(V)),-v) $(DEMO_ARGS)
 
 # A virtual ESP32 on the MicroPython unix port: prints its port for `make deploy PORT=...`,
 # mpremote or a terminal; UART wired to the modem emulator, local EnOS server, flash in out/board.

@@ -27,6 +27,8 @@ def main():
     except app.ConfigError as e:
         print("enosnb: configuration error: %s" % e)
         print("enosnb: fix the file (make secrets / make deploy) and reset the board")
+        from enosnb.diag_boot import config_error
+        config_error()
         return
     # The cycle feeds the watchdog while it is within its budget (enosnb.app.CycleClock);
     # the timeout must exceed the longest gap between two feeds, not the whole cycle.

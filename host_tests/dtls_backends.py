@@ -8,7 +8,7 @@ to look like:
 It restores sys.modules and the enosnb.dtls package's attributes afterwards, so nothing leaks
 into other tests.
 
-FakeCryptolibAes is `cryptolib.aes` built on `cryptography`, with ESP32's rules (spec/dtls.md
+FakeCryptolibAes is `cryptolib.aes` built on `cryptography`, with ESP32's rules (dtls.md
 §15.2): modes 1 (ECB) and 2 (CBC) only, a 16- or 32-byte key, a 16-byte IV for CBC, data a
 multiple of 16 bytes, one object either encrypts or decrypts, a CBC object keeps chaining
 across calls, encrypt(in, out) writes into out (which may be in) and returns it. Objects and

@@ -1,4 +1,4 @@
-"""What the EnOS client and server tests share: the spec's example device (spec/enos-coap.md)
+"""What the EnOS client and server tests share: the example device (enos-coap.md)
 and a local EnOS server for the whole test module, with a read-only view of its database."""
 import pytest
 

@@ -17,8 +17,9 @@ from tools import board_console
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "tools", "board_console.py")
-CYCLE_LOG = [b"[enosnb] boot: cold, modem sim7020", b"[enosnb] registered in 1.2 s",
-             b"[enosnb] cycle: queued 1, sent 1, pending 0"]
+CYCLE_LOG = [b"[enosnb] boot: enosnb 0.1.0, reset power-on, modem SIMCOM_SIM7020G 1910B05SIM7020G",
+             b"[enosnb] connected (full)",
+             b"[enosnb] cycle: sent 1, queue 0, connect full, awake 1412 ms, attach 1200 ms"]
 
 
 class ScriptedBoard:

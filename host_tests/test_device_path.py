@@ -213,7 +213,7 @@ def test_monitor_and_repl_reach_a_board_from_the_device_environment(workspace, m
     finally:
         board.close()
     assert r.returncode == 0, r.stderr
-    assert re.search(r"\d\d:\d\d:\d\d\.\d{3} \[enosnb\] cycle: queued 1", r.stdout)
+    assert re.search(r"\d\d:\d\d:\d\d\.\d{3} \[enosnb\] cycle: sent 1, queue 0", r.stdout)
 
 
 def test_preflight_reaches_a_local_server_from_the_device_environment(workspace, maker,

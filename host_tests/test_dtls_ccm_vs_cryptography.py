@@ -1,4 +1,4 @@
-"""CCM-8 and AES against the `cryptography` package (spec §10): Hypothesis-random inputs, and
+"""CCM-8 and AES against the `cryptography` package (dtls.md §10): Hypothesis-random inputs, and
 every block and buffer boundary on each AES backend (cryptolib, cryptography, pure Python)."""
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes

@@ -1,5 +1,5 @@
 """Hypothesis fuzz of the DTLS record and handshake parsers and of the session's receive path:
-garbage is dropped or ends in a DtlsError subclass, never anything else (spec §12)."""
+garbage is dropped or ends in a DtlsError subclass, never anything else (dtls.md §12)."""
 import os
 
 from hypothesis import given, settings, strategies as st, HealthCheck

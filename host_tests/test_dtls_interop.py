@@ -1,5 +1,5 @@
 """Interop of our DTLS 1.2 PSK client (enosnb.dtls.DtlsSession) with four DTLS stacks nobody
-here wrote, all on 127.0.0.1 (spec/dtls.md §18):
+here wrote, all on 127.0.0.1 (dtls.md §18):
 
 - OpenSSL 3.0 `openssl s_server` (CCM-8, CBC-SHA256, hint, resumption, loss via a relay);
 - libcoap 4.3.1 `coap-server-openssl` and `coap-server-gnutls` (CoAP GET and block-wise
@@ -168,7 +168,7 @@ def test_handshake_survives_lost_flights_with_openssl_s_server():
 
 def test_resumed_final_flight_is_resent_when_openssl_repeats_its_flight():
     # The datagram with our CCS + Finished (and the first record) is lost; s_server repeats
-    # ServerHello/CCS/Finished, and the client answers with its final flight again (spec §16).
+    # ServerHello/CCS/Finished, and the client answers with its final flight again (dtls.md §16).
     with OpensslServer(KEY16) as srv:
         blob = saved_blob(srv)
         srv.wait_for(rb"DONE")

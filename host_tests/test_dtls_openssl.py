@@ -1,4 +1,4 @@
-"""Our DTLS client against `openssl s_server -dtls1_2 -nocert -psk` on 127.0.0.1 (spec §18.2):
+"""Our DTLS client against `openssl s_server -dtls1_2 -nocert -psk` on 127.0.0.1 (dtls.md §18.2):
 both suites, with and without a hint, data both ways, resumption, wrong key."""
 import subprocess
 import time

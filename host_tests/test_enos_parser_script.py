@@ -1,5 +1,5 @@
 """The raw report as EnOS sees it: device encoder -> tools/enos_parser/script.js (run by node)
--> the measurement-point JSON of spec/enos-coap.md §8.4, and the script's down_raw commands
+-> the measurement-point JSON of enos-coap.md §8.4, and the script's down_raw commands
 back through the device decoder."""
 import json
 import os

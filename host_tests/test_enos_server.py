@@ -53,7 +53,7 @@ def temps(server, dk):
     return [json.loads(p["value"]) for p in server.db_view.points(dk, 1000) if p["name"] == "temp"]
 
 
-def test_registry_derives_the_spec_vector_psk_and_sign():
+def test_registry_derives_the_documented_vector_psk_and_sign():
     assert psk_key(SECRET).hex() == "61eac41c4ca1ee3d6d09e262804b12c9"
     assert psk_key(SECRET, 9).hex() == "eac41c4ca1ee3d6d09e262804b12c9ba"
     assert expected_sign(PK, DK, 3600, SECRET) == SIGN
@@ -208,7 +208,7 @@ def test_tinydtls_client_posts_over_dtls_psk(server):
 # ---- the DTLS front end's cookie exchange, with hand-made ClientHellos (dtls.md §5, §6) ----
 
 def _client_hello(random, session_id=b"", cookie=b"", message_seq=0, record_seq=0):
-    """A ClientHello datagram shaped like the spec §5 template (CCM-8, CBC-SHA256, SCSV, EMS)."""
+    """A ClientHello datagram shaped like the dtls.md §5 template (CCM-8, CBC-SHA256, SCSV, EMS)."""
     body = b"\xfe\xfd" + random + bytes((len(session_id),)) + session_id + \
         bytes((len(cookie),)) + cookie + bytes.fromhex("0006c0a800ae00ff0100000400170000")
     n = len(body).to_bytes(3, "big")

@@ -521,7 +521,7 @@ BC_ROWS = [
 @pytest.mark.parametrize("dialect,cmd,expected",
                          [("sim7020",) + row for row in SIM_ROWS]
                          + [("bc95",) + row for row in BC_ROWS])
-def test_each_dialect_answers_each_command_as_its_spec_table(make, dialect, cmd, expected):
+def test_each_dialect_answers_each_command_as_the_modems_page_tables(make, dialect, cmd, expected):
     emu, term = make(dialect)
     assert term.at(cmd) == expected
 

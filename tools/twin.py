@@ -56,6 +56,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from tools import demo_output  # noqa: E402
 from tools.enos_server import commands as server_commands  # noqa: E402
 from tools.enos_server.db import Db  # noqa: E402
 from tools.enos_server.registry import DEMO, Registry  # noqa: E402
@@ -126,8 +127,9 @@ def make_sensor():
 
 class Boot:
     """What one boot of the device did: code (0 = deep sleep, 137 = power cut, 136 = the
-    watchdog reset it), sleep_ms, the device's log text, killed, and pins ({id: [level, held]}
-    when it went to sleep; MicroPython runtime)."""
+    watchdog reset it), sleep_ms, the device's log text, killed, pins ({id: [level, held]}
+    when it went to sleep; MicroPython runtime) and pin_log ([[id, value], ...]: every pin
+    write of the boot, in order)."""
 
     def __init__(self, code, sleep_ms, log, ops=None, pins=None):
         self.code = code
@@ -307,6 +309,7 @@ class Twin:
                "ENOSNB_DEEPSLEEP_FILE": os.path.join(self.dir, "deepsleep.txt"),
                "ENOSNB_RESET_FILE": os.path.join(self.dir, "reset.txt"),
                "ENOSNB_PINS_FILE": os.path.join(self.dir, "pins.json"),
+               "ENOSNB_PIN_LOG": os.path.join(self.dir, "pin_log.json"),
                "ENOSNB_WDT_FILE": os.path.join(self.dir, "wdt.txt"),
                "ENOSNB_RESET_CAUSE": str(self.reset_cause),
                "ENOSNB_PIN_PORT": str(self.wire.port),
@@ -384,7 +387,8 @@ class Twin:
         sleep_file = os.path.join(self.dir, "deepsleep.txt")
         ops_file = os.path.join(self.dir, "ops.json")
         pins_file = os.path.join(self.dir, "pins.json")
-        for p in (sleep_file, ops_file, os.path.join(self.dir, "wdt.txt"),
+        pin_log = os.path.join(self.dir, "pin_log.json")
+        for p in (sleep_file, ops_file, pin_log, os.path.join(self.dir, "wdt.txt"),
                   os.path.join(self.dir, "reset.txt")):
             if os.path.exists(p):
                 os.remove(p)
@@ -398,6 +402,7 @@ class Twin:
         ops = _first_line(ops_file, json.loads)
         pins = _first_line(pins_file, json.loads) if sleep_ms is not None else None
         b = Boot(code, sleep_ms, text, ops, pins)
+        b.pin_log = _first_line(pin_log, json.loads) or []
         self.boots.append(b)
         if self.verbose:
             for ln in text.splitlines():
@@ -619,6 +624,13 @@ def psk_hex():
     return hashlib.sha256(DEMO_DEVICE["deviceSecret"].encode()).digest()[8:24].hex()
 
 
+def tshark_decrypt_command(pcap, dtls_port):
+    """The tshark command line that shows the CoAP inside the demo's DTLS: the port decoded as
+    DTLS, the DTLS payload as CoAP, and the demo device's PSK (public: it is the demo's)."""
+    return ["tshark", "-n", "-r", pcap, "-d", "udp.port==%d,dtls" % dtls_port,
+            "-d", "dtls.port==%d,coap" % dtls_port, "-o", "dtls.psk:" + psk_hex(), "-Y", "coap"]
+
+
 def tshark_check(pcap, dtls_port, plain_port=None):
     """(problems, decrypted CoAP lines): tshark's malformed/error packets with the DTLS port
     decoded as DTLS, and the CoAP it shows when given the PSK."""
@@ -627,7 +639,7 @@ def tshark_check(pcap, dtls_port, plain_port=None):
         base += ["-d", "udp.port==%d,coap" % plain_port]
     check = "_ws.malformed || _ws.expert.severity==error"
     bad = subprocess.run(base + ["-Y", check], capture_output=True, text=True, timeout=120)
-    keyed = base + ["-d", "dtls.port==%d,coap" % dtls_port, "-o", "dtls.psk:" + psk_hex()]
+    keyed = tshark_decrypt_command(pcap, dtls_port)[:-2]
     bad2 = subprocess.run(keyed + ["-Y", check], capture_output=True, text=True, timeout=120)
     coap = subprocess.run(keyed + ["-Y", "coap"], capture_output=True, text=True, timeout=120)
     problems = (bad.stdout.strip() + "\n" + bad2.stdout.strip()).strip()
@@ -638,10 +650,30 @@ def tshark_check(pcap, dtls_port, plain_port=None):
 
 def _print_points(twin, seen):
     new = twin.points()[seen:]
-    for p in new:
-        print("    server got %s = %s (time %s, %s)" % (
-            p["name"], p["value"], p["time_ms"], p["topic"].rsplit("/thing/", 1)[-1]))
+    for line in demo_output.points_text(new):
+        print("    EnOS stored " + line)
     return seen + len(new)
+
+
+def _print_boot(twin, i, b, mark, verbose):
+    """One boot of the demo: the device's boot line, its cycle line in words, the AT
+    dialogue with -v, and what the modem's UART carried."""
+    boot = b.line("[enosnb] boot: ")
+    if boot:
+        print("boot: " + boot[len("[enosnb] boot: "):])
+    cyc = b.line("[enosnb] cycle: ")
+    told = demo_output.retell_cycle(cyc[len("[enosnb] cycle: "):]) if cyc else \
+        "no cycle line (see -v)"
+    print("cycle %d (%s): %s; deep sleep %s" % (
+        i, "power-on" if i == 1 else "wake from deep sleep", told,
+        demo_output.duration(b.sleep_ms)))
+    timeline = list(twin.emu.timeline)[mark:]
+    n, size, secs = demo_output.uart_cost(timeline, twin.board["uart"]["baudrate"])
+    print("    modem: %d AT commands, %d UART bytes (%.2f s on the wire at %d baud)" % (
+        n, size, secs, twin.board["uart"]["baudrate"]))
+    if verbose:
+        for ln in demo_output.at_dialogue(timeline):
+            print("      " + ln)
 
 
 def keep_reporting(twin, interval_s, seen):
@@ -654,7 +686,8 @@ def keep_reporting(twin, interval_s, seen):
             time.sleep(interval_s)
             b = twin.run_cycle(sleep=False)
             summary = (b.line("[enosnb] cycle: ") or "").partition("cycle: ")[2]
-            print("cycle %d: %s" % (len(twin.boots), summary), flush=True)
+            print("cycle %d: %s" % (len(twin.boots), demo_output.retell_cycle(summary)),
+                  flush=True)
             seen = _print_points(twin, seen)
     except KeyboardInterrupt:
         print("twin: stopped")
@@ -726,6 +759,7 @@ def main(argv=None):
                              twin.emu.port, where))
         if twin.server.web is not None:
             print("twin: web page %s" % twin.server.web.url, flush=True)
+        print("twin: " + demo_output.DIALECTS[twin.board["modem"]])
         print("twin: device %s/%s (%s), sensor %s" % (
             twin.device["productKey"], twin.device["deviceKey"],
             "your secrets.json" if maker else "demo keys", a.sensors or "the twin's"))
@@ -741,13 +775,9 @@ def main(argv=None):
             if a.outage and i == 4:
                 twin.outage(False)
                 print("twin: network back")
+            mark = len(twin.emu.timeline)
             b = twin.run_cycle()
-            cyc = b.line("[enosnb] cycle: ") or "[enosnb] cycle: (no summary line)"
-            cyc = cyc[len("[enosnb] cycle: "):].replace(
-                "connect restored", "connect restored (DTLS state from RTC memory, no handshake)"
-            ).replace("connect full", "connect full (DTLS handshake)")
-            print("cycle %d (%s): %s; deep sleep %s ms" % (
-                i, "cold boot" if i == 1 else "wake from deep sleep", cyc, b.sleep_ms))
+            _print_boot(twin, i, b, mark, a.verbose)
             for ln in b.log.splitlines():
                 if ln.startswith("[sensor]"):
                     print("    device executed the command: " + ln[len("[sensor] "):])
@@ -779,6 +809,9 @@ def main(argv=None):
                 ", e.g." if coap else ""))
             for ln in coap[:4]:
                 print("    " + ln.strip())
+            if not a.plain:
+                print("tshark: to see them yourself: " + " ".join(
+                    tshark_decrypt_command(pcap, twin.server.dtls_port)))
         else:
             print("tshark not installed: pcap check skipped")
         print("twin: pcap written to %s" % pcap)

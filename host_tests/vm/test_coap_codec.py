@@ -1,4 +1,4 @@
-"""CoAP message codec (enosnb.coap): exact bytes of RFC 7252 Appendix A, spec/enos-coap.md
+"""CoAP message codec (enosnb.coap): exact bytes of RFC 7252 Appendix A, enos-coap.md
 §16 and §17, decode validation (RFC 7252 §3, §4.1), option encoding (§3.1) and the
 RFC 7959 Block helpers. Runs under pytest and in the MicroPython VM."""
 from vmcheck import raises, unhex
@@ -106,9 +106,9 @@ def test_rfc7252_appendix_b_empty_and_slash_segments_survive():
     assert got.options_of(options.URI_QUERY) == [b"//", b"?&"]
 
 
-# --- spec/enos-coap.md §16 and §17 ---------------------------------------------------------
+# --- enos-coap.md §16 and §17 ---------------------------------------------------------
 
-def test_reference_report_request_encodes_to_the_188_bytes_of_spec_17():
+def test_reference_report_request_encodes_to_the_188_bytes_of_the_reference_report():
     m = Message(CON, codes.POST, 0x1234, TOKEN, REPORT_BODY)
     m.set_path(REPORT_PATH)
     m.add_option(options.CONTENT_FORMAT, codes.JSON)
@@ -132,7 +132,7 @@ def test_reference_report_response_is_a_piggybacked_changed_ack():
     assert Message(ACK, codes.CHANGED, 0x1234, TOKEN, m.payload).encode() == REPORT_RESPONSE
 
 
-def test_auth_request_of_spec_16_is_142_bytes():
+def test_documented_auth_request_is_142_bytes():
     m = Message(CON, codes.POST, 0x1234, TOKEN, AUTH_BODY)
     m.set_path("/auth/MuGsF6W4/15bBZlRknc")
     m.add_option(options.CONTENT_FORMAT, codes.JSON)
@@ -141,7 +141,7 @@ def test_auth_request_of_spec_16_is_142_bytes():
     assert decode(AUTH_DATAGRAM).path() == "/auth/MuGsF6W4/15bBZlRknc"
 
 
-def test_command_response_of_spec_16_carries_options_2100_and_2102():
+def test_documented_command_response_carries_options_2100_and_2102():
     m = decode(COMMAND_RESPONSE)
     assert len(COMMAND_RESPONSE) == 101
     assert (m.mtype, m.code, m.mid, m.token) == (ACK, codes.CHANGED, 0x1234, TOKEN)
@@ -241,7 +241,7 @@ def test_option_delta_13_form_one_extension_byte():
 def test_option_delta_14_form_two_extension_bytes():
     m = msg(CON, codes.GET, 1, opts=[(options.CONTENT_FORMAT, codes.JSON),
                                     (options.ENOS_TOPIC, "t")])
-    # spec §11.5: 2100 after Content-Format (12) has delta 2088 = 269 + 0x071b -> "e? 07 1b"
+    # enos-coap.md §11.5: 2100 after Content-Format (12) has delta 2088 = 269 + 0x071b -> "e? 07 1b"
     assert m.encode() == b"\x40\x01\x00\x01\xc1\x32\xe1\x07\x1bt"
     assert decode(m.encode()).option(options.ENOS_TOPIC) == b"t"
 

@@ -55,6 +55,7 @@ class _Silent:
 
 class _Modem:
     DNS_TIMEOUT_MS = 90000
+    NAME = "fake"
 
     def __init__(self, app, network):
         self.app = app
@@ -62,6 +63,21 @@ class _Modem:
         self.calls = []
         self.radio_is_off = False
         self.psm_granted = None
+        self.registered = network
+        self.stat = 1 if network else 2
+
+    def cmd(self, command):
+        self.calls.append(command)
+        return []
+
+    def imei(self):
+        return "866425031234567"
+
+    def iccid(self):
+        return "89860318492040123456"
+
+    def signal(self):
+        return -73
 
     def power_on(self):
         pass

@@ -1,4 +1,4 @@
-"""Record protection primitives: AES, HMAC/PRF, CCM-8 and CBC-SHA256 seal/open (spec §9-§11)."""
+"""Record protection primitives: AES, HMAC/PRF, CCM-8 and CBC-SHA256 seal/open (dtls.md §9-§11)."""
 from vmcheck import unhex
 
 from enosnb.dtls import aes, aes_py, ccm, cbc

@@ -1,5 +1,5 @@
 """DtlsSession driven over an in-memory endpoint and a VirtualClock against a scripted server:
-flights, cookies, fragments, reordering, retransmission, alerts, resumption, CID (spec §4-§17)."""
+flights, cookies, fragments, reordering, retransmission, alerts, resumption, CID (dtls.md §4-§17)."""
 from vmcheck import VirtualClock, raises, unhex
 from dtls_fakes import FakeEndpoint, records_of
 from dtls_peer import MiniServer, serve

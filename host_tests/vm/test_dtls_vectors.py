@@ -1,4 +1,4 @@
-"""Known answers from the captured OpenSSL 3.0.19 CCM-8 handshake (spec/vectors/README.md 1-8)."""
+"""Known answers from the captured OpenSSL 3.0.19 CCM-8 handshake (docs/vectors.md, steps 1-8)."""
 from vmcheck import load_vector, unhex, VirtualClock
 from dtls_fakes import FakeEndpoint
 

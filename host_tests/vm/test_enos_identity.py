@@ -14,7 +14,7 @@ DK = "15bBZlRknc"
 SECRET = "ExampleDeviceSecret0123456789abc"
 
 
-def test_sign_matches_the_spec_vector():
+def test_sign_matches_the_documented_vector():
     assert identity.sign(PK, DK, 3600, SECRET) == \
         "D67FA0998B09ACD507369F68D3E68EA88B93D9716ADC89B8B833A1F2DCA55EDF"
 
@@ -63,7 +63,7 @@ def test_missing_secret_is_reported_without_a_value():
     assert "secret" in str(e)
 
 
-def test_auth_body_is_the_spec_body():
+def test_auth_body_is_the_documented_body():
     body = identity.auth_body(PK, DK, 3600, SECRET)
     assert body == b'{"secureMode":2,"lifetime":3600,"sign":' \
         b'"D67FA0998B09ACD507369F68D3E68EA88B93D9716ADC89B8B833A1F2DCA55EDF"}'
@@ -160,7 +160,7 @@ def test_enos_codes_map_to_named_errors():
     assert type(e) is EnosReplyError and "undocumented" in str(e)
 
 
-def test_auth_request_datagram_matches_the_spec_vector():
+def test_auth_request_datagram_matches_the_documented_vector():
     from enosnb.coap.message import Message, CON
     m = Message(CON, 2, 0x1234, unhex("a1b2c3d4"), identity.auth_body(PK, DK, 3600, SECRET))
     m.set_path(identity.auth_path(PK, DK))
@@ -171,7 +171,7 @@ def test_auth_request_datagram_matches_the_spec_vector():
         "363946363844334536384541383842393344393731364144433839423842383333413146324443413535454446227d")
 
 
-def test_reference_report_datagram_is_188_bytes_as_in_the_spec():
+def test_reference_report_datagram_is_188_bytes_as_documented():
     from enosnb.coap.message import Message, CON
     m = Message(CON, 2, 0x1234, unhex("a1b2c3d4"), bodies.measurepoints("1", {"temp": 21.5}, 1764115200000))
     m.set_path(topics.path(topics.sys_topic(PK, DK, topics.MEASUREPOINT_POST)))

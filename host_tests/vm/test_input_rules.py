@@ -108,7 +108,7 @@ def test_record_length_field_is_16_bits_and_may_not_pass_the_datagram():
     (r,) = rl.split_records(head + b"\x01\x02" + body)
     assert len(r[5]) == 0x0102
     assert rl.split_records(head + b"\x01\x03" + body) == []
-    # A valid record followed by a cut one: the first is kept (spec §12 step 1).
+    # A valid record followed by a cut one: the first is kept (dtls.md §12 step 1).
     good = head + b"\x00\x01z"
     assert [bytes(x[5]) for x in rl.split_records(good + head + b"\x00\x05ab")] == [b"z"]
 

@@ -140,7 +140,7 @@ def test_malformed_urc_is_counted_not_raised():
 
 # -- timer encoders (modems.md §5) ---------------------------------------------------------------
 
-def test_t3412_encoder_reproduces_the_spec_examples():
+def test_t3412_encoder_reproduces_the_documented_examples():
     assert encode_t3412(70 * 3600) == "01000111"
     assert encode_t3412(6 * 3600) == "00100110"
     assert encode_t3412(31 * 60) == "10111111"
@@ -151,7 +151,7 @@ def test_t3412_encoder_reproduces_the_spec_examples():
     assert decode_timer("00100110", T3412_UNITS) == 21600
 
 
-def test_t3324_encoder_reproduces_the_spec_examples():
+def test_t3324_encoder_reproduces_the_documented_examples():
     assert encode_t3324(2) == "00000001"
     assert encode_t3324(10) == "00000101"
     assert encode_t3324(60) == "00011110"

@@ -1,4 +1,4 @@
-"""CoAP codec benchmark on the spec/enos-coap.md §17 reference report.
+"""CoAP codec benchmark on the enos-coap.md §17 reference report.
 
 Workload ("encode+decode"): the device's side of the §17 exchange, i.e. encode the 188-byte
 CON POST request and decode the 40-byte piggybacked 2.04 ACK. On CPython it runs side by side

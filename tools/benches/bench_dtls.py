@@ -1,4 +1,4 @@
-"""DTLS client figures (spec/dtls.md §5, §7, §10).
+"""DTLS client figures (dtls.md §5, §7, §10).
 
 - dtls.clienthello_bytes: our first ClientHello datagram (template: 77 B).
 - dtls.handshake_bytes: bytes on the wire, both directions, of a full CCM-8 handshake with

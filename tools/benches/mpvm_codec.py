@@ -1,5 +1,5 @@
 """Runs inside the MicroPython VM (node tools/mpvm/run.mjs --script): times the codec on the
-spec/enos-coap.md §17 reference report and counts heap bytes allocated, gc paused, after a
+enos-coap.md §17 reference report and counts heap bytes allocated, gc paused, after a
 warm-up. Prints `name: value unit` lines that tools/benches/bench_codec.py passes on.
 
 Figures: the device's side of the §17 exchange (encode the 188-byte request, decode the

@@ -1,5 +1,5 @@
 """Runs inside the MicroPython VM (node tools/mpvm/run.mjs --script FILE --steps): a full DTLS
-handshake of our client against the recorded OpenSSL server flights of spec/vectors (cookie,
+handshake of our client against the recorded OpenSSL server flights of host_tests/vectors (cookie,
 hint, CCM-8), with the captured ClientHello random injected so every server flight verifies.
 
 The WebAssembly VM collects garbage only between top-level calls, so the handshake is driven

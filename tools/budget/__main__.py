@@ -56,7 +56,7 @@ def wire_figures(out):
     for n in notes:
         out.note(n)
     out.note("report.wake.*: abbreviated handshake against the local server (no cookie on "
-             "resumption, spec/dtls.md §16), the client's Finished and the request in one datagram")
+             "resumption, dtls.md §16), the client's Finished and the request in one datagram")
     for key, w in wires.items():
         f = w.figures()
         for k in KEYS:

@@ -3,7 +3,7 @@ CPU in the MicroPython VM (node tools/mpvm/run.mjs --script THIS --steps), and t
 wire figures on CPython (tools/budget and host_tests/test_budget.py import it).
 
 The peer is host_tests/vm/dtls_peer.py's MiniServer (cookie, 32-byte session id, EMS,
-CCM-8) with a CoAP responder that answers the spec/enos-coap.md §17 reference reply
+CCM-8) with a CoAP responder that answers the enos-coap.md §17 reference reply
 ({"id":..,"code":200,"data":{}}, piggybacked 2.04, no options) or, for up_raw, an empty 2.04.
 
 Method. pass 1 runs the real cycle (EnosClient.connect over DtlsTransport, then the report)

@@ -1,9 +1,10 @@
-"""The README "Budget" table from a `make budget` run: figure, value, target, met?
+"""The budget tables from a `make budget` run: figure, value, target, met?
 
   python -m tools.budget | python -m tools.budget.readme_table [docs/budget.md]
   python -m tools.budget.readme_table docs/budget.md < budget.txt
 Reads `name: value unit` lines (and `# ` comments, kept as notes under the table) and writes
-markdown to the given file (default docs/budget.md).
+markdown to the given file (default docs/budget.md): every figure. The README gets a short
+table of its own (README_SUMMARY: what a report costs, battery life) between two markers.
 """
 import os
 import sys
@@ -40,7 +41,7 @@ TARGETS = {
 # under the table only for the figures that miss.
 LIMITS = {
     "report.warm.bytes": "the local server's 2.04 reply carries Content-Format 50 (2 bytes) that "
-                         "the spec §17 reference reply does not; against that reply (the in-VM "
+                         "the enos-coap.md §17 reference reply does not; against that reply (the in-VM "
                          "peer, report.warm.mpvm_peer.bytes) the client's exchange is 217 + 69 = 286",
     "report.cold.ip_bytes": "server choices: the 32-byte session id Mbed TLS issues, and the "
                             "reply's Content-Format adds 2; against the §17 reply the same "
@@ -94,32 +95,38 @@ def met(name, value):
 
 README_BEGIN = "<!-- budget table: written by make budget -->"
 README_END = "<!-- end of budget table -->"
+# The README's rows: what one report costs on the air, and the battery life.
+README_SUMMARY = ["report.cold.round_trips", "report.wake.round_trips", "report.warm.bytes",
+                  "report.cold.ip_bytes", "report.wake.ip_bytes", "energy.battery_life_days"]
 
 
-def rows(figures):
+def rows(figures, names=None):
     out = ["| Figure | Value | Target | Met? |", "|---|---|---|---|"]
-    for name in TARGETS:
+    names = TARGETS if names is None else names
+    for name in names:
         if name in figures:
             value, unit = figures[name]
             out.append("| `%s` | %s %s | %s | %s |" % (name, value, unit, TARGETS[name][2],
                                                       met(name, value)))
         else:
             out.append("| `%s` | not measured | %s | - |" % (name, TARGETS[name][2]))
-    missed = [n for n in TARGETS if n in figures and met(n, figures[n][0]) == "**no**"]
+    missed = [n for n in names if n in figures and met(n, figures[n][0]) == "**no**"]
     return out, missed
 
 
 def splice_readme(path, figures):
-    """Replaces the README's budget table (between its two marker comments) with this run's."""
+    """Replaces the README's budget table (between its two marker comments) with this run's
+    summary rows; docs/budget.md holds them all."""
     with open(path) as f:
         text = f.read()
     start, end = text.find(README_BEGIN), text.find(README_END)
     if start < 0 or end < start:
         raise ValueError("%s has no budget table markers (%s ... %s)" % (path, README_BEGIN,
                                                                           README_END))
-    table_rows, missed = rows(figures)
+    table_rows, missed = rows(figures, README_SUMMARY)
     block = [README_BEGIN, ""] + table_rows + [""]
     block += ["- `%s` misses: %s" % (n, LIMITS.get(n, "not analysed")) for n in missed]
+    block += [""] * bool(missed) + ["All figures: [docs/budget.md](docs/budget.md)."]
     with open(path, "w") as f:
         f.write(text[:start] + "\n".join(block).rstrip() + "\n" + text[end:])
 

@@ -93,7 +93,7 @@ class Device:
         self.reference_id()
 
     def reference_id(self):
-        """The reference report's JSON id "1" (spec §17): restore() skips 1000 ids. Without
+        """The reference report's JSON id "1" (enos-coap.md §17): restore() skips 1000 ids. Without
         it the id is a random start (up to 9 digits, 8 more bytes) or, after a wake, the
         saved one + 1000."""
         self.enos.restore(struct.pack(">BI", 1, (1 - 1000) % 1000000000))
@@ -189,7 +189,7 @@ def run_local(server):
     wires["wake"] = dev.wake(kept)
     notes = ["cold: %d HelloVerifyRequest(s), cookie %s bytes; wake: resumed=%s, %d "
              "HelloVerifyRequest(s) (the local server skips the cookie for a session it "
-             "issued, spec/dtls.md §16)" % (
+             "issued, dtls.md §16)" % (
                  cold_hvr, ", ".join(str(n) for n in cookie_lengths(wires["cold"])) or "no",
                  dev.resumed, server.front.hello_verifies - hvr)]
     dev.close()

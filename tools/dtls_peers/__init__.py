@@ -1,5 +1,5 @@
 """Launchers of real DTLS 1.2 PSK peers on free 127.0.0.1 ports, for interop tests and by hand
-(spec/dtls.md §18). Each is a context manager: entering starts the peer and waits until it
+(dtls.md §18). Each is a context manager: entering starts the peer and waits until it
 listens; leaving always stops it.
 
     OpensslServer(key, hint=None, suites=(0xC0A8,))      openssl s_server -dtls1_2 -nocert -psk

@@ -1,5 +1,5 @@
 """CoAP-over-DTLS server on aiocoap 0.4.17 with the tinydtls_server transport (DTLSSocket 0.2.3),
-for loopback interop tests (spec/dtls.md §18.5).
+for loopback interop tests (dtls.md §18.5).
 
     python -P aio_psk_server.py BIND_PORT [--identity ID] [--key TEXT] [--lifetime S]
 

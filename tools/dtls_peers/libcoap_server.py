@@ -1,5 +1,5 @@
 """libcoap 4.3.1 example servers as DTLS peers: coap-server-openssl and coap-server-gnutls
-(spec/dtls.md §18.3).
+(dtls.md §18.3).
 
 The server listens for plain CoAP on port P and for DTLS on P+1 (it also takes TCP P and
 P+1 for CoAP over TCP/TLS, so all four must be free). A GET of `/` returns libcoap's banner.

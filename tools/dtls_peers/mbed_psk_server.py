@@ -1,6 +1,6 @@
 """DTLS 1.2 PSK echo server on python-mbedtls 2.10.x (Mbed TLS 2.28) for loopback interop tests.
 
-spec/dtls.md §18.4. Run it as a script with `python -P` from outside the mbedtls package
+dtls.md §18.4. Run it as a script with `python -P` from outside the mbedtls package
 directory: that package ships hashlib.py, hmac.py and secrets.py, which would shadow the
 standard library if its directory came first on sys.path.
 

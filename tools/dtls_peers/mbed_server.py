@@ -1,4 +1,4 @@
-"""Launcher of the python-mbedtls DTLS PSK echo server (mbed_psk_server.py, spec/dtls.md §18.4).
+"""Launcher of the python-mbedtls DTLS PSK echo server (mbed_psk_server.py, dtls.md §18.4).
 
 Mbed TLS 2.28 returns 32-byte session IDs, but python-mbedtls 2.10.1 configures no session
 cache, so a resumption attempt always falls back to a full handshake: the peer for fallback

@@ -1,4 +1,4 @@
-"""`openssl s_server` as a DTLS 1.2 PSK peer (spec/dtls.md §18.2).
+"""`openssl s_server` as a DTLS 1.2 PSK peer (dtls.md §18.2).
 
 It answers any identity with the one key (-psk_identity would only warn), prints what the
 client sends on its stdout and sends each line written to its stdin to the client. It keeps

@@ -1,5 +1,5 @@
 """Loopback UDP helpers for DTLS tests: a black hole and a logging, lossy relay
-(spec/dtls.md §18.7).
+(dtls.md §18.7).
 
 BlackHole swallows every datagram (a server that never answers: timeouts and deadlines).
 UdpRelay sits between one client and a server, records every datagram with its direction,

@@ -1,5 +1,5 @@
 """Launcher of the tinydtls peer: aiocoap's tinydtls_server transport (aio_psk_server.py,
-spec/dtls.md §18.5). CCM suites only, no hint, no session IDs, so no resumption."""
+dtls.md §18.5). CCM suites only, no hint, no session IDs, so no resumption."""
 import os
 import sys
 import tempfile

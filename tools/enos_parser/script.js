@@ -1,6 +1,6 @@
 /*
  * EnOS parsing script for the enosnb raw measurement-point format
- * (firmware/lib/enosnb/enos/rawpoints.py; spec/enos-coap.md §8.4 "Passthrough").
+ * (firmware/lib/enosnb/enos/rawpoints.py; enos-coap.md §8.4 "Passthrough").
  *
  * Paste it into the product's "Data parsing script" (data type Custom). EnOS calls
  *   rawDataToJsonStr(rawData)  for up_raw uplinks and device replies: bytes -> JSON text

@@ -130,7 +130,7 @@ def main(argv=None):
     s.add_argument("--port", type=int, default=5683, help="plain CoAP port")
     s.add_argument("--dtls-port", type=int, default=5684, help="DTLS port (-1: off)")
     s.add_argument("--psk-offset", type=int, default=8, choices=(8, 9),
-                   help="PSK = sha256(secret)[o:o+16] (spec Q5)")
+                   help="PSK = sha256(secret)[o:o+16] (enos-coap.md §15 Q5)")
     s.add_argument("--dtls-commands", choices=("get", "option"), default="get",
                    help="DTLS command delivery: 2100 then GET (default) or 2100+2102")
     s.add_argument("--plain-commands", choices=("get", "option"), default="option")

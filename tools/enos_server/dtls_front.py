@@ -4,7 +4,7 @@ One UDP socket takes every peer. The front end answers ClientHellos itself, stat
 (RFC 6347 §4.2.1): a ClientHello without a valid cookie gets a HelloVerifyRequest carrying
 a 16-byte cookie, HMAC-SHA256(server secret, client address and port, the ClientHello's
 parameters) truncated, and leaves no state behind. Only a ClientHello with a valid cookie,
-or one that resumes a session this server issued (spec dtls.md §16: the server may skip the
+or one that resumes a session this server issued (dtls.md §16: the server may skip the
 cookie on resumption, so a wake from deep sleep costs 2 round trips), gets an Mbed TLS
 server context, driven through memory buffers, and, once the handshake is over, its own
 relay socket on 127.0.0.1 to the plain CoAP port. The site sees the relay's address; the
@@ -140,7 +140,7 @@ def parse_client_hello(datagram):
 
 
 def hello_verify_request(record_seq, cookie):
-    """A HelloVerifyRequest datagram as OpenSSL sends it (spec dtls.md §6, RFC 6347 §4.2.1):
+    """A HelloVerifyRequest datagram as OpenSSL sends it (dtls.md §6, RFC 6347 §4.2.1):
     record and server_version FE FF, message_seq 0, the ClientHello's record sequence."""
     body = _DTLS_1_0 + bytes((len(cookie),)) + cookie
     n = len(body).to_bytes(3, "big")
@@ -245,7 +245,20 @@ def enable_session_cache(context):
         ctypes.c_void_p(conf), cache, ctypes.cast(lib.mbedtls_ssl_cache_get, ctypes.c_void_p),
         ctypes.cast(lib.mbedtls_ssl_cache_set, ctypes.c_void_p))
     context._enos_cache = cache
+    context._enos_lib = lib
     return True
+
+
+def flush_session_cache(context):
+    """Forgets every session Mbed TLS cached (a device deleted in the console must not resume)."""
+    cache = getattr(context, "_enos_cache", None)
+    if cache is None:
+        return
+    lib = context._enos_lib
+    lib.mbedtls_ssl_cache_free(cache)
+    lib.mbedtls_ssl_cache_init(cache)
+    lib.mbedtls_ssl_cache_set_max_entries(cache, ctypes.c_int(MAX_SESSIONS))
+    lib.mbedtls_ssl_cache_set_timeout(cache, ctypes.c_int(SESSION_LIFETIME_S))
 
 
 _COOKIE_CHECK_T = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,

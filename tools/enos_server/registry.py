@@ -5,7 +5,7 @@ Registry file (JSON):
      "devices":  [{"productKey": "p", "deviceKey": "d", "deviceSecret": "s"}]}
 A device of a product with dynamicActivation may omit deviceSecret; one is generated when
 it activates. The PSK and sign derivations (enos-coap.md §5.2, §6.2) are written here again
-from the spec rather than imported from the firmware, so that a mistake in one side shows.
+from docs/enos-coap.md rather than imported from the firmware, so that a mistake in one side shows.
 """
 import hashlib
 import hmac

@@ -6,7 +6,7 @@ import threading
 import aiocoap
 
 from tools.enos_server.db import Db
-from tools.enos_server.dtls_front import DtlsFront
+from tools.enos_server.dtls_front import DtlsFront, flush_session_cache
 from tools.enos_server.registry import Registry
 from tools.enos_server.site import EnosSite
 from tools.netutil import free_tcp_port, free_udp_port
@@ -119,6 +119,26 @@ class EnosServer:
         """Run fn(*args) on the server's loop thread and return its result."""
         fut = asyncio.run_coroutine_threadsafe(_acall(fn, args), self._loop)
         return fut.result(10)
+
+    def recreate_device(self, pk, dk):
+        """The device deleted and created again in the console: it has no deviceSecret until
+        it activates again (a new one), and its DTLS sessions are gone."""
+        def run():
+            self.registry.devices[(pk, dk)] = {"productKey": pk, "deviceKey": dk}
+            front = self.front
+            if front is None:
+                return
+            context = getattr(front, "context", None)
+            if context is not None:
+                flush_session_cache(context)
+            sessions = getattr(front, "sessions", {})
+            for sid in [s for s, v in sessions.items() if tuple(v[0][:2]) == (pk, dk)]:
+                del sessions[sid]
+            for addr, peer in list(getattr(front, "peers", {}).items()):
+                ident = getattr(peer, "identity", None)
+                if ident is not None and tuple(ident[:2]) == (pk, dk):
+                    front.drop(addr)
+        self.call(run)
 
     def stop(self):
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():

@@ -198,7 +198,7 @@ class EnosSite(interfaces.Resource):
         self.db.log(b.pk, b.dk, topic, method, payload, code)
         if code != 200:
             self.log("%s/%s %s: EnOS code %d" % (b.pk, b.dk, topic, code))
-        # EnOS answers uplinks with a bare 2.04 and its JSON body (spec §9, §17): no
+        # EnOS answers uplinks with a bare 2.04 and its JSON body (enos-coap.md §9, §17): no
         # Content-Format, which keeps the reference exchange at its minimal 286 bytes.
         return self._json(Code.CHANGED, {"id": msg_id, "code": code,
                                          "data": {} if data is None else data},

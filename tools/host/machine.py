@@ -14,7 +14,8 @@ Pin   = levels per pin id; every change is recorded in Pin.history as (time, id,
         "<id> <level>" to that port on 127.0.0.1, where the runner wires PWRKEY and RESET to
         the modem emulator (tools/host/pinwire.py). hold=True latches the level: writes are ignored until
         the hold is released, and held pins keep their level through deep sleep
-        (ENOSNB_PINS_FILE records {id: [level, held]} when the board sleeps).
+        (ENOSNB_PINS_FILE records {id: [level, held]} when the board sleeps). ENOSNB_PIN_LOG
+        gets every write of this boot as [[id, value], ...] (an LED's pattern, say).
 RTC   = RTC().memory(): at most 2,048 bytes (the ESP32 port's limit), kept in ENOSNB_RTC_FILE
         (in this process when unset); the runner deletes the file when the power is cut.
 WDT   = WDT(timeout=ms).feed() writes the deadline (epoch ms) to ENOSNB_WDT_FILE, at most once
@@ -354,6 +355,8 @@ class Pin:
         v = 1 if v else 0
         Pin.levels[self.id] = v
         Pin.history.append((time.time(), self.id, v))
+        _write_host("ENOSNB_PIN_LOG", (json.dumps([[p, x] for _, p, x in Pin.history]) +
+                                       "\n").encode())
         for cb in Pin._watchers.get(self.id, ()):
             cb(self.id, v)
         _wire(self.id, v)

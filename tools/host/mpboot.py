@@ -13,7 +13,7 @@
 Environment (set by the runner):
   ENOSNB_FLASH_IMAGE, ENOSNB_FLASH_BLOCKS   the image and its size in 4 KiB blocks
   ENOSNB_UART<id>, ENOSNB_RTC_FILE, ENOSNB_DEEPSLEEP_FILE, ENOSNB_RESET_FILE, ENOSNB_PINS_FILE,
-  ENOSNB_WDT_FILE, ENOSNB_RESET_CAUSE                    tools/host/machine.py
+  ENOSNB_WDT_FILE, ENOSNB_RESET_CAUSE, ENOSNB_PIN_LOG    tools/host/machine.py
   ENOSNB_KILL_FLASH=k  power cut inside the k-th erase or program of the flash (torn page)
   ENOSNB_KILL_AT=k     power cut at the k-th AT command line written to the UART
   ENOSNB_KILL_SEED     seeds what a torn write leaves and whether the cut AT line went out
@@ -47,7 +47,7 @@ def _open_host():
         if os.getenv(name):
             machine._files[name] = open(os.getenv(name), "r+b")
     for name in ("ENOSNB_RTC_FILE", "ENOSNB_DEEPSLEEP_FILE", "ENOSNB_RESET_FILE",
-                 "ENOSNB_PINS_FILE", "ENOSNB_WDT_FILE", "ENOSNB_OPS_FILE"):
+                 "ENOSNB_PINS_FILE", "ENOSNB_WDT_FILE", "ENOSNB_OPS_FILE", "ENOSNB_PIN_LOG"):
         path = os.getenv(name)
         if path:
             try:

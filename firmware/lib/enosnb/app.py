@@ -59,7 +59,7 @@ from enosnb.modem.errors import ModemError
 from enosnb.sensor import check_points
 from enosnb.state import State, StateError
 from enosnb.store import Store, StoreError
-from enosnb import nat, timing
+from enosnb import diag, nat, timing
 
 # Timings a board or a test may override (milliseconds).
 DEFAULTS = {
@@ -321,6 +321,7 @@ class App:
                     self._learn_nat(self.link.opens == 0)
                 self._succeeded()
                 self._report_resets()
+                diag.succeeded(self)
             except (ModemError, DtlsError, CoapError, EnosError, StoreError, StateError,
                     ConfigError, OSError, BudgetSpent) as e:
                 self._failed("budget" if self.clock.spent else "report", e)
@@ -352,6 +353,7 @@ class App:
             self.report["phases"]["boot"] = boot_ms
         if imports_ms is not None:
             self.report["phases"]["imports"] = imports_ms
+        self.meter = None
         self._unproven = False
         self._radio_off = self._critical = False
         self._rtt_at = None
@@ -448,6 +450,8 @@ class App:
             self.state.delete("ip")  # the server may have moved: resolve its name again
         self.report["error"] = "%s: %s" % (stage, _err(e))
         log("%s failed (%d in a row): %s" % (stage, fails, _err(e)))
+        from enosnb.diag_fail import failed
+        failed(self, e)
 
     def _succeeded(self):
         self.state.delete("fail")
@@ -577,7 +581,7 @@ class App:
     def endpoint(self):
         """The modem UDP socket to the server: the one kept over the sleep, else a new one."""
         if self.sock is not None and not self.sock.closed:
-            return self.sock
+            return diag.metered(self, self.sock)
         ip = self.server_ip()
         port = self.secrets.port
         saved = self.state.get("sock")
@@ -593,7 +597,7 @@ class App:
         if self.sock is None:
             self.sock = self.modem.socket(ip, port)
             self.report["socket"] = "new"
-        return self.sock
+        return diag.metered(self, self.sock)
 
     # --- connection ----------------------------------------------------------------------
 
@@ -683,8 +687,14 @@ class App:
     def connect(self):
         try:
             self.bring_up_modem()
+        except Exception as e:
+            self.report["exc"] = e
+            raise
         finally:
             self._phase("attach")
+            if not self._woke:
+                from enosnb.diag_boot import boot_line
+                boot_line(self)
         try:
             self._connect()
         finally:
@@ -941,6 +951,7 @@ class App:
         if self.commands is not None:
             self.report["commands"] = self.commands.executed
         if self.modem is not None:
+            diag.before_release(self)
             try:
                 self.modem.release()
                 if self._radio_off_between_reports():
@@ -964,11 +975,8 @@ class App:
                 log("control lines not held: %s" % _err(e))
         self.clock.feed()
         self._phase("save")
-        r = self.report
-        log("cycle: queued %s, sent %d, pending %s, connect %s%s" % (
-            r["queued"], r["sent"], r["pending"], r["connect"],
-            ", error " + r["error"] if r["error"] else ""))
-        log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in r["phases"].items()))
+        diag.finish(self)
+        log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in self.report["phases"].items()))
 
     def _switch_radio_off(self):
         """AT+CFUN=0 for a back-off: an unregistered modem would search the whole time."""

@@ -27,9 +27,15 @@ secrets.json (enos-coap.md §4, §5.2, §7, §15):
   batch_max           int 1..100, default 10: queued points per batch/resume request.
   queue_max_records   int 1..100000, default 500: flash queue bound (drop oldest).
   auth_fallback       bool, default false: POST /auth inside DTLS (Q6).
-  reactivate          bool, default false: re-run per-product activation (§7 step 8).
+  reactivate          false (default), true or int 1..100: with an activated deviceSecret and a
+                      productSecret, forget the activated secret after that many refused
+                      handshakes in a row (true = 3), so the next cycle activates again
+                      (§7 step 8; docs/diagnostics.md).
   sign_uppercase      bool, default true: plain-mode sign hex case (diagnostic, Q11).
   content_format      bool, default true: send Content-Format (diagnostic, Q8).
+  diagnostics         false (default), true or int seconds 600..2592000: report the device's
+                      diagnostics attributes (thing.attribute.update, a request of its own)
+                      after every power-on and then at most this often (true = a day).
 
 board.json (modems.md §9; pins are ESP32 GPIO numbers):
   name                str, required.
@@ -84,7 +90,7 @@ _SECRETS_FIELDS = ["productKey", "deviceKey", "deviceSecret", "productSecret", "
                    "lifetime", "host", "dtls", "port_dtls", "port_plain", "apn",
                    "report_interval_s", "psk_slice", "ack_timeout_ms", "max_retransmit",
                    "batch_max", "queue_max_records", "auth_fallback", "reactivate",
-                   "sign_uppercase", "content_format"]
+                   "sign_uppercase", "content_format", "diagnostics"]
 _BOARD_FIELDS = ["name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
                  "bands", "boot_wait_ms", "attach_timeout_ms", "first_attach_timeout_ms",
                  "modem_clock", "wdt_timeout_ms", "battery", "sleep_floor_ua"]
@@ -166,6 +172,19 @@ def _bool(obj, key, where, default):
     return v
 
 
+def _bool_or_int(obj, key, where, lo, hi, if_true):
+    """0 for false or absent, if_true for true, else an integer lo..hi."""
+    v = obj.get(key, False)
+    if v is False:
+        return 0
+    if v is True:
+        return if_true
+    if not _is_int(v) or v < lo or v > hi:
+        _fail(where, key, "must be true, false or an integer %d..%d" % (lo, hi),
+              "write it without quotes")
+    return v
+
+
 def _str(obj, key, where, required, default=None, maxlen=128):
     """A string field. No message quotes its value: it may be a secret."""
     v = obj.get(key)
@@ -204,6 +223,7 @@ class Secrets:
 
     def __init__(self):
         self.warnings = []
+        self.key_from_imei = False
 
     @property
     def port(self):
@@ -229,6 +249,7 @@ class Secrets:
             raise ConfigError("modem IMEI is not a number string; check the modem wiring "
                               "or set deviceKey in secrets.json")
         self.device_key = str(imei)
+        self.key_from_imei = True
 
     def enos_config(self):
         """The dict enosnb.enos.client.EnosClient takes (its camelCase keys)."""
@@ -305,9 +326,10 @@ def parse_secrets(obj, where=SECRETS_FILE):
     s.batch_max = _int(obj, "batch_max", where, 1, 100, 10)
     s.queue_max_records = _int(obj, "queue_max_records", where, 1, 100000, 500)
     s.auth_fallback = _bool(obj, "auth_fallback", where, False)
-    s.reactivate = _bool(obj, "reactivate", where, False)
+    s.reactivate = _bool_or_int(obj, "reactivate", where, 1, 100, 3)
     s.sign_uppercase = _bool(obj, "sign_uppercase", where, True)
     s.content_format = _bool(obj, "content_format", where, True)
+    s.diagnostics = _bool_or_int(obj, "diagnostics", where, 600, 2592000, 86400)
     if s.lifetime < s.report_interval_s:
         s.warnings.append("%s: lifetime %d < report_interval_s %d: EnOS shows the device "
                           "offline between reports" % (where, s.lifetime, s.report_interval_s))

@@ -1,6 +1,6 @@
 """Randomness shim: every random byte the firmware uses comes from urandom() here.
 
-On the ESP32 this is os.urandom (the hardware RNG; see the README on entropy with the radio
+On the ESP32 this is os.urandom (the hardware RNG; see docs/real-board.md on entropy with the radio
 off), on CPython os.urandom too. The MicroPython WebAssembly VM used in tests has no
 os.urandom: its runner installs the host's CSPRNG in this module's place.
 """

@@ -8,7 +8,7 @@ responses), §5.3 (tokens and matching), §5.4.1 (unrecognised critical options)
 One exchange at a time (NSTART = 1): request() returns only when the exchange is over.
 Every request message, including each block of a block-wise transfer, gets a fresh message
 ID and a fresh random token; EnOS caches responses by (MID, token), so a pair is never reused
-(spec enos-coap.md §3.2, §3.3). Fresh tokens per block are allowed by RFC 7959 §2.3 and
+(enos-coap.md §3.2, §3.3). Fresh tokens per block are allowed by RFC 7959 §2.3 and
 RFC 9175 §3; servers match the blocks of one transfer by endpoint and options.
 
 Matching (§5.3.2): an ACK or RST must carry the request's MID, a response the request's token.
@@ -81,7 +81,7 @@ class Timing:
 
 # RFC 7252 defaults: loopback, LAN, Wi-Fi.
 RFC_TIMING = Timing()
-# NB-IoT: round trips of 1-10 s, more in coverage class 2 (spec enos-coap.md §3.2, Q12).
+# NB-IoT: round trips of 1-10 s, more in coverage class 2 (enos-coap.md §3.2, Q12).
 NBIOT_TIMING = Timing(ack_timeout_ms=15000)
 
 
@@ -169,7 +169,7 @@ class Client:
         # so a request allocates only the bytes copy that is sent and retransmitted.
         self._encode_buf = bytearray()
 
-    # --- message-ID state across deep sleep (§4.4, spec §3.3) ---
+    # --- message-ID state across deep sleep (§4.4, enos-coap.md §3.3) ---
 
     def state(self):
         """3 bytes to keep across deep sleep: the next message ID."""
@@ -462,7 +462,7 @@ class Client:
                 self._check_critical(m)
             return m
         if mtype == CON:
-            # A ping, a request to us, or a response to nothing open (spec §3.2).
+            # A ping, a request to us, or a response to nothing open (enos-coap.md §3.2).
             self._send_empty(RST, m.mid, res)
         return None
 

@@ -3,7 +3,7 @@
 RFC 7252 §5.10 and §12.2 (option numbers and formats), §3.2 (uint values);
 RFC 7959 §2.2 (Block option value), §4 (Size1/Size2);
 RFC 7967 (No-Response); EnOS options 2100 (command topic) and 2102 (command payload),
-spec/enos-coap.md §11.5.
+enos-coap.md §11.5.
 """
 from micropython import const
 

@@ -1,8 +1,8 @@
-"""AES-128 primitives for the record layer: ECB encrypt, CBC encrypt, CBC decrypt (spec §10, §15.2).
+"""AES-128 primitives for the record layer: ECB encrypt, CBC encrypt, CBC decrypt (dtls.md §10, §15.2).
 
 The only platform shim of the DTLS package: cryptolib on MicroPython (ESP32 has modes 1 = ECB
 and 2 = CBC only); the `cryptography` package on CPython; else the pure-Python AES of aes_py.
-"AES-ECB and AES-CBC are all that is needed" (spec §10), so all three backends offer the same
+"AES-ECB and AES-CBC are all that is needed" (dtls.md §10), so all three backends offer the same
 two forms:
 - ecb_encrypt(key, data), cbc_encrypt(key, iv, data), cbc_decrypt(key, iv, data): a new
   object per call and a fresh output (CBC-SHA256 records, tests);

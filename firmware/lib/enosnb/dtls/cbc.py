@@ -1,4 +1,4 @@
-"""AES-128-CBC with HMAC-SHA256, MAC-then-encrypt (RFC 5246 §6.2.3.2, RFC 5487), spec §11.
+"""AES-128-CBC with HMAC-SHA256, MAC-then-encrypt (RFC 5246 §6.2.3.2, RFC 5487), dtls.md §11.
 
 Receiving checks padding and MAC without data-dependent early exits and gives one and the same
 "invalid" answer (None) whichever check failed. `prefix` is the MAC input before the 2-byte

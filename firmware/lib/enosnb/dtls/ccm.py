@@ -1,4 +1,4 @@
-"""AES-128-CCM with an 8-byte tag (CCM-8) from AES-ECB and AES-CBC only (spec/dtls.md §10).
+"""AES-128-CCM with an 8-byte tag (CCM-8) from AES-ECB and AES-CBC only (dtls.md §10).
 
 RFC 3610 with M = 8, L = 3 and a 12-byte nonce, as RFC 6655 uses it for TLS. ESP32 cryptolib
 has no CTR mode, and "AES-ECB and AES-CBC are all that is needed": every record costs exactly
@@ -11,7 +11,7 @@ Why Ccm8 keeps two scratch buffers: every report seals one record and opens one,
 device a heap block is only reclaimed by a garbage collection. So a Ccm8 (one per session key,
 made at the handshake) owns the counter blocks, which ECB turns into the key stream in place,
 and the CBC-MAC input, which CBC encrypts in place. Both are sized for the largest record of a
-512-byte modem datagram (spec §10 Buffers) and grow if a larger record comes (the host
+512-byte modem datagram (dtls.md §10 Buffers) and grow if a larger record comes (the host
 endpoint's MTU is 1280). Nothing a caller receives aliases them, and each call rewrites every
 byte of them it reads.
 """
@@ -20,7 +20,7 @@ from micropython import const
 from enosnb.dtls import aes
 
 TAG_LEN = const(8)
-# A 512-byte datagram carries at most 483 bytes of record plaintext, so m <= 31 (spec §10).
+# A 512-byte datagram carries at most 483 bytes of record plaintext, so m <= 31 (dtls.md §10).
 _MAX_PLAINTEXT = const(483)
 _DTLS_AAD_LEN = const(13)
 
@@ -133,7 +133,7 @@ class Ccm8:
         # Taken before the in-place CBC-MAC overwrites it; handed out only if the tag matches.
         pt = bytes(self._mac_mv[p0:p0 + n])
         t = self._cbc_mac(p0 + n)
-        # Constant-time tag check (spec §10): no early exit on the first differing byte.
+        # Constant-time tag check (dtls.md §10): no early exit on the first differing byte.
         acc = 0
         for k in range(TAG_LEN):
             acc |= b[t + k] ^ s[k] ^ data[n + k]

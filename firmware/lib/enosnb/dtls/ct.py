@@ -1,4 +1,4 @@
-"""Constant-time comparison (spec/dtls.md §10): MicroPython has no hmac.compare_digest."""
+"""Constant-time comparison (dtls.md §10): MicroPython has no hmac.compare_digest."""
 
 
 def ct_equal(a, b):

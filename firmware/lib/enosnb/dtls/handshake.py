@@ -1,5 +1,5 @@
 """DTLS 1.2 PSK handshake messages (RFC 6347 §4.2, RFC 5246 §7.4, RFC 4279 §2, RFC 7627,
-RFC 5746, RFC 9146 §3; spec/dtls.md §4-§7).
+RFC 5746, RFC 9146 §3; dtls.md §4-§7).
 
 Builders return whole messages with a single-fragment 12-byte header (the form that goes into
 the transcript); parsers take a message body and raise DtlsDecodeError on malformed input.
@@ -143,7 +143,7 @@ def extension(ext_type, data):
 
 
 def parse_hello_verify_request(body):
-    """The cookie; either server_version (FE FF or FE FD) is accepted (spec §6)."""
+    """The cookie; either server_version (FE FF or FE FD) is accepted (dtls.md §6)."""
     if len(body) < 3 or body[0] != 0xFE or 2 + 1 + body[2] != len(body):
         raise DtlsDecodeError("malformed HelloVerifyRequest")
     return bytes(body[3:])

@@ -1,4 +1,4 @@
-"""HMAC-SHA256 (RFC 2104) and the TLS 1.2 PRF P_SHA256 (RFC 5246 §5), spec/dtls.md §9.1.
+"""HMAC-SHA256 (RFC 2104) and the TLS 1.2 PRF P_SHA256 (RFC 5246 §5), dtls.md §9.1.
 
 MicroPython's sha256 has neither copy() nor a second digest(), so each MAC builds two fresh
 hash objects from the two key pads, computed once per key.

@@ -1,4 +1,4 @@
-"""DTLS 1.2 record layer (RFC 6347 §4.1, RFC 9146 §4-§5, spec/dtls.md §3, §10-§12).
+"""DTLS 1.2 record layer (RFC 6347 §4.1, RFC 9146 §4-§5, dtls.md §3, §10-§12).
 
 split_records parses every record of a datagram; RecordCipher protects and opens one record
 for either suite, with or without a connection ID; ReplayWindow is the 64-record sliding
@@ -66,7 +66,7 @@ def header_into(out, pos, ctype, version, epoch, seq, length, cid=None):
 def split_records(data, cid_len=0):
     """[(type, version, epoch, seq, cid, fragment)] of a datagram; fragments are memoryviews.
 
-    Parsing stops at a malformed header or a length beyond the datagram (spec §12 step 1);
+    Parsing stops at a malformed header or a length beyond the datagram (dtls.md §12 step 1);
     records before it are kept. tls12_cid records carry cid_len bytes of CID.
     """
     out = []
@@ -100,7 +100,7 @@ def split_records(data, cid_len=0):
 
 
 class RecordCipher:
-    """One direction's record protection for a negotiated suite (spec §10 and §11).
+    """One direction's record protection for a negotiated suite (dtls.md §10 and §11).
 
     seal() returns the protected fragment, open() the (type, content) inside it or None.
     """
@@ -181,7 +181,7 @@ class RecordCipher:
         else:
             aad = self._ccm_aad(ctype, version, epoch, seq, len(content))
         nonce = self._nonce
-        # The explicit nonce is epoch | seq, the first 8 bytes of the AAD form (spec §10).
+        # The explicit nonce is epoch | seq, the first 8 bytes of the AAD form (dtls.md §10).
         out[pos] = nonce[4] = epoch >> 8
         out[pos + 1] = nonce[5] = epoch & 0xFF
         for i in range(6):

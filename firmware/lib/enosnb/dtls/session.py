@@ -1,4 +1,4 @@
-"""DtlsSession: a DTLS 1.2 PSK client that is itself a datagram endpoint (spec/dtls.md §1-§17).
+"""DtlsSession: a DTLS 1.2 PSK client that is itself a datagram endpoint (dtls.md §1-§17).
 
 Full handshake with cookie (RFC 6347 §4.2.1), PSK (RFC 4279), extended master secret
 (RFC 7627), renegotiation SCSV (RFC 5746), session resumption (RFC 5246 §7.3), Connection ID
@@ -55,7 +55,7 @@ def _key_len(suite):
 
 
 def _ciphers(suite, kb):
-    """(client write, server read) RecordCiphers from the key block (spec §9.4)."""
+    """(client write, server read) RecordCiphers from the key block (dtls.md §9.4)."""
     if suite == rl.TLS_PSK_WITH_AES_128_CCM_8:
         return (rl.RecordCipher(suite, kb[0:16], kb[32:36]),
                 rl.RecordCipher(suite, kb[16:32], kb[36:40]))
@@ -97,7 +97,7 @@ class DtlsSession:
         self.retransmissions = 0
         self.psk_identity_hint = None
         self.resumed = False
-        # Test hooks (vectors/README.md step 8): fixed ClientHello random and extension block.
+        # Test hooks (docs/vectors.md, step 8): fixed ClientHello random and extension block.
         self.hello_random = None
         self.hello_extensions = None
         self._session_id = b""
@@ -200,7 +200,7 @@ class DtlsSession:
             # A copy: the endpoint may keep the datagram (a queue, a log) after send returns.
             self._ep.send(bytes(data))
         except OSError:
-            pass  # a lost datagram: the retransmission timer covers it (spec §8)
+            pass  # a lost datagram: the retransmission timer covers it (dtls.md §8)
         except Exception as e:
             raise DtlsTransportError(e)
 
@@ -251,13 +251,19 @@ class DtlsSession:
         if len(data) != 2:
             return
         level, desc = data[0], data[1]
+        # In the handshake, an alert or close_notify from the server refuses our keys (most
+        # often): .refused tells the app to say so (docs/diagnostics.md).
+        refused = _P_HELLO <= self._phase < _P_DONE
         if desc == A_CLOSE_NOTIFY:
             self._phase = _P_CLOSED
-            raise DtlsClosed(False)
-        if level == _FATAL:
+            e = DtlsClosed(False)
+        elif level == _FATAL:
             self._phase = _P_FAILED
-            raise DtlsAlert(level, desc)
-        # Warning alerts (no_renegotiation, user_canceled...) are noted and ignored.
+            e = DtlsAlert(level, desc)
+        else:
+            return  # warning alerts (no_renegotiation, user_canceled...) are noted and ignored
+        e.refused = refused
+        raise e
 
     # ---- handshake ------------------------------------------------------------------------
 
@@ -354,8 +360,12 @@ class DtlsSession:
         # An answer came (a HelloVerifyRequest moves _ch_seq on) but the handshake did not
         # finish: what a wrong PSK or identity looks like.
         if phase == _P_FINISHED or (phase == _P_HELLO and self._ch_seq):
-            raise DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); "
-                              "check the PSK and identity: a wrong key looks like packet loss" % why)
+            e = DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); "
+                            "check the PSK and identity: a wrong key looks like packet loss" % why)
+            # Silence after the server's whole flight and our Finished: how EnOS and most
+            # servers answer a wrong key.
+            e.refused = phase == _P_FINISHED
+            raise e
         raise DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); check that "
                           "the server is reachable and speaks DTLS 1.2 with PSK, and the PSK and "
                           "identity" % why)
@@ -393,7 +403,7 @@ class DtlsSession:
                     self._dup = True
 
     def _on_peer_repeat(self):
-        """The server repeated a flight we answered: it lost our last one (spec §8)."""
+        """The server repeated a flight we answered: it lost our last one (dtls.md §8)."""
         if self._phase == _P_DONE:
             if self._final is not None:
                 self.flush()
@@ -428,7 +438,7 @@ class DtlsSession:
 
     def _on_ccs(self):
         # Only the first CCS of a handshake gets here (epoch 0 while the read epoch is 0);
-        # one out of order is dropped and the retransmission recovers (spec §12).
+        # one out of order is dropped and the retransmission recovers (dtls.md §12).
         if self._phase != _P_FINISHED:
             return
         self._r_cipher = self._pending_read

@@ -1,4 +1,4 @@
-"""Handshake retransmission settings (RFC 6347 §4.2.4.1, RFC 7925 §11, spec/dtls.md §8)."""
+"""Handshake retransmission settings (RFC 6347 §4.2.4.1, RFC 7925 §11, dtls.md §8)."""
 
 
 class Timers:

@@ -11,7 +11,7 @@ triggers one re-authentication (new handshake or new /auth) and one retry (§5.3
 Every response is looked at for cloud commands (options 2100/2102, §11), which the
 Commands dispatcher executes and replies to.
 
-Configuration is the EnOS part of secrets.json (see the README): productKey, deviceKey,
+Configuration is the EnOS part of secrets.json (docs/device-config.md): productKey, deviceKey,
 deviceSecret and/or productSecret, lifetime, and the diagnostic switches pskOffset (8|9, Q5),
 signUppercase (Q11), dtlsAuth (Q6), contentFormat (Q8).
 """

@@ -288,6 +288,30 @@ def test_every_payload_size_fits_its_datagram_with_either_suite_and_a_connection
                 _echoes(s, bytes(n))
 
 
+def test_an_alert_or_silence_that_ends_the_handshake_is_marked_as_refusing_the_keys():
+    s, ep, clock = _session(MiniServer(PSK), psk=b"wrong key", timers=SLOW)
+    assert raises(DtlsTimeout, s.handshake).refused is True          # silence after flight 5
+
+    def cookie_only(data, ep):
+        if len(ep.sent) == 1:
+            ep.push(rl.header(22, rl.DTLS10, 0, 0, 15)
+                    + hs.message(hs.HELLO_VERIFY_REQUEST, 0, b"\xfe\xff\x00"))
+    s, ep, clock = _session(responder=cookie_only, timers=SLOW)
+    assert raises(DtlsTimeout, s.handshake).refused is False
+    s, ep, clock = _session(None, timers=SLOW)
+    assert getattr(raises(DtlsTimeout, s.handshake), "refused", None) is None
+    for level, desc, cls in ((2, 40, DtlsAlert), (1, 0, DtlsClosed)):
+        s, ep, clock = _session(responder=lambda d, ep, a=(level, desc): ep.push(
+            rl.header(21, rl.DTLS12, 0, 0, 2) + bytes(a)))
+        e = raises(cls, s.handshake)
+        assert e.refused is True and (e.level, e.description, e.sent) == (level, desc, False)
+    srv = MiniServer(PSK)
+    s, ep, clock = _handshaken(srv)
+    ep.push(srv.alert(2, 80))
+    e = raises(DtlsAlert, s.recv, 100)
+    assert e.refused is False and (e.level, e.description, e.sent) == (2, 80, False)
+
+
 def test_a_close_after_the_handshake_is_protected_with_the_session_keys():
     srv = MiniServer(PSK)
     s, ep, clock = _handshaken(srv)

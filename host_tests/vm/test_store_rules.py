@@ -390,3 +390,83 @@ def test_a_full_flash_gives_up_pending_records_past_stuck_and_torn_segments():
     assert len(got) + s.dropped + 2 == 14 and s.dropped > 0
     again = Store(d, seg_bytes=28, fs=_StickyFs(170, d))
     assert _payloads(again) == got and again.dropped == s.dropped
+
+
+def test_a_full_flash_gives_up_the_older_segment_even_when_one_is_left():
+    d = _fresh("oneleft")
+    s = Store(d, seg_bytes=28, fs=_QuotaFs(55, d))
+    for i in range(3):
+        s.append(b"l%02d" % i)                 # s1 holds two records, s2 one
+    s.append(b"l03")                           # fits s2, but the flash is full
+    assert s.dropped == 2 and _payloads(s) == [b"l02", b"l03"]
+    assert _payloads(Store(d, seg_bytes=28)) == [b"l02", b"l03"]
+
+
+class _TearingFs:
+    """The real file system; the next segment write stops halfway and raises, like a cut."""
+
+    def __init__(self):
+        self.fs = OsFs()
+        self.tear = False
+
+    def open(self, path, mode):
+        f = self.fs.open(path, mode)
+        if "r" in mode or "/s" not in path:
+            return f
+        outer = self
+
+        class _W:
+            def write(self, data):
+                if outer.tear:
+                    outer.tear = False
+                    f.write(data[:len(data) // 2])
+                    raise OSError(5, "EIO")
+                return f.write(data)
+
+            def flush(self):
+                f.flush()
+
+            def close(self):
+                f.close()
+        return _W()
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
+def test_a_record_after_a_torn_write_goes_where_it_can_be_read_back():
+    d = _fresh("torewrite")
+    fs = _TearingFs()
+    s = Store(d, fs=fs)
+    s.append(b"before")
+    fs.tear = True
+    raises(StoreError, s.append, b"torn")
+    n = s.append(b"after")
+    assert _payloads(Store(d)) == [b"before", b"after"] and n == 3
+
+
+def test_when_everything_is_acknowledged_the_newest_segment_is_kept_for_the_next_records():
+    d = _fresh("keeptail")
+    s = Store(d, seg_bytes=30)
+    for i in range(7):
+        s.append(b"k%02d" % i)                 # 14 bytes a record: 3 in s1, 3 in s2, 1 in s3
+    s.ack(7)
+    assert _seg_files(d) == ["s3"]
+    s.append(b"k07")
+    assert _seg_files(d) == ["s3"] and _payloads(Store(d, seg_bytes=30)) == [b"k07"]
+
+
+def test_a_head_slot_is_read_by_its_magic_and_crc_and_extra_bytes_after_it_do_not_matter():
+    import binascii
+    d = _fresh("heads")
+    s = Store(d)
+    for i in range(3):
+        s.append(b"q%d" % i)
+    s.ack(2)
+    slot = d + "/h%d" % s._slot
+    head = _read(slot)
+    _write(slot, head + b"junk")
+    assert _payloads(Store(d)) == [b"q2"]
+    body = b"XNQH" + head[4:16]
+    _write(slot, body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF))
+    assert _payloads(Store(d)) == [b"q0", b"q1", b"q2"]      # that head is not a head

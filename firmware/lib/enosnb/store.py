@@ -157,7 +157,7 @@ class Store:
                 self._tail_size = end
                 self._tail_ok = end == fs.size(self._file("s%d" % seg))
         self.next_seq = max(last_seq, self.acked) + 1
-        self._compact(False)
+        self._compact()
 
     def _read_head(self, slot):
         try:
@@ -255,7 +255,6 @@ class Store:
             seg = self._segs[-1] + 1 if self._segs else 1
             self._segs.append(seg)
             self._tail_size = 0
-            self._tail_ok = True
         seg = self._segs[-1]
         hdr = struct.pack("<BHI", _MAGIC, len(data), seq)
         rec = hdr + struct.pack("<I", _crc(hdr, data)) + data
@@ -295,7 +294,7 @@ class Store:
         if seq <= self.acked or self._count == 0:
             return
         try:
-            self._advance(min(seq, self.next_seq - 1), 0)
+            self._advance(min(seq, self.next_seq - 1))
         except OSError as e:
             raise StoreError("flash write of the queue head failed (%s): the records stay "
                              "queued and go out again" % e)
@@ -319,7 +318,7 @@ class Store:
         self.fs.sync()
         self.gen, self.acked, self.dropped, self._slot = gen, acked, dropped, slot
 
-    def _advance(self, upto, dropping):
+    def _advance(self, upto, dropping=False):
         """Removes pending records with seq <= upto; counts them as dropped if dropping."""
         removed = 0
         first = None
@@ -329,7 +328,7 @@ class Store:
             if last <= self.acked:
                 continue
             if last <= upto:
-                removed += self._seg_pend.get(seg, 0)
+                removed += self._seg_pend[seg]  # a segment past acked has pending records
                 continue
             split = (seg,) + self._split(seg, upto)
             removed += split[1]
@@ -343,7 +342,7 @@ class Store:
             self._seg_pend[split[0]] -= split[1]
         self._count -= removed
         self._first = first
-        self._compact(False)
+        self._compact()
         return removed
 
     def _split(self, seg, upto):
@@ -373,7 +372,7 @@ class Store:
         if not first:
             self._count = 0
             return
-        self._advance(first[0][0], 1)
+        self._advance(first[0][0], True)
 
     def _drop_oldest_segment(self):
         """Frees flash when the file system is full: deletes the oldest segment holding
@@ -383,7 +382,7 @@ class Store:
             last = self._seg_last.get(seg, 0)
             if last <= self.acked:
                 continue
-            n = self._seg_pend.get(seg, 0)
+            n = self._seg_pend[seg]
             self.fs.remove(self._file("s%d" % seg))
             self._segs.remove(seg)
             self._seg_last.pop(seg, None)
@@ -400,10 +399,10 @@ class Store:
                 self._write_head(last, self.dropped + n)
             except OSError:
                 self.acked, self.dropped = last, self.dropped + n
-            self._compact(False)
+            self._compact()
             return
 
-    def _compact(self, tail_too):
+    def _compact(self, tail_too=False):
         keep = []
         n = len(self._segs)
         for i in range(n):

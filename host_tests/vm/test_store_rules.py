@@ -470,3 +470,49 @@ def test_a_head_slot_is_read_by_its_magic_and_crc_and_extra_bytes_after_it_do_no
     body = b"XNQH" + head[4:16]
     _write(slot, body + struct.pack("<I", binascii.crc32(body) & 0xFFFFFFFF))
     assert _payloads(Store(d)) == [b"q0", b"q1", b"q2"]      # that head is not a head
+
+
+def test_records_lost_from_flash_behind_the_queues_back_do_not_make_a_full_queue_hang():
+    import os
+    d = _fresh("lost")
+    s = Store(d, max_records=1)
+    s.append(b"gone")
+    for name in _seg_files(d):
+        os.remove(d + "/" + name)
+    n = s.append(b"kept")
+    assert s.peek(2) == [(n, b"kept")] and len(s) == 1
+
+
+def test_a_leading_segment_without_a_whole_record_is_cleared_at_open():
+    d = _fresh("leading")
+    Store(d)
+    _write(d + "/s1", b"\xa7\x05")
+    _write(d + "/s2", _record(1, b"r1"))
+    s = Store(d)
+    assert _seg_files(d) == ["s2"] and _payloads(s) == [b"r1"]
+
+
+def test_a_full_flash_skips_a_stuck_leading_segment_without_records():
+    d = _fresh("stuckfirst")
+    Store(d)
+    _write(d + "/s1", b"\xa7")                 # torn, and the flash will not erase it
+    s = Store(d, seg_bytes=28, fs=_StickyFs(60, d))
+    for i in range(5):
+        s.append(b"f%02d" % i)
+    got = _payloads(s)
+    assert got == [b"f%02d" % i for i in range(5 - len(got), 5)] and s.dropped + len(got) == 5
+    assert s.dropped > 0 and "s1" in _seg_files(d)
+
+
+def test_records_added_to_a_segment_whose_last_record_was_acknowledged_count_right():
+    d = _fresh("tailagain")
+    s = Store(d)
+    s.append(b"a")
+    s.append(b"b")
+    s.ack(2)                                   # the tail's last record: the tail stays
+    s.append(b"c")
+    s.append(b"d")
+    s.ack(4)
+    assert len(s) == 0 and s.peek() == []
+    s.append(b"e")
+    assert len(s) == 1 and _payloads(Store(d)) == [b"e"]

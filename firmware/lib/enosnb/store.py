@@ -144,18 +144,14 @@ class Store:
         self._seg_pend = {}
         self._count = 0
         self._first = None
-        last_seq = 0
-        self._tail_ok = False
-        self._tail_size = 0
-        for i in range(len(segs)):
-            seg = segs[i]
-            n, top, end = self._scan(seg, 0, last_seq, -1)
-            if n:
-                self._seg_last[seg] = top
-                last_seq = top
-            if i == len(segs) - 1:
-                self._tail_size = end
-                self._tail_ok = end == fs.size(self._file("s%d" % seg))
+        last_seq = end = 0
+        for seg in segs:
+            top, end = self._scan(seg, 0, last_seq)
+            if top > last_seq:  # the segment holds a valid record
+                self._seg_last[seg] = last_seq = top
+        # Appends continue the last segment only when it ends in a whole record.
+        self._tail_size = end
+        self._tail_ok = bool(segs) and end == fs.size(self._file("s%d" % segs[-1]))
         self.next_seq = max(last_seq, self.acked) + 1
         self._compact()
 
@@ -176,18 +172,17 @@ class Store:
             return None
         return gen, acked, dropped
 
-    def _scan(self, seg, offset, prev_seq, limit, out=None):
+    def _scan(self, seg, offset, prev_seq, limit=None, out=None):
         """Walks segment seg from offset over valid records with seq > prev_seq.
 
         Counts pending ones (seq > acked) into self._count and notes the first in
-        self._first while recovering (limit < 0); with limit >= 0 appends up to limit
-        pending (seq, payload) to out instead. Returns (records seen, last seq, end offset).
+        self._first while recovering (no limit); with a limit appends up to limit pending
+        (seq, payload) to out instead. Returns (last seq, end offset).
         """
         try:
             f = self.fs.open(self._file("s%d" % seg), "rb")
         except OSError:
-            return 0, prev_seq, 0
-        n = 0
+            return prev_seq, 0
         pos = offset
         try:
             if offset:
@@ -204,22 +199,21 @@ class Store:
                     break
                 if _crc(self._hmv[:7], mv) != crc:
                     break
-                n += 1
                 prev_seq = seq
                 if seq > self.acked:
-                    if limit < 0:
+                    if limit is None:
                         self._count += 1
                         self._seg_pend[seg] = self._seg_pend.get(seg, 0) + 1
                         if self._first is None:
                             self._first = (seg, pos)
-                    elif out is not None:
+                    else:
                         if len(out) >= limit:
                             break
                         out.append((seq, bytes(mv)))
                 pos += _HDR_LEN + length
         finally:
             f.close()
-        return n, prev_seq, pos
+        return prev_seq, pos
 
     # -- public API -----------------------------------------------------------------------
 
@@ -278,7 +272,7 @@ class Store:
     def peek(self, n=1):
         """The n oldest pending records as [(seq, payload bytes)], oldest first."""
         out = []
-        if n <= 0 or self._first is None:
+        if self._first is None:
             return out
         seg, pos = self._first
         for s in self._segs:
@@ -385,8 +379,8 @@ class Store:
             n = self._seg_pend[seg]
             self.fs.remove(self._file("s%d" % seg))
             self._segs.remove(seg)
-            self._seg_last.pop(seg, None)
-            self._seg_pend.pop(seg, None)
+            del self._seg_last[seg]
+            del self._seg_pend[seg]
             self._count -= n
             self._first = None
             for s in self._segs:

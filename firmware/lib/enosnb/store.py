@@ -409,8 +409,7 @@ class Store:
                 except OSError:
                     keep.append(seg)
                     continue
-                self._seg_last.pop(seg, None)
-                self._seg_pend.pop(seg, None)
+                self._seg_last.pop(seg, None)  # its pending count went when its last record did
                 if is_tail:
                     self._tail_ok = False
             else:

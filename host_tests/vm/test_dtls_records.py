@@ -217,6 +217,7 @@ def test_prf_output_of_any_length_is_a_prefix_of_the_longer_output():
 # ---- pure-Python AES (ports without cryptolib) ---------------------------------------------------
 
 def test_the_pure_python_aes_keeps_the_schedules_of_a_sessions_two_keys():
+    aes_py._cache[:] = [None] * 4           # as in a new process: nothing cached yet
     a, b = bytes(range(16)), bytes(range(1, 17))
     ra = aes_py._expand(a)
     rb = aes_py._expand(b)

@@ -22,8 +22,8 @@ Prints one figure per line:
     mutation.seconds: S
 
 and then every surviving mutant as its name plus the changed lines. Exits 1 when a package
-scores below --min-score, when a package declares more than 3 % of its mutants equivalent, or
-when the equivalents file names a mutant that no longer exists.
+scores below --min-score (95 % unless told), when a package declares more than 3 % of its
+mutants equivalent, or when the equivalents file names a mutant that no longer exists.
 """
 import argparse
 import ast
@@ -49,6 +49,8 @@ PACKAGES = {
     "state": "enosnb/state.py",
 }
 MAX_EQUIVALENT_PCT = 3.0
+# Every package keeps at least this share of its non-equivalent mutants killed.
+MIN_SCORE_PCT = 95.0
 
 # mutmut's exit code of a mutant's test run -> verdict; a timeout is a detection (the mutant
 # made the code loop or stall), "no tests" is a survivor (no test even reaches the code).
@@ -210,8 +212,8 @@ def main(argv=None):
                          "mutants that survived it are tested again")
     ap.add_argument("--report-only", action="store_true",
                     help="print the figures of the last run without running mutmut")
-    ap.add_argument("--min-score", type=float, default=0.0,
-                    help="exit 1 when a package scores below this percentage")
+    ap.add_argument("--min-score", type=float, default=MIN_SCORE_PCT,
+                    help="exit 1 when a package scores below this percentage (default %(default)s)")
     ap.add_argument("--package", action="append", choices=sorted(PACKAGES),
                     help="test every mutant of this package (repeatable) and report it alone; "
                          "the other packages keep their last results")

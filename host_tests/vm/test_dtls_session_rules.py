@@ -279,12 +279,12 @@ def test_a_cbc_session_names_its_suite_in_both_directions():
     assert repr(s._w_cipher) == repr(s._r_cipher) == "<RecordCipher 00AE>"
 
 
-def test_every_payload_size_fits_its_datagram_with_either_suite_and_a_connection_id():
-    for suite in (CBC, CCM8):
+def test_payloads_across_the_cbc_block_boundaries_fit_their_datagram_with_a_connection_id():
+    for suite, sizes in ((CBC, range(30, 82)), (CCM8, (0, 47, 63, 200))):
         for cid in (b"C", b"CCCC"):
             srv = MiniServer(PSK, suites=(suite,), cid=cid)
             s, ep, clock = _handshaken(srv, cid=True)
-            for n in range(0, 96):
+            for n in sizes:
                 _echoes(s, bytes(n))
 
 

@@ -97,7 +97,7 @@ bench: deps mpy
 	$(PY) tools/bench.py
 
 # The host twin: firmware/main.py unchanged, through the modem emulator, to the local EnOS server,
-# on the MicroPython unix port (RUNTIME=cpython: on CPython; MODE=py|mpy: deployment mode).
+# on the MicroPython unix port (RUNTIME=cpython: on CPython; MODE=py|mpy|romfs: deployment mode).
 # KEEP=1: afterwards the device keeps reporting and the web page stays up until Ctrl-C.
 # V=1: the AT dialogue and both sides' logs (docs/demo.md).
 demo: deps mpy
@@ -149,8 +149,10 @@ flash: device-deps
 	$(DEVICE_PY) tools/deploy.py flash --port $(PORT) --image $(IMAGE) $(if $(CHIP),--chip $(CHIP)) $(DRY_ARG)
 
 # make deploy PORT=... BOARD=... [SECRETS=1|file] [SENSORS=my_sensors.py] [DRY=1: only print]
+# ROMFS=1: the package as a ROMFS image (custom image with a ROMFS partition); FROZEN=1: the
+# image has enosnb frozen in (make image), only main.py, sensors.py and the JSON (docs/ram.md).
 deploy: device-deps
-	$(DEVICE_PY) tools/deploy.py deploy --port $(PORT) --board $(BOARD) $(SECRETS_ARGS) $(if $(SENSORS),--sensors $(SENSORS)) $(DRY_ARG)
+	$(DEVICE_PY) tools/deploy.py deploy --port $(PORT) --board $(BOARD) $(SECRETS_ARGS) $(if $(SENSORS),--sensors $(SENSORS)) $(if $(filter 1 yes true,$(ROMFS)),--romfs) $(if $(filter 1 yes true,$(FROZEN)),--no-lib) $(DRY_ARG)
 
 # The custom image for boards without PSRAM (enosnb frozen, Bluetooth off; docs/ram.md): needs
 # Docker and the network, and says so (exit 2) where they are missing.

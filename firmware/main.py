@@ -8,7 +8,10 @@ disarmed), so to work on the board rename main.py (mpremote fs mv :main.py :main
 the reset runs it again.
 
 The milliseconds since the interpreter started (boot) and those the imports take go into
-the cycle's phase figures (docs/power.md).
+the cycle's phase figures (docs/power.md). The modem's UART is made before the imports
+(enosnb.early: the ESP-IDF allocates its ring while it still has room), and board.json
+"mem_report": true prints the heap at boot, after the UART, after the imports and at the
+cycle's peak (docs/ram.md).
 """
 import time
 
@@ -16,14 +19,19 @@ import machine
 
 _BOOT_MS = time.ticks_ms() if hasattr(time, "ticks_ms") else None
 
+from enosnb import early  # noqa: E402
+
+_EARLY = early.start()
+
 from enosnb import app  # noqa: E402  (after the boot mark, so the imports are timed)
 
 _IMPORTS_MS = time.ticks_diff(time.ticks_ms(), _BOOT_MS) if _BOOT_MS is not None else None
+_EARLY.point("imports")
 
 
 def main():
     try:
-        device = app.build()
+        device = app.build(early=_EARLY)
     except app.ConfigError as e:
         print("enosnb: configuration error: %s" % e)
         print("enosnb: fix the file (make secrets / make deploy) and reset the board")

@@ -138,6 +138,31 @@ def test_no_lib_deploy_for_a_frozen_image_copies_only_the_app_files(repo, capsys
     assert not (repo / "build" / "deploy").exists()
 
 
+def test_romfs_deploy_writes_the_image_then_the_files_the_romfs_layout_holds(repo, capsys,
+                                                                            tmp_path):
+    from tools import romfs
+    from tools.host import mpruntime
+    assert deploy.main(["--root", str(repo), "deploy", "--port", "p", "--romfs",
+                        "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("romfs: ") and "bytes" in out[0]
+    first = shlex.split(out[1])
+    steps = _mpremote_parse(first[first.index("mpremote") + 1:])
+    assert [c for c, _ in steps] == ["connect", "romfs"]
+    assert steps[1][1].command == ["deploy"] and steps[1][1].path == romfs.DEFAULT_IMAGE
+    with open(romfs.DEFAULT_IMAGE, "rb") as f:
+        assert f.read(3) == romfs.HEADER
+    second = shlex.split("\n".join(out[2:]))
+    steps = _mpremote_parse(second[second.index("mpremote") + 1:])
+    copies = sorted(a.path[-1][1:] for c, a in steps if c == "fs")
+    assert not (repo / "build" / "deploy").exists()
+    # The unix-port runs of mode romfs (make test's RAM caps) hold exactly these files.
+    mpruntime.layout("romfs", str(tmp_path / "flash"), "esp32-sim7020")
+    held = sorted(f for f in os.listdir(tmp_path / "flash") if f != "lib")
+    assert copies == held == ["board.json", "main.py", "sensors.py"]
+    assert os.listdir(tmp_path / "flash" / "lib") == []
+
+
 def test_an_unknown_board_lists_the_known_ones(repo, capsys):
     assert deploy.main(["--root", str(repo), "deploy", "--port", "p", "--board", "esp8266",
                         "--dry-run"]) == 1
@@ -278,7 +303,7 @@ from enosnb import config, sensor
 s = config.parse_secrets({"productKey": "PK", "deviceKey": "imei",
                           "deviceSecret": "sRlGhkC0TCGBz5sdSrkU", "host": "coap-x.example.com"})
 print("root", sorted(os.listdir("/")))
-print("lib", sorted(os.listdir("/lib/enosnb"))[:2])
+print("lib", [n for n in sorted(os.listdir("/lib/enosnb")) if n.startswith(("__init__", "app."))])
 print("sensors", repr(open("/sensors.py").read()))
 print("ok", s.port, sensor.__file__)
 """

@@ -7,7 +7,9 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from vmcheck import VirtualClock
 from dtls_fakes import FakeEndpoint
 from dtls_peer import MiniServer, serve
-from enosnb.dtls import DtlsSession, DtlsError, Timers
+from enosnb.dtls.errors import DtlsError
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import Timers
 from enosnb.dtls import handshake as hs
 from enosnb.dtls import record as rl
 

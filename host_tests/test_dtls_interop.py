@@ -21,7 +21,9 @@ import pytest
 
 from enosnb.coap import codes
 from enosnb.coap.client import Client, Timing
-from enosnb.dtls import DtlsAlert, DtlsClosed, DtlsError, DtlsSession, DtlsTimeout, Timers
+from enosnb.dtls.errors import DtlsAlert, DtlsClosed, DtlsError, DtlsTimeout
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import Timers
 from enosnb.udp import UdpEndpoint
 from tools.dtls_peers import (BANNER, C2S, HELLO, S2C, BlackHole, LibcoapServer, MbedServer,
                               OpensslServer, TinydtlsServer, UdpRelay, drop_nth)

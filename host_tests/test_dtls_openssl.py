@@ -5,7 +5,9 @@ import time
 
 import pytest
 
-from enosnb.dtls import DtlsSession, DtlsTimeout, Timers
+from enosnb.dtls.errors import DtlsTimeout
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import Timers
 from enosnb.udp import UdpEndpoint
 from tools.netutil import Process, free_udp_port
 

@@ -254,6 +254,19 @@ def test_sim7020_radio_off_then_on_gives_cpin_ready_then_registration_urc(make):
     assert term.read_until(b"\r\n+CEREG: 1\r\n") == b"\r\n+CEREG: 2\r\n\r\n+CEREG: 1\r\n"
 
 
+def test_sim7020_a_search_switched_off_before_it_registers_does_not_register_later(make):
+    # A network search begun at boot must not end in registration after CFUN=0 / CFUN=1:
+    # the new search starts with +CPIN: READY and only then registers.
+    emu, term = make("sim7020", ready=False, registration_delay=0.3, cpin_delay=0.5)
+    term.read_until(SIM_BANNER)
+    term.at("ATE0")
+    term.at("AT+CEREG=1")
+    term.at("AT+CFUN=0")
+    after_on = term.at("AT+CFUN=1") + term.read_until(b"\r\n+CEREG: 1\r\n", timeout=3)
+    assert after_on.index(b"+CPIN: READY") < after_on.index(b"+CEREG: 2") < \
+        after_on.index(b"+CEREG: 1")
+
+
 def test_sim7020_cereg_4_reports_the_psm_timers(make):
     emu, term = make("sim7020")
     term.at('AT+CPSMS=1,,,"00100110","00000101"')

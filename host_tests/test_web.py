@@ -17,7 +17,8 @@ import urllib.request
 import pytest
 
 from enosnb.coap.client import Client, Timing
-from enosnb.dtls import DtlsSession, timers
+from enosnb.dtls import timers
+from enosnb.dtls.session import DtlsSession
 from enosnb.dtls.errors import DtlsError
 from enosnb.enos.client import EnosClient
 from enosnb.enos.transport import DtlsTransport, PlainTransport

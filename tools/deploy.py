@@ -2,7 +2,7 @@
 
     python tools/deploy.py deploy --port /dev/ttyUSB0 [--board esp32-sim7020] [--secrets]
                                   [--secrets-file firmware/secrets.json] [--sensors FILE]
-                                  [--arch none] [--no-lib] [--no-reset] [--dry-run]
+                                  [--arch none] [--no-lib | --romfs] [--no-reset] [--dry-run]
         1. mpy-cross compiles firmware/lib/enosnb/**.py into build/deploy/lib/enosnb/*.mpy
            (and checks that the sensors file compiles)
         2. one mpremote session: remove the board's old lib/enosnb (a stale .py would win
@@ -10,7 +10,9 @@
            --sensors FILE) and boards/<board>/board.json to the board; secrets.json only with
            --secrets, after it passed enosnb.config's validation; then reset the board.
            --no-lib: the image has enosnb frozen in (boards/manifest.py), copy only main.py,
-           sensors.py, the JSON.
+           sensors.py, the JSON. --romfs: the package goes into the board's ROMFS partition
+           as one image (tools/romfs.py: build, then `mpremote romfs deploy`; a custom image
+           with MICROPY_VFS_ROM), then the files as with --no-lib (docs/ram.md).
     python tools/deploy.py flash --port /dev/ttyUSB0 --image ESP32_GENERIC-v1.29.0.bin
                                  [--chip esp32] [--baud 460800] [--dry-run]
         esptool erase-flash, then write-flash at 0x1000 (ESP32, ESP32-S2) or 0x0 (S3, C3...).
@@ -46,7 +48,8 @@ IMAGE_OFFSETS = {"esp32": "0x1000", "esp32s2": "0x1000", "esp32s3": "0x0", "esp3
                  "esp32c6": "0x0"}
 
 # mpremote runs this on the board before copying: a stale lib/enosnb/*.py would be
-# imported instead of the new .mpy, and cp -r needs lib/ to exist.
+# imported instead of the new .mpy, and cp -r needs lib/ to exist; the settings the old
+# firmware validated (enosnb.settings) are validated again by the new one.
 _CLEAN_SNIPPET = (
     "import os\n"
     "def _rm(p):\n"
@@ -61,6 +64,7 @@ _CLEAN_SNIPPET = (
     "    else:\n"
     "        os.remove(p)\n"
     "_rm('lib/enosnb')\n"
+    "_rm('config.cache')\n"
     "try:\n"
     "    os.mkdir('lib')\n"
     "except OSError:\n"
@@ -255,6 +259,16 @@ def deploy_commands(port, board, root=ROOT, secrets=False, secrets_file=None, re
     return cmd
 
 
+def _romfs_command(port):
+    """Builds the ROMFS image (tools/romfs.py) and returns the command that writes it."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from tools import romfs
+    n = romfs.build()
+    print("romfs: %s, %d bytes" % (os.path.relpath(romfs.DEFAULT_IMAGE, ROOT), n))
+    return romfs.deploy_command(port, romfs.DEFAULT_IMAGE)
+
+
 def flash_commands(port, image, chip="esp32", baud=460800):
     if chip not in IMAGE_OFFSETS:
         raise DeployError("unknown chip %r; use one of %s" % (chip, ", ".join(IMAGE_OFFSETS)))
@@ -299,6 +313,9 @@ def main(argv=None):
     d.add_argument("--no-reset", action="store_true")
     d.add_argument("--no-lib", action="store_true",
                    help="the image has enosnb frozen in (boards/manifest.py): skip lib/enosnb")
+    d.add_argument("--romfs", action="store_true",
+                   help="the package as a ROMFS image in the board's ROMFS partition "
+                        "(tools/romfs.py), the files as with --no-lib")
     d.add_argument("--dry-run", action="store_true")
     f = sub.add_parser("flash", help="erase and write a MicroPython image with esptool")
     f.add_argument("--port", required=True)
@@ -325,13 +342,16 @@ def main(argv=None):
                 for w in _check_secrets(secrets_file, root):
                     print("warning: " + w)
             cmd = deploy_commands(args.port, args.board, root, args.secrets, secrets_file,
-                                  not args.no_reset, lib=not args.no_lib,
+                                  not args.no_reset, lib=not (args.no_lib or args.romfs),
                                   sensors=args.sensors)
             check_sensors(cmd[cmd.index(":sensors.py") - 1])
-            if not args.no_lib:
+            cmds = [cmd]
+            if args.romfs:
+                cmds.insert(0, _romfs_command(args.port))
+            elif not args.no_lib:
                 lib, n = compile_package(root, args.arch)
                 print("mpy-cross: %d files -> %s" % (n, os.path.relpath(lib, root)))
-            _run([cmd], args.dry_run)
+            _run(cmds, args.dry_run)
         elif args.cmd == "flash":
             cmds = flash_commands(args.port, args.image, args.chip, args.baud)
             if not args.dry_run:

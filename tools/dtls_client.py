@@ -20,7 +20,9 @@ for _p in (os.path.join(_ROOT, "firmware", "lib"), os.path.join(_ROOT, "tools", 
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from enosnb.dtls import DtlsError, DtlsSession, LOOPBACK, NBIOT  # noqa: E402
+from enosnb.dtls.errors import DtlsError  # noqa: E402
+from enosnb.dtls.session import DtlsSession  # noqa: E402
+from enosnb.dtls.timers import LOOPBACK, NBIOT  # noqa: E402
 from enosnb.udp import UdpEndpoint  # noqa: E402
 from tools import psk_option  # noqa: E402
 

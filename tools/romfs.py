@@ -10,8 +10,9 @@ partition (a custom image: no stock ESP32 image enables ROMFS; docs/ram.md).
         writes the image to the board's ROMFS partition (mpremote romfs deploy).
 
 main.py, sensors.py, board.json and secrets.json stay ordinary files on the board's file
-system, where `make deploy` puts them; the board's lib/enosnb must then be removed, or it
-would shadow nothing but waste flash (/rom/lib comes before /lib on sys.path).
+system. `make deploy ROMFS=1` (tools/deploy.py --romfs) does both: it builds and writes the
+image, then copies those files and removes the board's lib/enosnb, which would only waste
+flash (/rom/lib comes before /lib on sys.path: ['', '.frozen', '/rom', '/rom/lib', '/lib']).
 """
 import argparse
 import os

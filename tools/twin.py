@@ -32,7 +32,8 @@ device again (reset cause DEEPSLEEP_RESET). A power cut (Twin.run_cycle(kill_fla
 kill_at=k) ends the boot abruptly; RTC memory is then lost and the modem reboots, as on a
 board whose supply is cut.
 
-Python API (tests): Twin(..., runtime="cpython"|"micropython").start(); run_cycle() -> Boot;
+Python API (tests): Twin(..., runtime="cpython"|"micropython", board_json={overrides},
+boot_env={extra environment of each boot}).start(); run_cycle() -> Boot;
 run_cycles(n); points(); readings(); enqueue_set(...); commands(); outage(True/False);
 write_flash(name, data); cold_boot(); stop(). See host_tests/test_twin.py and test_micropython_twin.py.
 
@@ -127,16 +128,20 @@ def make_sensor():
 
 class Boot:
     """What one boot of the device did: code (0 = deep sleep, 137 = power cut, 136 = the
-    watchdog reset it), sleep_ms, the device's log text, killed, pins ({id: [level, held]}
-    when it went to sleep; MicroPython runtime) and pin_log ([[id, value], ...]: every pin
-    write of the boot, in order)."""
+    watchdog reset it), sleep_ms, the device's log text, killed, and on the MicroPython
+    runtime pins ({id: [level, held]} when it went to sleep), pin_log ([[id, value], ...]:
+    every pin write of the boot, in order), mem (the heap the stand-in, the ROMFS image and
+    the file system held before main.py: tools/host/mpboot.py) and wall_ms (from starting the
+    process to its deep sleep record: boot to sleep)."""
 
-    def __init__(self, code, sleep_ms, log, ops=None, pins=None):
+    def __init__(self, code, sleep_ms, log, ops=None, pins=None, mem=None, wall_ms=None):
         self.code = code
         self.sleep_ms = sleep_ms
         self.log = log
         self.ops = ops or {}
         self.pins = pins
+        self.mem = mem
+        self.wall_ms = wall_ms
         self.killed = code == KILLED
         self.watchdog = code == WDT_FIRED
 
@@ -156,7 +161,8 @@ class Twin:
     def __init__(self, board="esp32-sim7020", out="out", pcap=None, sleep_scale=0.002,
                  dtls=True, fork=True, fast=True, seed=0, verbose=False, emulator=None,
                  dtls_commands="get", web_port=None, dtls_variant="resume",
-                 runtime="cpython", mode="mpy", heap=None, sensors=None, device=None):
+                 runtime="cpython", mode="mpy", heap=None, sensors=None, device=None,
+                 board_json=None, boot_env=None):
         if runtime not in RUNTIMES:
             raise ValueError("runtime must be one of %s" % ", ".join(RUNTIMES))
         self.runtime = runtime
@@ -180,6 +186,8 @@ class Twin:
         self.dtls_commands = dtls_commands
         self.web_port = web_port
         self.dtls_variant = dtls_variant
+        self.board_json = dict(board_json or {})
+        self.boot_env = dict(boot_env or {})
         self.server = None
         self.emu = None
         self.wire = None
@@ -189,6 +197,7 @@ class Twin:
         self.reset_cause = PWRON_RESET
         self.queued_seen = set()
         self.server_log = []
+        self._started = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -197,6 +206,7 @@ class Twin:
         os.makedirs(self.flash)
         with open(os.path.join(ROOT, "boards", self.board_name, "board.json")) as f:
             self.board = json.load(f)
+        self.board.update(self.board_json)
         db_path = os.path.join(self.dir, "enos.sqlite")
         registry = Registry.load()
         self.server = EnosServer(registry, db_path, "127.0.0.1", 0, 0, log=self._server_log,
@@ -322,6 +332,9 @@ class Twin:
         if self.runtime == "micropython":
             env["ENOSNB_FLASH_IMAGE"] = self.image.path
             env["ENOSNB_FLASH_BLOCKS"] = str(self.image.blocks)
+            env["ENOSNB_MEM_FILE"] = os.path.join(self.dir, "mem.json")
+            env.update(mpruntime.boot_env(self.mode))
+        env.update(self.boot_env)
         return env
 
     def _start_zygote(self):
@@ -362,6 +375,7 @@ class Twin:
         full = dict(os.environ)
         full.update(env)
         wdt_file = env["ENOSNB_WDT_FILE"]
+        self._started = time.time()
         with open(log_path, "ab") as log:
             p = subprocess.Popen(mpruntime.command(self.heap), env=full, cwd=self.dir,
                                  stdout=log, stderr=subprocess.STDOUT)
@@ -387,21 +401,28 @@ class Twin:
         sleep_file = os.path.join(self.dir, "deepsleep.txt")
         ops_file = os.path.join(self.dir, "ops.json")
         pins_file = os.path.join(self.dir, "pins.json")
+        mem_file = os.path.join(self.dir, "mem.json")
         pin_log = os.path.join(self.dir, "pin_log.json")
-        for p in (sleep_file, ops_file, pin_log, os.path.join(self.dir, "wdt.txt"),
+        for p in (sleep_file, ops_file, mem_file, pin_log, os.path.join(self.dir, "wdt.txt"),
                   os.path.join(self.dir, "reset.txt")):
             if os.path.exists(p):
                 os.remove(p)
         log_path = os.path.join(self.dir, "boot.log")
         if os.path.exists(log_path):
             os.remove(log_path)
+        self._started = None
         code = self._boot(self._env(kill_flash, kill_at), log_path)
+        wall_ms = None
+        if self._started is not None and os.path.exists(sleep_file):
+            # The stand-in writes the sleep record as its last act: its time is the sleep's.
+            wall_ms = int((os.stat(sleep_file).st_mtime - self._started) * 1000)
         with open(log_path, errors="replace") as f:
             text = f.read()
         sleep_ms = _first_line(sleep_file, int)
         ops = _first_line(ops_file, json.loads)
         pins = _first_line(pins_file, json.loads) if sleep_ms is not None else None
-        b = Boot(code, sleep_ms, text, ops, pins)
+        mem = _first_line(mem_file, json.loads)
+        b = Boot(code, sleep_ms, text, ops, pins, mem, wall_ms)
         b.pin_log = _first_line(pin_log, json.loads) or []
         self.boots.append(b)
         if self.verbose:

@@ -77,7 +77,7 @@ class Sht3xSensor(Sensor):
         rh = 100 * _word(data, 3, "humidity") / 65535
         return {"temperature": round(t, 2), "humidity": round(rh, 1)}
 
-    # --- cloud commands (enosnb.app hands them over) ----------------------------------
+    # --- cloud commands (enosnb.cloud hands them over) --------------------------------
 
     def set_points(self, params):
         """thing.service.measurepoint.set: returns 200, or (code, data) for what it refused."""

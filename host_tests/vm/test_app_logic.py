@@ -3,6 +3,7 @@ readings are queued before the radio, survive failures, go out oldest first, and
 EnOS rejects alone is dropped. The radio and EnOS are fakes."""
 import os
 
+from enosnb import activation, report
 from enosnb import app as appmod
 from enosnb.config import parse_board, parse_secrets
 from enosnb.enos.errors import reply_error
@@ -127,7 +128,7 @@ def test_a_record_rejected_alone_is_dropped_and_the_rest_delivered():
 
 def test_a_record_keeps_its_points_and_time():
     rec = appmod.encode_record({"t": 21.5, "q": {"value": 1, "quality": 9}}, 1764115200000)
-    assert appmod.decode_record(rec) == ({"t": 21.5, "q": {"value": 1, "quality": 9}},
+    assert report.decode_record(rec) == ({"t": 21.5, "q": {"value": 1, "quality": 9}},
                                          1764115200000)
 
 
@@ -144,13 +145,13 @@ def test_network_time_becomes_utc_for_the_rtc():
 def test_an_activated_secret_survives_a_power_cut_between_remove_and_rename():
     d = _fresh("secret")
     a = appmod.App(parse_secrets(_SECRETS), parse_board(_BOARD), root=d)
-    a._persist_secret("FirstActivatedSecret0123456789ab")
+    activation.persist(a, "FirstActivatedSecret0123456789ab")
     # The cut: the new secret is written to .tmp and the old file is gone, no rename yet.
     with open(d + "/device_secret.json.tmp", "w") as f:
         f.write('{"deviceSecret": "SecondActivatedSecret123456789ab"}')
     os.remove(d + "/device_secret.json")
-    assert a._activated_secret() == "SecondActivatedSecret123456789ab"
-    a._persist_secret("ThirdActivatedSecret0123456789ab")
-    assert a._activated_secret() == "ThirdActivatedSecret0123456789ab"
+    assert activation.secret(a) == "SecondActivatedSecret123456789ab"
+    activation.persist(a, "ThirdActivatedSecret0123456789ab")
+    assert activation.secret(a) == "ThirdActivatedSecret0123456789ab"
     assert sorted(os.listdir(d)) == ["device_secret.json"]
     _rm(d)

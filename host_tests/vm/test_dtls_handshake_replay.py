@@ -4,7 +4,9 @@ from vmcheck import VirtualClock, raises, unhex
 from dtls_fakes import FakeEndpoint, records_of
 from dtls_peer import MiniServer, serve
 
-from enosnb.dtls import DtlsSession, DtlsError, DtlsAlert, DtlsTimeout, DtlsClosed, Timers, LOOPBACK
+from enosnb.dtls.errors import DtlsError, DtlsAlert, DtlsTimeout, DtlsClosed
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import Timers, LOOPBACK
 from enosnb.dtls import handshake as hs
 from enosnb.dtls import record as rl
 

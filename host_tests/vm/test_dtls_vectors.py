@@ -5,7 +5,9 @@ from dtls_fakes import FakeEndpoint
 from enosnb.dtls import handshake as hs
 from enosnb.dtls import record as rl
 from enosnb.dtls.hmac_prf import prf, sha256_of
-from enosnb.dtls import DtlsSession, DtlsClosed, LOOPBACK
+from enosnb.dtls.errors import DtlsClosed
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import LOOPBACK
 
 V = load_vector("dtls_psk_ccm8_openssl.json")
 DG = [unhex(d["hex"]) for d in V["datagrams"]]

@@ -20,7 +20,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from enosnb.dtls import DtlsSession, Timers  # noqa: E402
+from enosnb.dtls.session import DtlsSession  # noqa: E402
+from enosnb.dtls.timers import Timers  # noqa: E402
 from enosnb.udp import UdpEndpoint  # noqa: E402
 from tools.netutil import Process, free_udp_port  # noqa: E402
 

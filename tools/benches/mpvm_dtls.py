@@ -20,7 +20,8 @@ _b = gc.mem_alloc()
 
 from vmcheck import load_vector, unhex, VirtualClock
 from dtls_fakes import FakeEndpoint
-from enosnb.dtls import DtlsSession, LOOPBACK
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import LOOPBACK
 from enosnb.dtls import aes
 
 V = load_vector("dtls_psk_ccm8_openssl.json")

@@ -205,13 +205,21 @@ def _doc_method():
 
 
 def ram_figures(out):
-    from tools.budget import ram
+    from tools.budget import ram, ram_unix
     doc = ram.__doc__
     out.note("ram: " + " ".join(l.strip() for l in doc.split("\n")).strip())
     try:
-        ram.measure(out)
+        ratios = ram.measure(out)
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as e:
         out.note("ram not measured: %s" % e)
+        return
+    out.note("ram.unix: " + " ".join(l.strip() for l in ram_unix.__doc__.split("\n")).strip())
+    if ratios:
+        try:
+            ram_unix.measure(out, ratios)
+            ram_unix.boot_to_sleep(out)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            out.note("ram.unix not measured: %s" % e)
 
 
 def size_figures(out):

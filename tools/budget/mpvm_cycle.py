@@ -28,7 +28,8 @@ from enosnb import rng
 from enosnb.coap import codes
 from enosnb.coap.client import Client, Timing
 from enosnb.coap.message import ACK, Message, decode
-from enosnb.dtls import DtlsSession, LOOPBACK
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import LOOPBACK
 from enosnb.dtls import record as rl
 from enosnb.enos import identity, rawpoints
 from enosnb.enos.client import EnosClient

@@ -25,9 +25,19 @@ Measured in the 32-bit MicroPython WebAssembly VM (tools/budget/ram_vm.mjs, ram_
   tools/budget/mpyfile.py, 32-bit sizes). What the modules' bodies create stays counted.
 - ram.module.<name>_bytes: live heap each module adds, imported alone after its dependencies,
   from the `mpy` files, qstr pool growth excluded (ram.module.qstr_pools.<mode>_bytes);
-  .frozen_est_bytes the same from ROMFS less the module's load structures.
-- ram.ratio.unix64_per_vm32: the 64-bit unix port (micropython from PyPI) over the 32-bit VM,
-  the same imports from the same .mpy files, in this run.
+  .romfs_bytes the same from the ROMFS image. No per-module frozen figure: the model's
+  savings are counted per .mpy file and can exceed what one module's import measured (a
+  package whose __init__ imports its submodules, a constant shared with an earlier module), so
+  a per-module difference could come out negative; the model is applied to whole cycles only.
+- ram.vm.<mode>.<cycle>.qstrs: names the cycle interned (qstr pools). MicroPython's pools
+  hold 10, 20, 40 ... 640 names (1,270 in all) before a pool of 1,280 entries (about 9 KB on
+  the ESP32) is added: a cycle near that count pays the whole pool for a few names more.
+- ram.ratio.unix64_per_vm32.<mode>: the 64-bit unix port (micropython from PyPI) over the
+  32-bit VM, the same imports from the same files of that mode (the ROMFS image mounted in
+  both), in this run. .mpy files are mostly bytecode, the same size on both; from ROMFS only
+  objects remain, about twice as large on 64 bits: the two modes need their own ratio.
+- ram.unix.*: firmware/main.py under a hard heap cap on the unix port (tools/budget/ram_unix.py
+  has the method); their _32 figures are divided by this run's ratio of the mode.
 """
 import ast
 import json
@@ -41,7 +51,7 @@ from tools.budget import mpyfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VM = os.path.join(ROOT, "tools", "budget", "ram_vm.mjs")
-CYCLES = ("cold", "wake", "wake_nat", "plain", "drain")
+CYCLES = ("cold", "wake", "wake_nat", "command", "plain", "drain")
 MODES = ("mpy", "romfs")
 SECRETS = {"productKey": "MuGsF6W4", "deviceKey": "15bBZlRknc",
            "deviceSecret": "ExampleDeviceSecret0123456789abc", "host": "127.0.0.1",
@@ -109,14 +119,22 @@ def dependency_order(names):
     return out
 
 
-def _unix_imports(lib, names):
-    """Live heap of the same imports on the 64-bit unix port, or None without it."""
+def _unix_imports(lib, names, image=None):
+    """Live heap of the same imports on the 64-bit unix port, or None without it: from the
+    .mpy files under lib, or (image) from that ROMFS image, loaded first as one block and
+    mounted at /rom as tools/host/mpboot.py does, before the baseline."""
     if not os.path.exists(UNIX):
         return None
-    script = ("import gc, sys\nimport os, time, binascii, io\nsys.path[:0] = [%r]\n"
+    mount = ""
+    if image:
+        mount = ("import vfs\nf = open(%r, 'rb')\nf.seek(0, 2)\nd = bytearray(f.tell())\n"
+                 "f.seek(0)\nf.readinto(d)\nf.close()\nvfs.mount(vfs.VfsRom(d), '/rom')\n"
+                 % image)
+        lib = "/rom/lib"
+    script = ("import gc, sys\nimport os, time, binascii, io\n%ssys.path[:0] = [%r]\n"
               "gc.collect()\na = gc.mem_alloc()\n"
               "for n in %r:\n    __import__(n)\ngc.collect()\nprint(gc.mem_alloc() - a)\n"
-              % (lib, names))
+              % (mount, lib, names))
     r = subprocess.run([UNIX, "-X", "heapsize=8M", "-c", script], capture_output=True,
                        text=True, timeout=120, cwd=tempfile.gettempdir())
     if r.returncode:
@@ -172,6 +190,8 @@ def measure(out):
                 r = runs[(mode, cycle)]
                 out.fig("ram.vm.%s.%s.peak_bytes" % (mode, cycle), r["peak"], "B")
                 out.fig("ram.vm.%s.%s.end_bytes" % (mode, cycle), r["end"], "B")
+                out.fig("ram.vm.%s.%s.qstrs" % (mode, cycle),
+                        r["qstr_count"]["end"] - r["qstr_count"]["base"])
         for cycle in CYCLES:
             r = runs[("romfs", cycle)]
             saved = sum(mpyfile.frozen_savings(infos[m], known) for m in r["modules"] if m in infos)
@@ -196,8 +216,7 @@ def measure(out):
         for n in names:
             out.fig("ram.module.%s_bytes" % n, mpy_mods[n]["live"] - mpy_mods[n]["pools"], "B")
         for n in names:
-            out.fig("ram.module.%s.frozen_est_bytes" % n,
-                    rom_mods[n]["live"] - rom_mods[n]["pools"] - mpyfile.frozen_savings(infos[n], known),
+            out.fig("ram.module.%s.romfs_bytes" % n, rom_mods[n]["live"] - rom_mods[n]["pools"],
                     "B")
         for mode in MODES:
             out.fig("ram.module.qstr_pools.%s_bytes" % mode,
@@ -212,11 +231,16 @@ def measure(out):
         predicted = sum(mpyfile.copied_extra(infos[n], known) for n in names) + text
         out.fig("ram.model.mpy_minus_romfs_measured_bytes", measured, "B")
         out.fig("ram.model.mpy_minus_romfs_predicted_bytes", predicted, "B")
-        unix = _unix_imports(os.path.join(dep, "lib"), names)
-        if unix is None:
-            out.note("ram.ratio.unix64_per_vm32 not measured: no %s (make deps)" %
-                     os.path.relpath(UNIX, ROOT))
-        else:
-            out.fig("ram.unix.mpy.imports_bytes", unix, "B")
-            out.fig("ram.vm.mpy.imports_bytes", per["mpy"]["total"], "B")
-            out.fig("ram.ratio.unix64_per_vm32", unix / float(per["mpy"]["total"]))
+        ratios = {}
+        for mode in MODES:
+            unix = _unix_imports(os.path.join(dep, "lib"), names,
+                                 img if mode == "romfs" else None)
+            if unix is None:
+                out.note("ram.ratio.unix64_per_vm32 not measured: no %s (make deps)" %
+                         os.path.relpath(UNIX, ROOT))
+                break
+            out.fig("ram.unix.%s.imports_bytes" % mode, unix, "B")
+            out.fig("ram.vm.%s.imports_bytes" % mode, per[mode]["total"], "B")
+            ratios[mode] = unix / float(per[mode]["total"])
+            out.fig("ram.ratio.unix64_per_vm32.%s" % mode, ratios[mode])
+    return ratios

@@ -1,8 +1,9 @@
 """One device cycle as top-level steps, for the RAM figures of `make budget` (tools/budget/ram.py
 runs it with tools/budget/ram_vm.mjs). MicroPython WebAssembly VM only.
 
-The steps are the app's own code (enosnb.app: build, State, Store, measure, the modem driver
-object, the EnOS client with its commands, send_queue, finish) with the radio replaced by a
+The steps are the app's own code (enosnb.app: build, State, Store, measure, finish; the
+modem driver object; enosnb.cloud's EnOS client; enosnb.link's DTLS and CoAP clients;
+enosnb.report's send_queue) with the radio replaced by a
 datagram endpoint standing in for the modem socket. The VM can collect garbage only between
 top-level calls, so the cycle is cut where the device waits for the network: one step per DTLS
 flight and one per CoAP exchange (one per batch when draining the queue).
@@ -10,8 +11,10 @@ flight and one per CoAP exchange (one per batch when draining the queue).
 Roles (given by the runner's _host module):
   record   the .py tree and a peer in this VM: host_tests/vm/dtls_peer.py's MiniServer (cookie,
            session cache, CCM-8) with a CoAP responder giving the enos-coap.md §17 reference
-           reply, or the CoAP responder alone for plain mode; the peer's datagrams go to the
-           runner, which hands them to the other VMs;
+           reply, or the CoAP responder alone for plain mode; in the `command` cycle that
+           reply names a measurepoint.set command (option 2100, §11.4) whose 1 KB body the
+           device fetches block-wise (Block2, RFC 7959 §2.4) before it posts the reply; the
+           peer's datagrams go to the runner, which hands them to the other VMs;
   probe    the deployment mode's files, peer replayed; reports the modules the cycle imported;
   measure  the same, with an `imports` step first that imports every module the probe saw.
 The random bytes come from the runner (one deterministic stream per cycle) so that the replayed
@@ -29,6 +32,17 @@ ROOT = "/data/"
 SECRETS = ROOT + "secrets.json"
 BOARD = ROOT + "board.json"
 POINT_REPLY = '{"id":"%s","code":200,"data":{}}'
+PK, DK = "MuGsF6W4", "15bBZlRknc"  # tools/budget/ram.py SECRETS
+COMMAND_TOPIC = "/sys/%s/%s/thing/service/measurepoint/set" % (PK, DK)
+COMMAND_BYTES = 1024
+
+
+def command_body():
+    """A measurepoint.set command of exactly COMMAND_BYTES bytes of JSON."""
+    head = '{"id":"7001","version":"1.0","method":"thing.service.measurepoint.set",' \
+           '"params":{"setpoint":23.5,"label":"'
+    tail = '"}}'
+    return (head + "x" * (COMMAND_BYTES - len(head) - len(tail)) + tail).encode()
 
 
 def _urandom(n):
@@ -47,6 +61,7 @@ class Peer:
         from enosnb.enos import identity
         self.dtls = None
         self.upload = b""
+        self.command = False  # armed after the cold cycle that prepares the wake
         if dtls:
             from dtls_peer import MiniServer
             secret = "ExampleDeviceSecret0123456789abc"
@@ -60,6 +75,8 @@ class Peer:
         from enosnb.coap.message import ACK, Message, decode
         import json
         req = decode(req_bytes)
+        if req.code == codes.GET:
+            return self.command_block(req)
         b1 = req.uint_option(opt.BLOCK1)
         payload = req.payload
         code = codes.CHANGED
@@ -78,6 +95,23 @@ class Peer:
         resp = Message(ACK, code, req.mid, req.token, body)
         if b1 is not None:
             resp.add_option(opt.BLOCK1, b1)
+        if body and self.command:
+            self.command = False
+            resp.add_option(opt.ENOS_TOPIC, "/topic" + COMMAND_TOPIC)
+        return resp.encode()
+
+    def command_block(self, req):
+        """The block of the command body the GET asks for (Block2, in the client's size)."""
+        from enosnb.coap import codes
+        from enosnb.coap import options as opt
+        from enosnb.coap.message import ACK, Message
+        num, _, szx = opt.block_parse(req.uint_option(opt.BLOCK2) or 0)
+        size = opt.szx_size(szx)
+        body = command_body()
+        part = body[num * size:(num + 1) * size]
+        resp = Message(ACK, codes.CONTENT, req.mid, req.token, part)
+        resp.add_option(opt.CONTENT_FORMAT, 50)
+        resp.add_option(opt.BLOCK2, opt.block_value(num, (num + 1) * size < len(body), szx))
         return resp.encode()
 
     def handle(self, data):
@@ -163,7 +197,8 @@ def boot():
 
 
 def build():
-    sys.modules["enosnb.rng"].urandom = _urandom
+    from enosnb import rng  # the clients import it; its randomness comes from the runner
+    rng.urandom = _urandom
     dev = S["app"].build(SECRETS, BOARD, ROOT)
     dev._rtc = None  # no RTC memory in the VM: state on flash only
     S["dev"] = dev
@@ -198,13 +233,23 @@ def modem():
 
 def enos():
     dev = S["dev"]
-    dev.enos = dev._enos()
+    from enosnb import cloud
+    dev.enos = cloud.make_enos(dev)
 
 
 def imports():
     for name in _host.modules().split(","):
         if name:
             __import__(name)
+
+
+def _link():
+    from enosnb import link
+    return link
+
+
+def _blob_key(ident, psk):
+    return _link().blob_key(ident, psk)
 
 
 def _keys():
@@ -219,7 +264,7 @@ def hello():
     dev = S["dev"]
     ident, psk = _keys()
     s = DtlsSession(dev.sock, ident, psk, clock=dev.clock, timers=dev.tune["dtls_timers"])
-    dev._dtid = dev._blob_key(ident, psk)
+    dev._dtid = _blob_key(ident, psk)
     S["session"] = s
     s._begin(False)
 
@@ -238,7 +283,7 @@ def restore_hello():
     from enosnb.dtls.session import DtlsSession
     dev = S["dev"]
     ident, psk = _keys()
-    dev._dtid = dev._blob_key(ident, psk)
+    dev._dtid = _blob_key(ident, psk)
     s = DtlsSession.restore(dev.sock, ident, psk, dev.state.get("dtls"), clock=dev.clock,
                             timers=dev.tune["dtls_timers"])
     S["session"] = s
@@ -249,7 +294,7 @@ def attach():
     dev = S["dev"]
     s = S["session"]
     dev.link.session, dev.link.how = s, ("resumed" if s.resumed else "full")
-    dev.enos.attach(dev.coap_client(s))
+    dev.enos.attach(_link().coap_client(dev, s))
     dev.report["connect"] = dev.link.how
 
 
@@ -257,9 +302,9 @@ def restore():
     """The app's restore path (no handshake): the session saved before the deep sleep."""
     dev = S["dev"]
     ident, psk = _keys()
-    s, how = dev.dtls_session(dev.sock, ident, psk, restore=True)
+    s, how = _link().dtls_session(dev, dev.sock, ident, psk, restore=True)
     dev.link.session, dev.link.how = s, how
-    dev.enos.attach(dev.coap_client(s))
+    dev.enos.attach(_link().coap_client(dev, s))
     dev.report["connect"] = how
 
 
@@ -303,10 +348,12 @@ CYCLES = {
     "wake_nat": HEAD_WOKE + (restore_hello, flight, attach, report, finish),
     "plain": HEAD_COLD + (auth, report, finish),
     "drain": HEAD_WOKE + (restore, batch, finish),
+    # The command's GET blocks and reply ride in the report step (one step: an upper bound).
+    "command": HEAD_WOKE + (restore, report, finish),
 }
 # Cycles that start from the state a cold cycle left (the record role runs that cold cycle
 # first; the runner copies its flash files to the other VMs).
-AFTER_COLD = ("wake", "wake_nat", "drain")
+AFTER_COLD = ("wake", "wake_nat", "drain", "command")
 DRAIN_QUEUED = 49  # records left from an outage; the cycle's own reading makes 50
 
 
@@ -350,6 +397,7 @@ def prepare():
         while fn():
             pass
     _host.mute(False)
+    S["peer"].command = CYCLE == "command"
     if CYCLE == "drain":
         dev = S["dev"]
         from enosnb.store import Store
@@ -369,6 +417,9 @@ def run_all():
     for name in steps():
         while run(name)[1]:
             pass
-    if S["dev"].report["error"]:
-        raise RuntimeError("cycle %s failed: %s" % (CYCLE, S["dev"].report["error"]))
-    return S["dev"].report["sent"]
+    report = S["dev"].report
+    if report["error"]:
+        raise RuntimeError("cycle %s failed: %s" % (CYCLE, report["error"]))
+    if CYCLE == "command" and S["dev"].commands.executed != 1:
+        raise RuntimeError("cycle command: the command was not executed")
+    return report["sent"]

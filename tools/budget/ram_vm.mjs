@@ -47,14 +47,22 @@ class Stream {
   }
 }
 
-// The block cipher behind tools/budget/cryptolib.py (the VM's stand-in for the ESP32's).
-function aes(mp, key, mode, iv, data, decrypt) {
-  const b = (x) => Buffer.from(mp.PyProxy.toJs(x));
+// The block cipher behind tools/budget/cryptolib.py (the VM's stand-in for the ESP32's): it
+// gets addresses in the VM's memory, never objects (see cryptolib.py), and works in place.
+// ctx holds the key at 0 and the CBC chaining value at 16, which it updates as cryptolib does.
+function aes(mp, ctx, mode, src, n, dst, decrypt) {
+  const heap = mp._module.HEAPU8;
+  const key = Buffer.from(heap.subarray(ctx, ctx + 16));
+  const iv = Buffer.from(heap.subarray(ctx + 16, ctx + 32));
+  const input = Buffer.from(heap.subarray(src, src + n));
   const name = mode === 1 ? "aes-128-ecb" : "aes-128-cbc";
-  const c = decrypt ? crypto.createDecipheriv(name, b(key), mode === 1 ? null : b(iv))
-    : crypto.createCipheriv(name, b(key), mode === 1 ? null : b(iv));
+  const c = decrypt ? crypto.createDecipheriv(name, key, mode === 1 ? null : iv)
+    : crypto.createCipheriv(name, key, mode === 1 ? null : iv);
   c.setAutoPadding(false);
-  return Array.from(Buffer.concat([c.update(b(data)), c.final()]));
+  const out = Buffer.concat([c.update(input), c.final()]);
+  heap.set(out, dst);
+  if (mode === 2) heap.set(decrypt ? input.subarray(n - 16) : out.subarray(n - 16), ctx + 16);
+  return 0;
 }
 
 async function vm({ romfs } = {}) {
@@ -71,7 +79,7 @@ async function vm({ romfs } = {}) {
   mp.collect = gc.collect;
   mp.memAlloc = gc.mem_alloc;
   mp.qstrInfo = mp.pyimport("micropython").qstr_info;
-  mp.registerJsModule("_aesjs", { run: (key, mode, iv, data, decrypt) => aes(mp, key, mode, iv, data, decrypt) });
+  mp.registerJsModule("_aesjs", { run: (ctx, mode, src, n, dst, decrypt) => aes(mp, ctx, mode, src, n, dst, decrypt) });
   return mp;
 }
 
@@ -226,6 +234,7 @@ async function cycle() {
     peak, peak_step: peakStep, end, steps,
     qstr_pools: { base: qh.pools, after_imports: qi.pools, end: qe.pools },
     qstr_str_data: { base: qh.str_data, after_imports: qi.str_data },
+    qstr_count: { base: qh.qstrs, after_imports: qi.qstrs, end: qe.qstrs },
   }));
 }
 

@@ -51,8 +51,8 @@ def main(argv=None):
                   "--psk-key hex:%s coaps://127.0.0.1:%d%s" % (key, peer.port, path))
         else:
             print("try: .venv/bin/python -c \"import sys; sys.path[:0] = ['firmware/lib', "
-                  "'tools/host']; from enosnb.udp import UdpEndpoint; from enosnb.dtls import "
-                  "DtlsSession, LOOPBACK; s = DtlsSession(UdpEndpoint('127.0.0.1', %d), "
+                  "'tools/host']; from enosnb.udp import UdpEndpoint; from enosnb.dtls.session import "
+                  "DtlsSession; from enosnb.dtls.timers import LOOPBACK; s = DtlsSession(UdpEndpoint('127.0.0.1', %d), "
                   "b'Client_identity', bytes(range(16)), timers=LOOPBACK); s.handshake(); "
                   "s.send(b'hello'); print(s.recv(3000)); s.close()\"" % peer.port)
         sys.stdout.flush()

@@ -14,7 +14,9 @@ from enosnb.coap import codes
 from enosnb.coap import message as cm
 from enosnb.coap.client import Client, Timing
 from enosnb.coap.errors import CoapError
-from enosnb.dtls import DtlsError, DtlsSession, Timers
+from enosnb.dtls.errors import DtlsError
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import Timers
 from enosnb.dtls import handshake as hs
 from enosnb.dtls import record as rl
 from enosnb.enos.client import EnosClient

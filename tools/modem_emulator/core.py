@@ -206,6 +206,7 @@ class ModemEmulator:
         self.registration_delay = registration_delay
         self.registration_stat = registration_stat
         self.cpin_delay = cpin_delay
+        self.radio_gen = 0
         self.cmd_delay = cmd_delay
         self.cmd_delays = dict((k, v) for k, v in (cmd_delays or {}).items())
         self.urc_inside_prob = urc_inside_prob
@@ -699,14 +700,15 @@ class ModemEmulator:
     def _radio_on(self):
         self.cfun = 1
         self._set_stat(2)
-        self._at(self.registration_delay, self._try_register)
+        self._at(self.registration_delay, self._try_register, self.radio_gen)
 
     def _radio_off(self):
         self.cfun = 0
+        self.radio_gen += 1  # a search started before this switch-off ends with it
         self._set_stat(0)
 
-    def _try_register(self):
-        if self.cfun != 1:
+    def _try_register(self, radio_gen=None):
+        if self.cfun != 1 or radio_gen not in (None, self.radio_gen):
             return
         if self.reg_blocked_until is not None and time.monotonic() < self.reg_blocked_until:
             return

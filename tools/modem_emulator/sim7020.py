@@ -165,9 +165,11 @@ class Sim7020Emulator(ModemEmulator):
 
     def _cfun_on(self):
         self.cfun = 1
-        self._at(self.cpin_delay, self._cpin_then_register)
+        self._at(self.cpin_delay, self._cpin_then_register, self.radio_gen)
 
-    def _cpin_then_register(self):
+    def _cpin_then_register(self, radio_gen):
+        if radio_gen != self.radio_gen:
+            return  # switched off again before the SIM was ready
         self.urc(self.p("+CPIN", "READY"))
         self._radio_on()
 

@@ -1,26 +1,37 @@
 """The report cycle: measure, queue, report to EnOS, handle commands, sleep.
 
-One wake-up of the device is one call of App.run(). Its steps, in order:
+One wake-up of the device is one call of App.run(). Its phases, in order, each in a module
+of its own that is imported when the phase begins (a cycle that skips the radio never loads
+the radio's code, a restored session never loads the handshake):
 
-  1. restore the state kept across deep sleep (enosnb.state): CoAP and EnOS counters, the
-     DTLS session, the plain-mode auth binding, the modem socket, the back-off counters;
-  2. read the sensor and append the reading to the flash queue (enosnb.store) BEFORE any
-     radio work, so no later failure can lose it;
-  3. bring up the modem (power key only when it is silent; after a cold boot the sockets the
-     module still holds are closed; registration, touching the radio only as needed) and take
-     the UDP socket that survived the sleep, or open one; PSM is asked once per power-on and
-     what the network granted is reported;
-  4. connect: restore the saved DTLS session (0 handshake round trips when the server still
-     knows it), else resume it (abbreviated handshake), else a full handshake; in plain mode
-     reuse the /auth binding, else POST /auth (enos-coap.md §5.3, §5.4, §6.4, dtls.md §16);
-  5. report the queue oldest first: one record goes to thing.measurepoint.post; records left
-     over from an outage go first to thing.measurepoint.resume(.batch), in order (§8.3);
-     a record leaves the queue only after EnOS answered code 200 for it;
-  6. cloud commands ride on every response (enos.commands); their dedupe memory is kept;
-  7. save the state, release the radio (release assistance / AT+CNMPSD), switch the radio
-     off where the network refused PSM (else the modem would idle in DRX at mA level), return
-     the time to sleep. What the driver learnt about the module (firmware revision, refused
-     commands) is kept in the state, so later cycles do not ask again.
+  1. begin (here): the state kept across deep sleep (enosnb.state): CoAP and EnOS counters,
+     the DTLS session, the plain-mode auth binding, the modem socket, the back-off counters;
+  2. measure (here): read the sensor and append the reading to the flash queue
+     (enosnb.store) BEFORE any radio work, so no later failure can lose it;
+  3. radio (enosnb.radio): bring up the modem (power key only when it is silent; after a
+     cold boot the sockets the module still holds are closed; registration, touching the
+     radio only as needed) and take the UDP socket that survived the sleep, or open one;
+     PSM is asked once per power-on and what the network granted is reported;
+  4. connect (enosnb.link): restore the saved DTLS session (0 handshake round trips when the
+     server still knows it), else resume it (abbreviated handshake), else a full handshake;
+     in plain mode reuse the /auth binding, else POST /auth (enos-coap.md §5.3, §5.4, §6.4,
+     dtls.md §16); the EnOS client itself is enosnb.cloud's;
+  5. report (enosnb.report): the queue oldest first: one record goes to
+     thing.measurepoint.post; records left over from an outage go first to
+     thing.measurepoint.resume(.batch), in order (§8.3); a record leaves the queue only
+     after EnOS answered code 200 for it;
+  6. cloud commands ride on every response (enosnb.cloud loads enos.commands when one
+     comes); their dedupe memory is kept;
+  7. finish (here): save the state, release the radio (release assistance / AT+CNMPSD),
+     switch the radio off where the network refused PSM (else the modem would idle in DRX at
+     mA level), return the time to sleep. What the driver learnt about the module (firmware
+     revision, refused commands) is kept in the state, so later cycles do not ask again.
+
+The configuration comes from enosnb.settings (validated once per change of the files); the
+modem's UART may have been made before the imports (enosnb.early). A garbage collection
+closes every phase: what a phase left behind is freed before the next one allocates, so the
+long-lived objects of the next phase fill the holes from the bottom of the heap instead of
+spreading over it (docs/ram.md).
 
 Every failure of a layer (ModemError, DtlsError, CoapError, EnosError, StoreError, a sensor
 error) is caught here: the reading stays queued, the error is logged without secrets, state
@@ -42,24 +53,22 @@ the shortest idle time that has lost the carrier's NAT binding before (enosnb.na
 the session has a Connection ID; its first request then waits about two round trips, not
 ACK_TIMEOUT, before the device resumes the session instead.
 """
-import hashlib
-import json
+import gc
 import struct
 import time
 
 from micropython import const
 
 from enosnb.clock import SYSTEM
-from enosnb.coap.errors import CoapError, CoapTimeout
-from enosnb.config import ConfigError, load_board, load_secrets
+from enosnb.coap.errors import CoapError
+from enosnb.settings import ConfigError
 from enosnb.dtls.errors import DtlsError
-from enosnb.enos import identity as eid
-from enosnb.enos.errors import EnosCoapError, EnosError, EnosReplyError
+from enosnb.enos.errors import EnosError
 from enosnb.modem.errors import ModemError
 from enosnb.sensor import check_points
 from enosnb.state import State, StateError
 from enosnb.store import Store, StoreError
-from enosnb import diag, nat, timing
+from enosnb import diag, timing
 
 # Timings a board or a test may override (milliseconds).
 DEFAULTS = {
@@ -82,18 +91,16 @@ DEFAULTS = {
     "long_sleep_ms": 21600000,
     "min_sleep_ms": 1000,
 }
-_MAX_BATCHES = const(20)
-# EnOS answers these when the record itself is wrong: resending cannot help (§9, §10).
-# Lists: smaller in the .mpy than constant tuples.
-_REJECTED_CODES = [1008, 1204, 1206, 1220, 1251]
-_REJECTED_COAP = [0x80, 0x8D]  # 4.00 Bad Request, 4.13 Request Entity Too Large
 _EPOCH_2000 = const(946684800)
 _CLOCK_VALID_S = const(1735689600)  # 2025-01-01: an RTC before that was never set
-_SECRET_FILE = "device_secret.json"
 
 
 def log(msg):
     print("[enosnb] " + msg)
+
+
+def _join(root, name):
+    return root + name if not root or root.endswith("/") else root + "/" + name
 
 
 def _err(e):
@@ -190,56 +197,6 @@ def encode_record(points, time_ms):
     return dumps(rec).encode()
 
 
-def decode_record(data):
-    """(points, time_ms) of a queued record; ValueError when it is not one of ours."""
-    obj = json.loads(bytes(data))
-    if not isinstance(obj, dict) or not isinstance(obj.get("p"), dict):
-        raise ValueError("queued record is not {p, t}")
-    return obj["p"], obj.get("t")
-
-
-def _rejected(e):
-    if isinstance(e, EnosReplyError):
-        return e.code in _REJECTED_CODES
-    if isinstance(e, EnosCoapError):
-        return e.coap_code in _REJECTED_COAP
-    return False
-
-
-class _Link:
-    """The EnOS client's transport (enos/transport.py contract): opens CoAP over the modem
-    socket, inside a DTLS session when secrets.json says dtls (restore/resume/full)."""
-
-    def __init__(self, app):
-        self.app = app
-        self.secure = app.secrets.dtls
-        self.session = None
-        self.how = None
-        self.opens = 0
-
-    def open(self, identity, psk):
-        self.drop()
-        self.opens += 1
-        ep = self.app.endpoint()
-        if not self.secure:
-            self.how = "plain"
-            return self.app.coap_client(ep)
-        self.session, self.how = self.app.dtls_session(ep, identity, psk)
-        return self.app.coap_client(self.session)
-
-    def drop(self):
-        """Forget the session without close_notify; the socket stays open."""
-        self.session = None
-
-    def close(self):
-        s, self.session = self.session, None
-        if s is not None:
-            try:
-                s.close()
-            except DtlsError:
-                pass
-
-
 class App:
     """One device: App(secrets, board, sensor, root="", clock=SYSTEM, tune=None,
     machine=None, rtc=True). root is the flash directory; rtc=None keeps state on flash only.
@@ -267,6 +224,8 @@ class App:
             self.tune.update(tune)
         self._machine = machine
         self._rtc = rtc
+        self.uart = None  # made by main.py before the imports (enosnb.early), else here
+        self.mem = None   # enosnb.memreport when board.json asks for the memory report
         self.modem = None
         self.sock = None
         self.coap = None
@@ -277,8 +236,7 @@ class App:
     # --- files ---------------------------------------------------------------------------
 
     def _path(self, name):
-        return self.root + name if not self.root or self.root.endswith("/") \
-            else self.root + "/" + name
+        return _join(self.root, name)
 
     def _mach(self):
         if self._machine is None:
@@ -317,10 +275,11 @@ class App:
             try:
                 self.connect()
                 self.send_queue(current)
+                from enosnb import link, report  # loaded by the two phases above
                 if self._kept_how == "plain-kept":
-                    self._learn_nat(self.link.opens == 0)
+                    link.learn_nat(self, self.link.opens == 0)
                 self._succeeded()
-                self._report_resets()
+                report.report_resets(self)
                 diag.succeeded(self)
             except (ModemError, DtlsError, CoapError, EnosError, StoreError, StateError,
                     ConfigError, OSError, BudgetSpent) as e:
@@ -329,6 +288,9 @@ class App:
                 # A bug in a layer must not stop the device: log it, treat it as a failure.
                 self._failed("unexpected", e)
         self._phase("report")
+        if self.mem is not None:
+            self.mem.point("peak")
+            self.mem.headroom()
         if self.store is not None:
             self.report["pending"] = len(self.store)
             self.report["dropped"] = self.store.dropped
@@ -400,18 +362,9 @@ class App:
         ph = self.report["phases"]
         ph[name] = ph.get(name, 0) + now - self._mark
         self._mark = now
-
-    def _report_resets(self):
-        """The abnormal reset count, once per new count, as an attribute (docs/power.md)."""
-        total = self._u32("abt")
-        if total == self._u32("abr") or self.enos is None:
-            return
-        try:
-            self.enos.update_attributes({"enosnb_abnormal_resets": total})
-        except EnosError as e:
-            log("abnormal reset count not reported (%s); add the attribute "
-                "enosnb_abnormal_resets to the thing model to see it" % e)
-        self.state.set("abr", struct.pack(">I", total))
+        gc.collect()
+        if self.mem is not None:
+            self.mem.phase(name)
 
     def measure(self):
         """Reads the sensor and queues the reading; returns its queue seq (None if none)."""
@@ -476,130 +429,7 @@ class App:
             log("state save failed: %s" % _err(e))
             return None
 
-    # --- radio ---------------------------------------------------------------------------
-
-    def _driver(self):
-        """The modem driver on the board's UART, its control lines released from their
-        deep-sleep hold (enosnb.power)."""
-        from enosnb.modem import driver
-        m = self._mach()
-        b = self.board
-        if b.power_enable or b.pwrkey or b.reset:
-            from enosnb import power
-            power.release(m, b)
-        uart = m.UART(b.uart["id"], **b.uart_kwargs())
-        # What the driver learnt about this module in earlier cycles (revision, refusals).
-        return driver(b.modem)(uart, self.clock, memory=self.state.get("modem"),
-                               **b.modem_kwargs())
-
-    def bring_up_modem(self):
-        b = self.board
-        self.modem = self._driver()
-        self.state.delete("roff")
-        self.modem.power_on()
-        self.modem.init()
-        if not self._woke:
-            # The module may still hold sockets from before this reset (modems.md §6.2).
-            self.modem.cold_start()
-            self.state.delete("sock")
-            self._restored_sock = None
-        if self.secrets.uses_imei:
-            self.secrets.set_device_key(self.modem.imei())
-        t = self.tune
-        self.modem.attach(self.secrets.apn or None, b.bands,
-                          self.clock.clip(t["attach_timeout_ms"]),
-                          t["first_attach_timeout_ms"], self._scan_budget)
-        if now_ms() is None:
-            self.sync_clock()
-        self._power_saving()
-
-    def _scan_budget(self, ms):
-        """A module scanning every band may take minutes: this cycle's budget grows."""
-        log("first attach: the modem scans its bands, up to %d s" % (ms // 1000))
-        self.clock.extend(ms + 10000)
-
-    def _power_saving(self):
-        """PSM as granted (modems.md §5): asked once per power-on with the shortest useful
-        active time and eDRX off; the grant is read back (every AT+CEREG? carries it), kept
-        in the state and reported."""
-        st = self.state
-        t = self.tune
-        if not st.get("psm"):
-            try:
-                self.modem.psm(t["psm_tau_s"], t["psm_active_s"])
-            except ModemError as e:
-                log("PSM request refused: %s" % _err(e))
-        g = self.modem.psm_granted
-        if g is None:
-            text = st.get("psm") or b"?"  # the last known grant, or unknown
-        elif g is False:
-            text = b"refused"
-        else:
-            text = ("%s,%d" % ("-" if g[0] is None else g[0], g[1])).encode()
-        if text != st.get("psm"):
-            log("PSM: " + ("refused by the network, the radio goes off between reports"
-                           if g is False else "the module does not say what was granted"
-                           if g is None else "granted TAU %s s, active time %d s" % (
-                               "-" if g[0] is None else g[0], g[1])))
-        st.set("psm", text)
-        self.report["psm"] = text.decode()
-
-    def _radio_off_between_reports(self):
-        """True when the network refused PSM or granted an active time so long the module
-        would idle in DRX: then switching the radio off costs less than keeping it."""
-        p = self.report.get("psm")
-        if p == "refused":
-            return True
-        try:
-            return int(p.split(",")[1]) > self.tune["psm_max_active_s"]
-        except (AttributeError, IndexError, ValueError):
-            return False  # unknown: keep the radio as it is
-
-    def sync_clock(self):
-        """Sets the RTC from the modem's network time (NITZ) so queued readings carry
-        their real time; the RTC keeps it through deep sleep. Best effort."""
-        try:
-            t = self.modem.network_time()
-        except ModemError:
-            t = None
-        if t is None:
-            log("no network time: readings are sent without a timestamp")
-            return
-        self._mach().RTC().datetime(t)
-
-    def server_ip(self):
-        host = self.secrets.host
-        cached = self.state.get("ip")
-        if cached and cached.split(b"|")[0] == host.encode():
-            return cached.split(b"|")[1].decode()
-        from enosnb.modem.base import is_ipv4
-        ip = host if is_ipv4(host) else self.modem.resolve(
-            host, self.clock.clip(self.modem.DNS_TIMEOUT_MS))
-        self.state.set("ip", host.encode() + b"|" + ip.encode())
-        return ip
-
-    def endpoint(self):
-        """The modem UDP socket to the server: the one kept over the sleep, else a new one."""
-        if self.sock is not None and not self.sock.closed:
-            return diag.metered(self, self.sock)
-        ip = self.server_ip()
-        port = self.secrets.port
-        saved = self.state.get("sock")
-        self.state.delete("sock")
-        self.sock = None
-        if saved and len(saved) == 3:
-            sid, sport = struct.unpack(">BH", saved)
-            if sport == port:
-                # Kept open on the module over the deep sleep; if the module lost it, the
-                # driver's first send fails once, drops it and opens a new one.
-                self.sock = self.modem.adopt_socket(sid, ip, port)
-                self.report["socket"] = "kept"
-        if self.sock is None:
-            self.sock = self.modem.socket(ip, port)
-            self.report["socket"] = "new"
-        return diag.metered(self, self.sock)
-
-    # --- connection ----------------------------------------------------------------------
+    # --- the phases after the reading is queued (one module each) ---------------------
 
     def _consume_session(self):
         """A restorable DTLS blob is good for one wake only: a crash later in this cycle
@@ -610,81 +440,18 @@ class App:
             self.state.delete("dtok")
             self._save_state()
 
-    def _blob_key(self, identity, psk):
-        return hashlib.sha256(bytes(identity) + b"|" + bytes(psk)).digest()[:8]
+    def _driver(self):
+        """The modem driver on the board's UART (enosnb.radio)."""
+        from enosnb import radio
+        return radio.driver(self)
 
-    def dtls_session(self, ep, identity, psk, restore=False, nat_ok=True):
-        """(session, how): "restored" (no handshake), "resumed" or "full". A saved session
-        is used as is only when restore is set and either it has a Connection ID or the
-        NAT binding is likely alive (nat_ok); every handshake offers a Connection ID."""
-        from enosnb.dtls.session import DtlsSession
-        from enosnb.dtls.timers import NBIOT, Timers
-        t = self.tune["dtls_timers"] or NBIOT
-        timers = Timers(t.initial_ms, t.cap_ms, t.max_retransmit,
-                        self.clock.clip(t.deadline_ms))
-        self._dtid = self._blob_key(identity, psk)
-        blob = self.state.get("dtls")
-        if blob and self.state.get("dtid") != self._dtid:
-            blob = None
-        s = None
-        if blob:
-            try:
-                s = DtlsSession.restore(ep, identity, psk, blob, clock=self.clock, timers=timers,
-                                        cid=True)
-            except DtlsError as e:
-                log("saved DTLS session unusable: %s" % _err(e))
-                self.state.delete("dtls")
-        if s is not None and restore and (nat_ok or s.cid is not None):
-            return s, "restored"
-        if s is not None:
-            s.resume()
-            return s, "resumed" if s.resumed else "full"
-        s = DtlsSession(ep, identity, psk, clock=self.clock, timers=timers, cid=True)
-        s.handshake()
-        return s, "full"
-
-    def coap_client(self, ep):
-        from enosnb.coap.client import Client, Timing
-        timing = self.tune["coap_timing"] or Timing(ack_timeout_ms=self.secrets.ack_timeout_ms,
-                                                    max_retransmit=self.secrets.max_retransmit)
-        c = Client(ep, self.clock, timing)
-        if self._rtt_at is not False:
-            self._rtt_at = None
-            c.trace = self._rtt_trace
-        prev = self.coap.state() if self.coap is not None else self.state.get("coap")
-        if prev:
-            try:
-                c.restore(prev)
-            except CoapError:
-                pass
-        self.coap = c
-        return c
-
-    def _enos(self):
-        from enosnb.enos.client import EnosClient
-        from enosnb.enos.commands import Commands
-        cfg = self.secrets.enos_config()
-        cfg["deviceSecret"] = cfg["deviceSecret"] or self._activated_secret()
-        self.commands = Commands(max_per_wake=8, log=log)
-        self._command_handlers(self.commands)
-        saved = self.state.get("cmds")
-        if saved:
-            try:
-                self.commands.restore(saved)
-            except (EnosError, ValueError):
-                pass
-        self.link = _Link(self)
-        enos = EnosClient(self.link, cfg, on_secret=self._persist_secret,
-                          commands=self.commands, clock=self.clock)
-        saved = self.state.get("enos")
-        if saved:
-            try:
-                enos.restore(saved)
-            except EnosError:
-                pass
-        return enos
+    def bring_up_modem(self):
+        """Power, registration, clock, PSM (enosnb.radio)."""
+        from enosnb import radio
+        radio.bring_up(self)
 
     def connect(self):
+        """The radio, then CoAP over DTLS or plain CoAP to EnOS (enosnb.link)."""
         try:
             self.bring_up_modem()
         except Exception as e:
@@ -696,154 +463,15 @@ class App:
                 from enosnb.diag_boot import boot_line
                 boot_line(self)
         try:
-            self._connect()
+            from enosnb import link
+            link.connect(self)
         finally:
             self._phase("handshake")
 
-    def _connect(self):
-        self.enos = enos = self._enos()
-        kept = self._restored_sock is not None
-        how = None
-        secret = self.secrets.device_secret or self._activated_secret()
-        dtls = self.secrets.dtls
-        restore = kept and secret and dtls and self._restorable and self.state.get("dtls")
-        plain = kept and not dtls and self.state.get("auth") == b"1"
-        self._nat_ok = True
-        if restore or plain:
-            self._nat_ok, blob = nat.worth_restoring(self.state.get("nat"), self._slept_s,
-                                                     self.tune["nat_reprobe"])
-            self.state.set("nat", blob)
-        if restore:
-            s = self.secrets
-            ident = eid.psk_identity(s.product_key, s.device_key, eid.MODE_DEVICE, s.lifetime)
-            psk = eid.psk_key(secret, s.psk_slice[0])
-            session, how = self.dtls_session(self.endpoint(), ident, psk, restore=True,
-                                             nat_ok=self._nat_ok)
-            self.link.session, self.link.how = session, how
-            enos.attach(self.coap_client(session))
-        elif plain and self._nat_ok:
-            # Plain mode: EnOS binds the /auth to our address, which the kept socket keeps
-            # while the carrier's NAT does; a 4.01 makes the EnOS client re-authenticate
-            # once (§6.4), which _learn_nat() notices.
-            enos.attach(self.link.open(None, None))
-            self.link.opens = 0
-            how = "plain-kept"
-        if how is None:
-            enos.connect()
-            how = self.link.how
-        self.report["connect"] = how
-        self._unproven = how == "restored"
-        self._kept_how = how
-        log("connected (%s)" % how)
-
-    def _learn_nat(self, kept):
-        """Whether the binding kept over the sleep worked: the NAT bounds (enosnb.nat)."""
-        self.state.set("nat", nat.learn(self.state.get("nat"), self._slept_s, kept))
-
-    # --- reporting -----------------------------------------------------------------------
-
-    def _probe_timing(self, timing):
-        """One transmission, answered within about two round trips of the last cycles."""
-        from enosnb.coap.client import Timing
-        rtt = self.state.get("rtt")
-        wait = timing.ack_timeout_ms
-        if rtt and len(rtt) == 2:
-            wait = min(wait, max(self.tune["probe_min_ms"], 2 * struct.unpack(">H", rtt)[0]))
-        return Timing(wait, 1, self.tune["probe_retransmit"])
-
-    def _probe(self, fn):
-        """Runs fn(); on a restored session whose server forgot it, reconnects and runs fn()
-        again. The restored session gets one short try: silence means it is gone."""
-        if not self._unproven:
-            return fn()
-        self._unproven = False
-        timing = self.coap.timing
-        self.coap.timing = self._probe_timing(timing)
-        cid = self.link.session is not None and self.link.session.cid is not None
-        try:
-            out = fn()
-            if not cid:
-                self._learn_nat(True)
-            return out
-        except (CoapTimeout, DtlsError) as e:
-            log("restored DTLS session not answered (%s); handshake again, resuming if the "
-                "server still caches the session" % type(e).__name__)
-            if not cid:
-                self._learn_nat(False)  # a Connection ID survives NAT: the server forgot
-            self.link.drop()
-            self.enos.coap = None
-            self.enos.connect()
-            self.report["connect"] = "restore-failed/" + str(self.link.how)
-            return fn()
-        finally:
-            if self.coap is not None:
-                self.coap.timing = timing
-
-    def _rtt_trace(self, direction, data):
-        """CoAP client trace: the first request's round trip of the cycle, unless it was
-        retransmitted (Karn), into the smoothed estimate the next probe uses."""
-        if self._rtt_at is False:
-            return
-        now = self.base_clock.ticks_ms()
-        if direction == "send":
-            self._rtt_at = now if self._rtt_at is None else False
-            return
-        if self._rtt_at is None:
-            return
-        sample = self.base_clock.ticks_diff(now, self._rtt_at)
-        self._rtt_at = False
-        old = self.state.get("rtt")
-        if old and len(old) == 2:
-            sample = (3 * struct.unpack(">H", old)[0] + sample) // 4
-        self.state.set("rtt", struct.pack(">H", min(max(sample, 1), 65535)))
-
     def send_queue(self, current):
-        """Reports queued records oldest first; acks each batch after EnOS's code 200."""
-        singles = False
-        for _ in range(_MAX_BATCHES):
-            recs = self.store.peek(1 if singles else self.secrets.batch_max)
-            if not recs:
-                return
-            old = [r for r in recs if r[0] != current]
-            batch = old if old else recs
-            items = []
-            for seq, data in batch:
-                try:
-                    points, t = decode_record(data)
-                except ValueError:
-                    log("queued record %d is corrupt; dropped" % seq)
-                    self.report["rejected"] += 1
-                    self.store.ack(seq)
-                    break
-                items.append({"measurepoints": points, "time": t})
-            else:
-                if len(batch) == len(self.store) and self.sock is not None:
-                    # The queue's last request: the modem may release the RRC connection as
-                    # soon as the reply is in (BC95 AT+NSOSTF 0x400, modems.md §3.7).
-                    self.sock.last_exchange = True
-                try:
-                    self._probe(lambda: self._post(batch, items, current))
-                except EnosError as e:
-                    if not _rejected(e):
-                        raise
-                    if len(batch) > 1:
-                        log("EnOS rejected a batch (%s); sending one by one" % e)
-                        singles = True
-                        continue
-                    log("EnOS rejected record %d (%s); dropped" % (batch[0][0], e))
-                    self.report["rejected"] += 1
-                self.store.ack(batch[-1][0])
-                self.report["sent"] += len(batch)
-                self._save_progress()
-        log("%d records still queued; the rest goes next cycle" % len(self.store))
-
-    def _post(self, batch, items, current):
-        enos = self.enos
-        if len(batch) == 1 and batch[0][0] == current:
-            return enos.post_measurepoints(items[0]["measurepoints"], items[0]["time"])
-        if len(batch) == 1:
-            return enos.resume_measurepoint(items[0]["measurepoints"], items[0]["time"])
-        return enos.resume_measurepoints(items)
+        """The queue to EnOS, oldest first (enosnb.report)."""
+        from enosnb import report
+        report.send_queue(self, current)
 
     def _save_progress(self):
         """Counters after each acknowledged batch, so a crash cannot reuse message ids."""
@@ -851,65 +479,6 @@ class App:
             self.state.set("coap", self.coap.state())
         if self.enos is not None:
             self.state.set("enos", self.enos.state())
-
-    # --- commands ------------------------------------------------------------------------
-
-    def _command_handlers(self, commands):
-        sensor = self.sensor
-
-        def on_set(params):
-            fn = getattr(sensor, "set_points", None)
-            if fn is None:
-                return 404
-            return fn(params)
-
-        def on_get(params):
-            pts = self.last_points or {}
-            if isinstance(params, list) and params:
-                return dict((k, pts[k]) for k in params if k in pts)
-            return dict(pts)
-
-        def on_service(service_id, params):
-            fn = getattr(sensor, "service", None)
-            if fn is None:
-                return 404, {}
-            return fn(service_id, params)
-
-        commands.on_set(on_set)
-        commands.on_get(on_get)
-        commands.on_service(on_service)
-        raw = getattr(sensor, "raw_command", None)
-        if raw is not None:
-            commands.on_raw(raw)
-
-    # --- per-product activation (§7 step 5) --------------------------------------------
-
-    def _activated_secret(self):
-        # The .tmp copy covers a power cut between removing the old file and the rename
-        # (FAT cannot rename over an existing file).
-        path = self._path(_SECRET_FILE)
-        for p in (path, path + ".tmp"):
-            try:
-                with open(p) as f:
-                    v = json.loads(f.read()).get("deviceSecret")
-                if isinstance(v, str) and v:
-                    return v
-            except (OSError, ValueError, AttributeError):
-                pass
-        return None
-
-    def _persist_secret(self, secret):
-        import os
-        path = self._path(_SECRET_FILE)
-        with open(path + ".tmp", "w") as f:
-            f.write(json.dumps({"deviceSecret": secret}))
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        os.rename(path + ".tmp", path)
-        if self._activated_secret() != secret:
-            raise OSError("activated deviceSecret did not read back from flash")
 
     # --- end of cycle --------------------------------------------------------------------
 
@@ -919,13 +488,15 @@ class App:
         st = self.state
         st.set("slp", struct.pack(">I", sleep_ms // 1000))
         if self._radio_off and st.get("roff") != b"1":
-            self._switch_radio_off()
+            from enosnb import radio
+            radio.radio_off(self)
         link = getattr(self, "link", None)
         session = link.session if link is not None else None
         try:
             self._save_progress()
-            if self.enos is not None and self.commands is not None:
-                st.set("cmds", self.commands.state())
+            cmds = self.commands.state() if self.commands is not None else None
+            if self.enos is not None and cmds is not None:
+                st.set("cmds", cmds)
             if session is not None and session.established:
                 st.set("dtls", session.save())
                 st.set("dtid", self._dtid)
@@ -954,7 +525,8 @@ class App:
             diag.before_release(self)
             try:
                 self.modem.release()
-                if self._radio_off_between_reports():
+                from enosnb import radio  # loaded: the modem came from it
+                if radio.off_between_reports(self):
                     self.modem.radio_off()
                     st.delete("sock")  # gone with the radio
                     self.report["radio"] = "off"
@@ -978,35 +550,21 @@ class App:
         diag.finish(self)
         log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in self.report["phases"].items()))
 
-    def _switch_radio_off(self):
-        """AT+CFUN=0 for a back-off: an unregistered modem would search the whole time."""
-        self.clock.limit_ms = min(self.clock.budget_ms or 1 << 30,
-                                  self.clock.elapsed_ms() + self.tune["reserve_ms"])
-        try:
-            m = self.modem or self._driver()
-            m.radio_off()
-            self.state.set("modem", m.memory())
-        except Exception as e:
-            log("radio not switched off: %s" % _err(e))
-            return
-        finally:
-            self.clock.wind_down()
-        self.modem = None  # off: nothing to release
-        self.state.set("roff", b"1")
-        self.state.delete("sock")  # the module closes its sockets with the radio
-        self._restored_sock = None
-        self.sock = None
-        log("radio off until the back-off ends")
 
 
-def build(secrets_path="secrets.json", board_path="board.json", root=""):
-    """App from the two config files and the device maker's sensors.py; ConfigError when a
-    file is missing or wrong (main.py prints it and returns to the REPL)."""
-    secrets = load_secrets(secrets_path)
-    board = load_board(board_path)
+def build(secrets_path="secrets.json", board_path="board.json", root="", early=None):
+    """App from the two config files (enosnb.settings: validated when they changed) and the
+    device maker's sensors.py; ConfigError when a file is missing or wrong (main.py prints it
+    and returns to the REPL). early: what main.py made before the imports (enosnb.early)."""
+    from enosnb import settings
+    secrets, board = settings.load(secrets_path, board_path,
+                                   _join(root, settings.CACHE_FILE))
     for w in secrets.warnings + board.warnings:
         log("warning: " + w)
-    return App(secrets, board, make_sensor(), root=root)
+    app = App(secrets, board, make_sensor(), root=root)
+    if early is not None:
+        app.uart, app.mem = early.uart, early.mem
+    return app
 
 
 def make_sensor():

@@ -1,4 +1,5 @@
-"""secrets.json and board.json: loading and validation at boot.
+"""secrets.json and board.json: validation. enosnb.settings runs it when either file changed
+since the last boot and keeps what it produced; the tools run it before they copy a file.
 
 Every problem raises ConfigError with a message naming the file, the field and the fix.
 No message ever contains the value of a string from secrets.json (only its field name and
@@ -69,13 +70,15 @@ board.json (modems.md §9; pins are ESP32 GPIO numbers):
   sleep_floor_ua      optional int 1..100000: the whole board's current in deep sleep with
                       the modem in PSM, in microamperes, as measured by the maker; the
                       energy budget (make budget) uses it.
+  mem_report          bool, default false: print the heap at boot, after the UART is made,
+                      after the imports and at the cycle's peak, and probe the headroom
+                      (enosnb.memreport, docs/ram.md).
 Output pins (uart.tx, pwrkey, reset, power_enable, led) must not be input-only GPIO 34..39;
 GPIO 6..11 (flash) and non-existent GPIOs are refused; no pin may serve two roles.
 """
 import json
 
-SECRETS_FILE = "secrets.json"
-BOARD_FILE = "board.json"
+from enosnb.settings import BOARD_FILE, SECRETS_FILE, Board, ConfigError, Secrets
 
 # Tables are lists, not tuples: mpy-cross stores a constant tuple as serialized objects
 # (its strings once more), a list as short bytecode that refers to the names in use anyway.
@@ -93,12 +96,7 @@ _SECRETS_FIELDS = ["productKey", "deviceKey", "deviceSecret", "productSecret", "
                    "sign_uppercase", "content_format", "diagnostics"]
 _BOARD_FIELDS = ["name", "modem", "uart", "pwrkey", "reset", "power_enable", "status", "led",
                  "bands", "boot_wait_ms", "attach_timeout_ms", "first_attach_timeout_ms",
-                 "modem_clock", "wdt_timeout_ms", "battery", "sleep_floor_ua"]
-
-
-class ConfigError(Exception):
-    """secrets.json or board.json is missing or wrong; the message says which field and how
-    to fix it, and never contains a secret."""
+                 "modem_clock", "wdt_timeout_ms", "battery", "sleep_floor_ua", "mem_report"]
 
 
 def _fail(where, field, problem, fix):
@@ -218,59 +216,6 @@ def _key_str(obj, key, where, allow_imei=False):
     return v
 
 
-class Secrets:
-    """Validated secrets.json. repr() shows field names and lengths, never values."""
-
-    def __init__(self):
-        self.warnings = []
-        self.key_from_imei = False
-
-    @property
-    def port(self):
-        return self.port_dtls if self.dtls else self.port_plain
-
-    @property
-    def uses_imei(self):
-        return self.device_key == "imei"
-
-    @property
-    def secret(self):
-        """The secret the handshake or /auth uses now: deviceSecret when known, else
-        productSecret (secureMode 3 activation)."""
-        return self.device_secret if self.device_secret else self.product_secret
-
-    @property
-    def effective_secure_mode(self):
-        return 2 if self.device_secret else 3
-
-    def set_device_key(self, imei):
-        """Fills in the IMEI when deviceKey is "imei" (after the modem answered AT+CGSN)."""
-        if not imei or not str(imei).isdigit():
-            raise ConfigError("modem IMEI is not a number string; check the modem wiring "
-                              "or set deviceKey in secrets.json")
-        self.device_key = str(imei)
-        self.key_from_imei = True
-
-    def enos_config(self):
-        """The dict enosnb.enos.client.EnosClient takes (its camelCase keys)."""
-        if self.uses_imei:
-            raise ConfigError("secrets.json: deviceKey is \"imei\" but the IMEI is not known "
-                              "yet; call set_device_key(modem.imei()) first")
-        return {"productKey": self.product_key, "deviceKey": self.device_key,
-                "deviceSecret": self.device_secret, "productSecret": self.product_secret,
-                "lifetime": self.lifetime, "pskOffset": self.psk_slice[0],
-                "signUppercase": self.sign_uppercase, "dtlsAuth": self.auth_fallback,
-                "contentFormat": self.content_format}
-
-    def __repr__(self):
-        def ln(v):
-            return "-" if v is None else "len %d" % len(v)
-        return ("<Secrets productKey %s deviceKey %s deviceSecret %s productSecret %s "
-                "secureMode %d dtls %s port %d>" % (
-                    ln(self.product_key), ln(self.device_key), ln(self.device_secret),
-                    ln(self.product_secret), self.secure_mode, self.dtls, self.port))
-
-
 def parse_secrets(obj, where=SECRETS_FILE):
     """Validates a decoded secrets.json object; returns Secrets or raises ConfigError."""
     if not isinstance(obj, dict):
@@ -340,40 +285,6 @@ def load_secrets(path=SECRETS_FILE):
     obj = _read_json(path, "secrets.json", "copy secrets.example.json to secrets.json, fill "
                      "it in (make secrets) and copy it to the board (make deploy SECRETS=1)")
     return parse_secrets(obj, path)
-
-
-class Board:
-    """Validated board.json: name, modem, uart/pwrkey/reset/power_enable/status/led dicts
-    (None when absent), bands (list or None), boot_wait_ms, attach_timeout_ms,
-    first_attach_timeout_ms and modem_clock (None when absent), wdt_timeout_ms, battery (dict
-    or None), sleep_floor_ua (int or None), warnings."""
-
-    def __init__(self):
-        self.warnings = []
-
-    def uart_kwargs(self):
-        """Keyword arguments for machine.UART(id, **kwargs)."""
-        u = self.uart
-        return {"baudrate": u["baudrate"], "tx": u["tx"], "rx": u["rx"],
-                "rxbuf": u["rxbuf"], "timeout": 0}
-
-    def modem_kwargs(self):
-        """Keyword arguments for the modem driver: Sim7020(uart, clock, **kwargs) / Bc95."""
-        kw = {}
-        if self.pwrkey:
-            kw["pwrkey"] = self.pwrkey["pin"]
-            kw["pwrkey_active_high"] = self.pwrkey["active_high"]
-            kw["pwrkey_ms"] = self.pwrkey["pulse_ms"]
-        if self.boot_wait_ms:
-            kw["boot_timeout_ms"] = self.boot_wait_ms
-        if self.modem_clock:
-            kw["cclk_utc"] = self.modem_clock == "utc"
-        kw["baudrate"] = self.uart["baudrate"]
-        return kw
-
-    def __repr__(self):
-        return "<Board %s modem %s uart %d @ %d>" % (self.name, self.modem, self.uart["id"],
-                                                     self.uart["baudrate"])
 
 
 def _pin(obj, key, where, output):
@@ -467,6 +378,7 @@ def parse_board(obj, where=BOARD_FILE):
     b.wdt_timeout_ms = _int(obj, "wdt_timeout_ms", where, 5000, 600000, 180000)
     b.battery = _battery(obj, where, pins)
     b.sleep_floor_ua = _int(obj, "sleep_floor_ua", where, 1, 100000)
+    b.mem_report = _bool(obj, "mem_report", where, False)
     return b
 
 

@@ -39,7 +39,10 @@ def failed(app, e):
     if status != KEYS:
         return
     s = app.secrets
-    activated = not s.device_secret and s.product_secret and app._activated_secret()
+    activated = None
+    if not s.device_secret and s.product_secret:
+        from enosnb import activation
+        activated = activation.secret(app)
     log("keys refused by the server: %s (identity %s,%s,%d,%d)" % (
         KEYS_HINT, s.product_key, s.device_key, 2 if s.device_secret or activated else 3,
         s.lifetime))
@@ -55,7 +58,8 @@ def _count_refusal(app, limit):
         app._set_u8("krf", n)
         return
     import os
-    path = app._path("device_secret.json")
+    from enosnb.activation import SECRET_FILE
+    path = app._path(SECRET_FILE)
     for p in (path, path + ".tmp"):
         try:
             os.remove(p)

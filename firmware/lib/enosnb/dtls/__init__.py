@@ -1,7 +1,3 @@
-"""Our own DTLS 1.2 PSK client (dtls.md): DtlsSession wraps a datagram endpoint."""
-from enosnb.dtls.errors import DtlsError, DtlsAlert, DtlsTimeout, DtlsClosed
-from enosnb.dtls.session import DtlsSession, DtlsTransportError
-from enosnb.dtls.timers import Timers, NBIOT, LOOPBACK
-
-__all__ = ["DtlsError", "DtlsAlert", "DtlsTimeout", "DtlsClosed", "DtlsTransportError",
-           "DtlsSession", "Timers", "NBIOT", "LOOPBACK"]
+"""Our own DTLS 1.2 PSK client (dtls.md). Import what you need from its modules: the session
+(session.py), its errors (errors.py) and retransmission timers (timers.py); the handshake
+(handshake.py, hmac_prf.py) and the CBC suite (cbc.py) load only when they are used."""

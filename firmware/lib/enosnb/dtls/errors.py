@@ -4,16 +4,20 @@ Only these escape a DtlsSession. Messages say what went wrong and what to check;
 contain key material.
 """
 
-ALERT_NAMES = {
-    0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow",
-    40: "handshake_failure", 47: "illegal_parameter", 50: "decode_error", 51: "decrypt_error",
-    70: "protocol_version", 80: "internal_error", 100: "no_renegotiation",
-    110: "unsupported_extension", 115: "unknown_psk_identity",
-}
+# "|" + code + ":" + name for each alert this client sends or expects: one string, where a
+# dict would be built in RAM at import only to name an alert in a message.
+_ALERT_NAMES = ("|0:close_notify|10:unexpected_message|20:bad_record_mac|22:record_overflow"
+                "|40:handshake_failure|47:illegal_parameter|50:decode_error|51:decrypt_error"
+                "|70:protocol_version|80:internal_error|100:no_renegotiation"
+                "|110:unsupported_extension|115:unknown_psk_identity|")
 
 
 def alert_name(description):
-    return ALERT_NAMES.get(description, "alert %d" % description)
+    i = _ALERT_NAMES.find("|%d:" % description)
+    if i < 0:
+        return "alert %d" % description
+    i = _ALERT_NAMES.index(":", i) + 1
+    return _ALERT_NAMES[i:_ALERT_NAMES.index("|", i)]
 
 
 class DtlsError(Exception):

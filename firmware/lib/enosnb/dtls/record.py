@@ -7,9 +7,8 @@ them silently, as RFC 6347 §4.1.2.7 asks.
 """
 from micropython import const
 
-from enosnb.dtls import ccm, cbc
-from enosnb.dtls.hmac_prf import HmacSha256
 from enosnb import rng
+from enosnb.dtls import ccm
 
 CT_CHANGE_CIPHER_SPEC = const(20)
 CT_ALERT = const(21)
@@ -118,6 +117,10 @@ class RecordCipher:
             self._nonce[0:4] = iv_or_mac_key
             self._aad = bytearray(13)
         else:
+            # The CBC suite (RFC 5487) loads only when a server chooses it.
+            from enosnb.dtls import cbc
+            from enosnb.dtls.hmac_prf import HmacSha256
+            self._cbc = cbc
             self._mac = HmacSha256(iv_or_mac_key)
 
     def __repr__(self):
@@ -163,7 +166,7 @@ class RecordCipher:
             prefix = self._cid_prefix(version, epoch, seq, cid)
         else:
             prefix = self._prefix(ctype, version, epoch, seq)
-        return cbc.seal(self._mac, self._key, rng.urandom(16), prefix, content)
+        return self._cbc.seal(self._mac, self._key, rng.urandom(16), prefix, content)
 
     def seal_into(self, out, pos, ctype, version, epoch, seq, content, cid=None):
         """seal() written at out[pos:] (which must have room); returns the end position."""
@@ -206,7 +209,7 @@ class RecordCipher:
         else:
             prefix = (self._prefix(ctype, version, epoch, seq) if cid is None
                       else self._cid_prefix(version, epoch, seq, cid))
-            content = cbc.open(self._mac, self._key, prefix, fragment)
+            content = self._cbc.open(self._mac, self._key, prefix, fragment)
         if content is None:
             return None
         if cid is None:

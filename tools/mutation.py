@@ -23,7 +23,8 @@ Prints one figure per line:
 
 and then every surviving mutant as its name plus the changed lines. Exits 1 when a package
 scores below --min-score (95 % unless told), when a package declares more than 3 % of its
-mutants equivalent, or when the equivalents file names a mutant that no longer exists.
+mutants equivalent, or when the equivalents file names a mutant that no longer exists or that
+a test kills (after an edit mutmut numbers a function's mutants anew).
 """
 import argparse
 import ast
@@ -203,6 +204,13 @@ def rerun_names(codes, packages):
                   if package_of(n.rpartition(".")[0]) in packages and c not in KILLED_CODES)
 
 
+def misdeclared(codes, equivalent, packages):
+    """Declared equivalent but killed by a test: after an edit mutmut numbers a function's
+    mutants anew, so the name most likely points at another mutant now."""
+    return sorted(n for n in equivalent if codes.get(n) in KILLED_CODES
+                  and package_of(n.rpartition(".")[0]) in packages)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
@@ -264,7 +272,11 @@ def main(argv=None):
     for name in stale:
         print("mutation: %s is declared equivalent but no longer exists; update %s" % (
             name, os.path.relpath(EQUIVALENT, ROOT)))
-    failed = failed or bool(stale)
+    killed = misdeclared(codes, equivalent, packages)
+    for name in killed:
+        print("mutation: %s is declared equivalent but a test kills it; update %s" % (
+            name, os.path.relpath(EQUIVALENT, ROOT)))
+    failed = failed or bool(stale) or bool(killed)
     for pkg, s in summary.items():
         for name in s["survivors"]:
             print("survived %s (exit %s)" % (name, codes[name]))

@@ -343,6 +343,19 @@ def test_alerts_say_who_sent_them_and_what_to_check():
     assert alert_name(110) == "unsupported_extension" and alert_name(7) == "alert 7"
 
 
+def test_every_alert_this_client_sends_or_expects_is_named_in_messages():
+    names = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac",
+             22: "record_overflow", 40: "handshake_failure", 47: "illegal_parameter",
+             50: "decode_error", 51: "decrypt_error", 70: "protocol_version",
+             80: "internal_error", 100: "no_renegotiation", 110: "unsupported_extension",
+             115: "unknown_psk_identity"}
+    for code, name in names.items():
+        assert alert_name(code) == name, code
+    # Codes that are the start or end of a named one are not taken for it.
+    for code in (1, 2, 5, 11, 15, 4, 7, 255):
+        assert alert_name(code) == "alert %d" % code, code
+
+
 def test_a_closed_session_says_to_start_a_new_handshake():
     e = DtlsClosed()
     assert (e.level, e.description, e.sent) == (1, 0, False)

@@ -8,8 +8,10 @@ import dtls_peer
 from dtls_peer import MiniServer, serve
 from test_dtls_handshake_replay import ID, PSK, _answer_with, _echoes, _handshaken, _session
 
-from enosnb.dtls import DtlsAlert, DtlsClosed, DtlsError, DtlsSession, DtlsTimeout, \
-    DtlsTransportError, LOOPBACK, Timers
+from enosnb.dtls.connection import DtlsTransportError
+from enosnb.dtls.errors import DtlsAlert, DtlsClosed, DtlsError, DtlsTimeout
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import LOOPBACK, Timers
 from enosnb.dtls import handshake as hs
 from enosnb.dtls import record as rl
 

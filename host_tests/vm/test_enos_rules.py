@@ -5,7 +5,9 @@ from vmcheck import VirtualClock, raises, unhex
 from dtls_fakes import FakeEndpoint
 from dtls_peer import MiniServer, serve
 
-from enosnb.dtls import LOOPBACK, DtlsSession, DtlsTimeout
+from enosnb.dtls.errors import DtlsTimeout
+from enosnb.dtls.session import DtlsSession
+from enosnb.dtls.timers import LOOPBACK
 from enosnb.enos import bodies, identity, rawpoints, topics
 from enosnb.enos import errors as er
 from enosnb.enos.errors import EnosAuthError, EnosConfigError, EnosError, EnosProtocolError

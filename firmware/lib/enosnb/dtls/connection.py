@@ -28,7 +28,6 @@ FATAL = const(2)
 A_CLOSE_NOTIFY = const(0)
 A_NO_RENEGOTIATION = const(100)
 
-_HELLO_REQUEST = const(0)
 _CLIENT_HELLO = const(1)
 _APP_QUEUE_MAX = const(8)
 _BLOB_VERSION = const(1)
@@ -297,8 +296,9 @@ class DtlsConnection:
         """Established: a HelloRequest asks for renegotiation, which this client refuses
         (RFC 5746 is signalled, renegotiation is not offered); any other handshake message
         after the handshake is dropped."""
-        if (self._phase == P_DONE and len(frag) == 12 and frag[0] == _HELLO_REQUEST
-                and not any(frag[1:4]) and not any(frag[6:12])):
+        # Records are only read while established (recv); a HelloRequest is type 0 with
+        # a zero length, fragment offset and fragment length, any message_seq (bytes 4-5).
+        if len(frag) == 12 and not any(frag[0:4]) and not any(frag[6:]):
             self._send_alert(WARNING, A_NO_RENEGOTIATION)
 
     def _on_ccs(self):

@@ -7,7 +7,7 @@ from vmcheck import raises
 from test_enos_client_logic import Resp
 
 from enosnb.enos.commands import Commands
-from enosnb.enos.errors import EnosError
+from enosnb.enos.errors import EnosCoapError, EnosError
 
 T = "/topic/sys/p/d/thing/"
 SET = T + "service/measurepoint/set"
@@ -160,6 +160,23 @@ def test_commands_announced_by_a_fetch_or_by_a_reply_answer_are_run_in_turn():
                                .encode()})])
     cmds.drain(client, Resp(0x44, b"", {2100: SET.encode()}))
     assert runs == [1, 2]                                # the fetch answer announced the next
+
+
+def test_a_command_that_cannot_be_fetched_names_the_code_and_the_topic_it_asked():
+    cmds = Commands()
+    client = FakeClient([Resp(0x84)])
+    e = raises(EnosCoapError, cmds.drain, client, Resp(0x44, b"", {2100: SET.encode()}))
+    assert (e.coap_code, e.path) == (0x84, SET)
+    assert str(e) == "EnOS answered 4.04 to %s: fetching a command failed" % SET
+
+
+def test_a_refused_command_reply_names_the_code_and_the_reply_topic():
+    cmds = Commands()
+    cmds.on_set(lambda p: None)
+    client = FakeClient([Resp(0x83)])
+    e = raises(EnosCoapError, cmds.drain, client, _cmd(SET, {"id": 1}))
+    assert (e.coap_code, e.path) == (0x83, SET + "_reply")
+    assert str(e) == "EnOS answered 4.03 to %s_reply: the command reply was refused" % SET
 
 
 def test_a_raw_command_is_known_again_by_the_hash_an_earlier_firmware_kept():

@@ -28,6 +28,12 @@ def test_queue_settings_are_checked_with_the_ranges_to_use():
     Store(_fresh("settings2"), max_record_bytes=0xFFFF).append(bytes(0xFFFF))
 
 
+def test_a_queue_opened_without_settings_keeps_500_records_of_1_kb_in_4_kb_segments():
+    # The documented defaults (docs/device-config.md, queue_max_records).
+    s = Store(_fresh("defaults"))
+    assert (s.max_records, s.max_record_bytes, s.seg_bytes) == (500, 1024, 4096)
+
+
 def test_a_record_of_exactly_the_limit_is_queued_and_one_byte_more_is_refused():
     d = _fresh("limit")
     s = Store(d, max_record_bytes=16)

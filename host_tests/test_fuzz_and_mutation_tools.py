@@ -59,3 +59,25 @@ def test_equivalents_file_is_name_then_reason_with_comments(tmp_path):
     assert mutation.load_equivalent(str(f)) == {
         "enosnb.state.x_a__mutmut_1": "value overwritten before use"}
     assert mutation.load_equivalent(str(tmp_path / "missing.txt")) == {}
+
+
+def test_a_declared_equivalent_that_a_test_kills_is_reported_for_its_package_only():
+    codes = {"enosnb.coap.message.x_a__mutmut_1": 1, "enosnb.coap.message.x_a__mutmut_2": 0,
+             "enosnb.coap.message.x_a__mutmut_3": 36, "enosnb.store.x_b__mutmut_1": 1}
+    eq = dict.fromkeys(["enosnb.coap.message.x_a__mutmut_1", "enosnb.coap.message.x_a__mutmut_2",
+                        "enosnb.coap.message.x_a__mutmut_3", "enosnb.store.x_b__mutmut_1",
+                        "enosnb.coap.message.x_gone__mutmut_1"], "why")
+    assert mutation.misdeclared(codes, eq, ["coap"]) == [
+        "enosnb.coap.message.x_a__mutmut_1", "enosnb.coap.message.x_a__mutmut_3"]
+    assert mutation.misdeclared(codes, eq, ["store"]) == ["enosnb.store.x_b__mutmut_1"]
+
+
+def test_a_kept_run_tests_again_every_mutant_of_the_packages_that_was_not_killed():
+    codes = {"enosnb.coap.message.x_a__mutmut_1": 1, "enosnb.coap.message.x_a__mutmut_2": 0,
+             "enosnb.coap.message.x_a__mutmut_3": None, "enosnb.coap.message.x_a__mutmut_4": 33,
+             "enosnb.store.x_b__mutmut_1": 0}
+    assert mutation.rerun_names(codes, ["coap"]) == [
+        "enosnb.coap.message.x_a__mutmut_2", "enosnb.coap.message.x_a__mutmut_3",
+        "enosnb.coap.message.x_a__mutmut_4"]
+    assert mutation.rerun_names(codes, ["coap", "store"])[-1] == "enosnb.store.x_b__mutmut_1"
+    assert mutation.MIN_SCORE_PCT == 95.0

@@ -10,7 +10,9 @@ from enosnb.enos.errors import reply_error
 from enosnb.modem.errors import ModemError
 from enosnb.store import Store
 
-_PID = getattr(os, "getpid", lambda: 0)()
+# Called for each path: mutmut forks its parallel runs from one process that imported the
+# tests, and they must not share files.
+_pid = getattr(os, "getpid", lambda: 0)
 _BOARD = {"name": "t", "modem": "sim7020",
           "uart": {"id": 1, "baudrate": 115200, "tx": 27, "rx": 26}}
 _SECRETS = {"productKey": "MuGsF6W4", "deviceKey": "15bBZlRknc",
@@ -19,7 +21,7 @@ _SECRETS = {"productKey": "MuGsF6W4", "deviceKey": "15bBZlRknc",
 
 
 def _fresh(name):
-    d = "/tmp/enosnb_app_%d_%s" % (_PID, name)
+    d = "/tmp/enosnb_app_%d_%s" % (_pid(), name)
     _rm(d)
     os.mkdir(d)
     return d

@@ -11,7 +11,9 @@ from enosnb.config import ConfigError, parse_board, parse_secrets
 from test_app_logic import _rm
 from vmcheck import VirtualClock, raises
 
-_PID = getattr(os, "getpid", lambda: 0)()
+# Called for each path: mutmut forks its parallel runs from one process that imported the
+# tests, and they must not share files.
+_pid = getattr(os, "getpid", lambda: 0)
 _BOARD = {"name": "t", "modem": "sim7020",
           "uart": {"id": 1, "baudrate": 115200, "tx": 27, "rx": 26},
           "pwrkey": {"pin": 4, "active_high": True, "pulse_ms": 500},
@@ -55,7 +57,7 @@ class _Machine:
 
 
 def _fresh(name):
-    d = "/tmp/enosnb_power_%d_%s" % (_PID, name)
+    d = "/tmp/enosnb_power_%d_%s" % (_pid(), name)
     _rm(d)
     os.mkdir(d)
     return d

@@ -40,6 +40,15 @@ def test_piggybacked_response_returns_code_payload_and_cost():
     assert req.mtype == CON and req.code == codes.GET and req.path() == "/sensors/temp"
 
 
+def test_the_query_starts_at_the_first_question_mark_and_may_stand_alone():
+    clock, ep, c = _setup(_echo())
+    c.get("/a?b=?c")
+    c.get("?x")
+    first, second = ep.requests()
+    assert (first.path(), first.options_of(opt.URI_QUERY)) == ("/a", [b"b=?c"])
+    assert (second.path(), second.options_of(opt.URI_QUERY)) == ("/", [b"x"])
+
+
 def test_query_content_format_and_extra_options_are_sent():
     clock, ep, c = _setup(_echo(codes.CHANGED, b""))
     c.post("/topic/a?x=1&y", b"{}", content_format=codes.JSON, accept=codes.JSON,

@@ -13,7 +13,9 @@ from enosnb.store import Store
 from test_app_logic import _rm
 from vmcheck import VirtualClock, raises
 
-_PID = getattr(os, "getpid", lambda: 0)()
+# Called for each path: mutmut forks its parallel runs from one process that imported the
+# tests, and they must not share files.
+_pid = getattr(os, "getpid", lambda: 0)
 _BOARD = {"name": "t", "modem": "sim7020",
           "uart": {"id": 1, "baudrate": 115200, "tx": 27, "rx": 26}}
 
@@ -25,7 +27,7 @@ def _secrets(dtls=False, key="15bBZlRknc"):
 
 
 def _fresh(name):
-    d = "/tmp/enosnb_budget_%d_%s" % (_PID, name)
+    d = "/tmp/enosnb_budget_%d_%s" % (_pid(), name)
     _rm(d)
     os.mkdir(d)
     return d

@@ -404,7 +404,7 @@ def test_resumption_falls_back_to_a_full_handshake_when_the_server_forgot():
     srv, s, ep = _restored()
     srv.cache = {}
     s.resume()
-    assert not s.resumed and srv.handshakes == 2
+    assert s.resumed is False and srv.handshakes == 2
     _echoes(s, b"y")
 
 

@@ -4,7 +4,9 @@ import os
 from enosnb.state import State, StateError, decode, encode
 from vmcheck import raises
 
-_PID = getattr(os, "getpid", lambda: 0)()
+# Called for each path: mutmut forks its parallel runs from one process that imported the
+# tests, and they must not share files.
+_pid = getattr(os, "getpid", lambda: 0)
 
 
 class FakeRtc:
@@ -23,7 +25,7 @@ class FakeRtc:
 
 
 def _path(name):
-    p = "/tmp/enosnb_state_%d_%s.bin" % (_PID, name)
+    p = "/tmp/enosnb_state_%d_%s.bin" % (_pid(), name)
     for q in (p, p + ".tmp"):
         try:
             os.remove(q)

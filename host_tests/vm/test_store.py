@@ -4,11 +4,10 @@ import os
 from enosnb.store import Store, StoreError
 from vmcheck import raises
 
-_PID = getattr(os, "getpid", lambda: 0)()
-
-
 def _fresh(name):
-    d = "/tmp/enosnb_store_%d_%s" % (_PID, name)
+    # The pid of now, not of the import: mutmut forks its parallel runs from one process
+    # that imported the tests, and they must not share a directory.
+    d = "/tmp/enosnb_store_%d_%s" % (getattr(os, "getpid", lambda: 0)(), name)
     try:
         names = os.listdir(d)
     except OSError:

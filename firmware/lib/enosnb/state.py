@@ -23,6 +23,7 @@ RTC memory does not survive a power cut: state is a cache for fast wake-ups, nev
 copy of anything that must not be lost (the queue lives in enosnb.store).
 """
 import binascii
+import os
 import struct
 
 from micropython import const
@@ -38,7 +39,8 @@ class StateError(Exception):
     """A key or value the container cannot hold (too long, wrong type)."""
 
 
-def _default_rtc():
+def _board_rtc():
+    """machine.RTC() when the board has one with memory(), else None."""
     try:
         import machine
         rtc = machine.RTC()
@@ -73,23 +75,19 @@ def decode(blob):
     entries = {}
     pos = _HEAD_LEN
     for _ in range(count):
-        if pos + 1 > n:
+        # klen | key | vlen | value. The CRC after the body keeps the reads of klen and vlen
+        # inside the blob until the checks reject an entry that runs past the body.
+        vpos = pos + 3 + blob[pos]
+        if vpos > n:
             return None
-        klen = blob[pos]
-        pos += 1
-        if pos + klen + 2 > n:
+        end = vpos + (blob[vpos - 2] | blob[vpos - 1] << 8)
+        if end > n:
             return None
         try:
-            key = blob[pos:pos + klen].decode()
+            entries[blob[pos + 1:vpos - 2].decode()] = blob[vpos:end]
         except UnicodeError:
             return None
-        pos += klen
-        vlen = struct.unpack("<H", blob[pos:pos + 2])[0]
-        pos += 2
-        if pos + vlen > n:
-            return None
-        entries[key] = blob[pos:pos + vlen]
-        pos += vlen
+        pos = end
     if pos != n:
         return None
     return gen, entries
@@ -98,19 +96,17 @@ def decode(blob):
 class State:
     """Key -> bytes container kept across deep sleep.
 
-    State(rtc=<machine.RTC() if any>, path="state.bin", rtc_size=2048)
+    State(rtc=True (the board's RTC memory, if any), an RTC or None, path, rtc_size=2048)
         get(key, default=None) -> bytes ; set(key, value) ; delete(key) ; keys() ; clear()
         save() -> "rtc" or "flash" ; .loaded_from -> "rtc", "flash" or None (nothing valid)
     Nothing is written until save(); call it once per cycle, right before deep sleep.
     """
 
-    def __init__(self, rtc=True, path="state.bin", rtc_size=_RTC_SIZE):
-        self.rtc = _default_rtc() if rtc is True else rtc
+    def __init__(self, rtc, path, rtc_size=_RTC_SIZE):
+        self.rtc = _board_rtc() if rtc is True else rtc
         self.path = path
+        self._tmp = path + ".tmp"
         self.rtc_size = rtc_size
-        self.gen = 0
-        self._entries = {}
-        self.loaded_from = None
         self.load()
 
     def load(self):
@@ -122,7 +118,7 @@ class State:
                 got = None
             if got is not None:
                 best = (got, "rtc")
-        for p in (self.path, self.path + ".tmp"):
+        for p in (self.path, self._tmp):
             got = decode(self._read(p))
             if got is not None and (best is None or got[0] > best[0][0]):
                 best = (got, "flash")
@@ -162,15 +158,14 @@ class State:
                 pass
             else:
                 self._remove(self.path)
-                self._remove(self.path + ".tmp")
+                self._remove(self._tmp)
                 return "rtc"
-        tmp = self.path + ".tmp"
+        tmp = self._tmp
         f = open(tmp, "wb")
         try:
             f.write(blob)
         finally:
             f.close()
-        import os
         try:
             os.rename(tmp, self.path)
         except OSError:
@@ -196,7 +191,6 @@ class State:
 
     @staticmethod
     def _remove(path):
-        import os
         try:
             os.remove(path)
         except OSError:

@@ -124,14 +124,10 @@ class Result:
                    self.retransmissions, self.round_trips)
 
 
-_METHODS = ("EMPTY", "GET", "POST", "PUT", "DELETE", "FETCH", "PATCH", "iPATCH")
-
-
 def _what(msg):
-    """'POST /a/b' for error messages."""
-    code = msg.code
-    return "%s %s" % (_METHODS[code] if code < len(_METHODS) else codes.code_str(code),
-                      msg.path())
+    """'POST /a/b' for error messages ('0.08 /a/b' for a method without a name)."""
+    name = codes.code_name(msg.code)
+    return "%s %s" % (name[5:] or name, msg.path())
 
 
 def _split_uri(path):
@@ -168,8 +164,7 @@ class Client:
         r = rng.urandom(2)
         self._mid = (r[0] << 8) | r[1]
         # Peer MIDs of CON responses already ACKed (§4.5): a duplicate is ACKed again.
-        self._recent = [-1] * _RECENT
-        self._recent_pos = 0
+        self._recent = [None] * _RECENT
         # Requests are encoded here (one exchange at a time): the buffer keeps its capacity,
         # so a request allocates only the bytes copy that is sent and retransmitted.
         self._encode_buf = bytearray()
@@ -190,8 +185,8 @@ class Client:
 
     # --- requests ---
 
-    def get(self, path, payload=b"", **kw):
-        return self.request(codes.GET, path, payload, **kw)
+    def get(self, path, **kw):
+        return self.request(codes.GET, path, **kw)
 
     def post(self, path, payload=b"", **kw):
         return self.request(codes.POST, path, payload, **kw)
@@ -199,8 +194,8 @@ class Client:
     def put(self, path, payload=b"", **kw):
         return self.request(codes.PUT, path, payload, **kw)
 
-    def delete(self, path, payload=b"", **kw):
-        return self.request(codes.DELETE, path, payload, **kw)
+    def delete(self, path, **kw):
+        return self.request(codes.DELETE, path, **kw)
 
     def request(self, method, path, payload=b"", content_format=None, options=(), accept=None):
         """Send one request (block-wise when needed) and return its Result.
@@ -225,7 +220,8 @@ class Client:
             else:
                 m = self._message(req, payload)
                 if method == codes.GET:
-                    m.add_option(opt.BLOCK2, opt.block_value(0, False, self.block_szx))
+                    # Early negotiation (RFC 7959 §2.4): block 0, no M, our SZX: the uint SZX.
+                    m.add_option(opt.BLOCK2, self.block_szx)
                 resp = self._exchange(m, res)
                 if resp.code == codes.REQUEST_ENTITY_TOO_LARGE and payload:
                     szx = self._smaller_block1(resp, len(payload))
@@ -237,8 +233,8 @@ class Client:
             raise
         return res
 
-    def _message(self, req, payload):
-        m = Message(CON, req[0], 0, b"", payload)
+    def _message(self, req, payload=b""):
+        m = Message(CON, req[0], payload=payload)  # _exchange sets MID and token
         m.set_path(req[1])
         for q in req[2]:
             m.add_option(opt.URI_QUERY, q)
@@ -301,9 +297,8 @@ class Client:
             if not more:
                 return resp
             offset = end
-            if rszx < szx:
-                # §2.5: continue at the same offset in the server's smaller blocks.
-                szx = rszx
+            # §2.5: continue at the same offset in the server's smaller blocks.
+            szx = min(szx, rszx)
 
     def _download(self, res, req, resp):
         """RFC 7959 §2.4: fetches the remaining Block2 blocks and sets res.payload."""
@@ -330,7 +325,7 @@ class Client:
             if len(resp.payload) != size:
                 raise CoapError("server sent a %d-byte Block2 block of size %d before the "
                                 "last block" % (len(resp.payload), size))
-            m = self._message(req, b"")
+            m = self._message(req)
             m.add_option(opt.BLOCK2, opt.block_value(len(body) // size, False, szx))
             resp = self._exchange(m, res)
             if not codes.is_success(resp.code):
@@ -371,8 +366,8 @@ class Client:
         msg.token = rng.urandom(self._token_len)
         msg.encode_into(self._encode_buf)
         data = bytes(self._encode_buf)
-        mtu = getattr(self.endpoint, "mtu", 0)
-        if mtu and len(data) > mtu:
+        mtu = self.endpoint.mtu
+        if len(data) > mtu:
             raise CoapError("request is %d bytes, more than the link's %d-byte MTU; use a "
                             "smaller block size" % (len(data), mtu))
         clock = self._clock
@@ -485,8 +480,9 @@ class Client:
         return mid in self._recent
 
     def _remember(self, mid):
-        self._recent[self._recent_pos] = mid
-        self._recent_pos = (self._recent_pos + 1) % _RECENT
+        # The oldest out, the newest in: a list of fixed length, so nothing is allocated.
+        self._recent.pop(0)
+        self._recent.append(mid)
 
     def _send_empty(self, mtype, mid, res):
         # Version 1, the type, token length 0, code 0.00, MID (§3).

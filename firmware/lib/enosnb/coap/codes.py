@@ -62,11 +62,6 @@ _NAMES = ("|00Empty|01GET|02POST|03PUT|04DELETE|05FETCH|06PATCH|07iPATCH"
           "|A3Service Unavailable|A4Gateway Timeout|A5Proxying Not Supported|")
 
 
-def code_class(code):
-    """0 request (or Empty), 2 success, 4 client error, 5 server error."""
-    return code >> 5
-
-
 def code_str(code):
     """Dotted form: 0x44 -> "2.04"."""
     return "%d.%02d" % (code >> 5, code & 0x1F)
@@ -78,10 +73,6 @@ def code_name(code):
     if i < 3:
         return code_str(code)
     return code_str(code) + " " + _NAMES[i:_NAMES.index("|", i)]
-
-
-def is_request(code):
-    return 1 <= code <= 31
 
 
 def is_response(code):

@@ -73,7 +73,7 @@ class Message:
     def uint_option(self, number):
         for o in self.options:
             if o[0] == number:
-                return int.from_bytes(o[1], "big") if o[1] else 0
+                return int.from_bytes(o[1], "big")
         return None
 
     def path(self):
@@ -165,6 +165,8 @@ def _put_options(out, opts):
         d = num - last
         if d < 0:
             return False
+        if num > 0xFFFF:
+            raise CoapError("option number %d does not fit 16 bits" % num)
         last = num
         if d < 13 and n < 13:
             app((d << 4) | n)
@@ -174,10 +176,8 @@ def _put_options(out, opts):
             h = d << 4
         elif d < 269:
             h = 0xD0
-        elif num <= 0xFFFF:
-            h = 0xE0
         else:
-            raise CoapError("option number %d does not fit 16 bits" % num)
+            h = 0xE0
         if n < 13:
             app(h | n)
         elif n < 269:
@@ -197,8 +197,6 @@ def _put_options(out, opts):
         elif n >= 13:
             app(n - 13)
         out += val
-    if last > 0xFFFF:
-        raise CoapError("option number %d does not fit 16 bits" % last)
     return True
 
 
@@ -234,8 +232,7 @@ def decode(data):
     error; option values are not checked against their formats (§5.4.3 leaves that to the
     receiver of each option).
     """
-    if type(data) is not bytes:
-        data = bytes(data)
+    data = bytes(data)  # the same object when it is bytes already, also on MicroPython
     n = len(data)
     if n < 4:
         raise CoapFormatError("datagram of %d bytes is shorter than the 4-byte CoAP header" % n)

@@ -1,7 +1,7 @@
-"""CoAP option numbers, properties and value helpers.
+"""CoAP option numbers and value helpers.
 
-RFC 7252 §5.4 (critical/unsafe bits), §5.10 and §12.2 (option numbers and formats),
-§6.5 (Uri-Path segments); RFC 7959 §2.2 (Block option value), §4 (Size1/Size2);
+RFC 7252 §5.10 and §12.2 (option numbers and formats), §3.2 (uint values);
+RFC 7959 §2.2 (Block option value), §4 (Size1/Size2);
 RFC 7967 (No-Response); EnOS options 2100 (command topic) and 2102 (command payload),
 enos-coap.md §11.5.
 """
@@ -65,55 +65,19 @@ FORMATS = {
     ENOS_PAYLOAD: (OPAQUE, 0, 1100),
 }
 
-# Options that may occur more than once (§5.10 "R" column); their order is meaningful.
-REPEATABLE = (IF_MATCH, ETAG, LOCATION_PATH, URI_PATH, URI_QUERY, LOCATION_QUERY)
-
-
-def is_critical(number):
-    """§5.4.6: odd numbers are critical; a receiver must not ignore them."""
-    return number & 1 == 1
-
-
-def is_unsafe(number):
-    """§5.4.6: bit 1 set means unsafe to forward through a proxy that does not know it."""
-    return number & 2 == 2
-
-
-def is_no_cache_key(number):
-    """§5.4.6: bits 1..4 equal to 0b1110 mean the option is not part of the cache key."""
-    return number & 0x1E == 0x1C
-
-
-def is_known(number):
-    return number in FORMATS
-
 
 def uint_bytes(value):
     """§3.2 uint in the fewest bytes, 0 as the empty string."""
     if value < 0:
         raise CoapError("option uint %d is negative; CoAP uints are unsigned" % value)
-    if value == 0:
-        return b""
-    if value < 0x100:
-        n = 1
-    elif value < 0x10000:
-        n = 2
-    elif value < 0x1000000:
-        n = 3
-    elif value < 0x100000000:
-        n = 4
-    else:
-        n = 8
-        if value >= 1 << 64:
-            raise CoapError("option uint %d does not fit 8 bytes" % value)
-        while not value >> ((n - 1) << 3):
-            n -= 1
+    n = 0
+    v = value
+    while v:
+        v >>= 8
+        n += 1
+    if n > 8:
+        raise CoapError("option uint %d does not fit 8 bytes" % value)
     return value.to_bytes(n, "big")
-
-
-def uint_value(data):
-    """Reads a §3.2 uint; leading zero bytes are tolerated as §3.2 allows."""
-    return int.from_bytes(data, "big") if data else 0
 
 
 def block_value(num, more, szx):
@@ -139,27 +103,3 @@ def szx_size(szx):
     if not 0 <= szx <= 6:
         raise CoapError("block SZX %d is out of range; use 0..6 (16..1024-byte blocks)" % szx)
     return 16 << szx
-
-
-def size_szx(size):
-    """The SZX of the largest block that fits in size bytes (capped at 1024)."""
-    if size < 16:
-        raise CoapError("block size %d is below the 16-byte minimum of RFC 7959" % size)
-    szx = 6
-    while (16 << szx) > size:
-        szx -= 1
-    return szx
-
-
-def path_segments(path):
-    """§6.5: "/a/b" -> ["a", "b"]; "/" and "" -> []; "/a/" -> ["a", ""]."""
-    if path and path[0] == "/":
-        path = path[1:]
-    if not path:
-        return []
-    return path.split("/")
-
-
-def join_path(segments):
-    """Inverse of path_segments: ["a", "b"] -> "/a/b"; [] -> "/"."""
-    return "/" + "/".join(segments)

@@ -14,7 +14,7 @@ def seal(mac, key, iv, prefix, content):
     """IV | CBC(content | MAC | padding); mac is an HmacSha256 under the MAC write key."""
     n = len(content)
     tag = mac.mac(prefix, bytes((n >> 8, n & 0xFF)), content)
-    p = 15 - (n + 32) % 16
+    p = 15 - n % 16  # content, 32 bytes of MAC and p + 1 bytes of padding fill whole blocks
     pt = bytearray(n + 33 + p)
     pt[0:n] = content
     pt[n:n + 32] = tag
@@ -31,23 +31,18 @@ def open(mac, key, prefix, fragment):
     P = aes.cbc_decrypt(key, bytes(fragment[0:16]), bytes(fragment[16:]))
     L = len(P)
     p = P[L - 1]
-    good = 1 if p + 33 <= L else 0
-    bad = 0
+    # Every padding byte holds p; the last one is p itself. The scan covers the longest
+    # padding (256 bytes) whatever p says, and a bad padding still pays for the MAC over
+    # the longest content (p = 0), so timing tells nothing about where the check failed.
+    bad = p + 33 > L
     scan = 256 if L > 256 else L
-    for i in range(1, scan + 1):
-        in_pad = 1 if i <= p + 1 else 0
-        bad |= in_pad * (P[L - i] ^ p)
+    for i in range(2, scan + 1):
+        bad |= (P[L - i] ^ p) if i <= p + 1 else 0
     if bad:
-        good = 0
-    if not good:
         p = 0
-    clen = L - 32 - (p + 1)
-    if clen < 0:
-        clen = 0
-        good = 0
+    clen = L - 33 - p
     content = P[0:clen]
     tag = mac.mac(prefix, bytes((clen >> 8, clen & 0xFF)), content)
-    ok = ct_equal(tag, P[clen:clen + 32])
-    if ok and good:
+    if ct_equal(tag, P[clen:clen + 32]) and not bad:
         return content
     return None

@@ -39,19 +39,19 @@ class Ccm8:
     """CCM-8 under one key. seal_into() writes ciphertext | tag into the caller's buffer;
     open() returns a fresh bytes plaintext or None."""
 
-    def __init__(self, key, max_plaintext=_MAX_PLAINTEXT, max_aad=_DTLS_AAD_LEN):
+    def __init__(self, key):
         self._aes = aes.AesKey(key)
-        self._ctr = self._ctr_mv = self._mac = self._mac_mv = None
-        self._room(max_plaintext, max_aad)
+        self._ctr = self._mac = b""
+        self._room(_MAX_PLAINTEXT, _DTLS_AAD_LEN)
 
     def _room(self, n, la):
         """Grows the scratch buffers, if needed, to fit n bytes of plaintext and la of AAD."""
         size = 16 + _padded(n)
-        if self._ctr is None or len(self._ctr) < size:
+        if len(self._ctr) < size:
             self._ctr = bytearray(size)
             self._ctr_mv = memoryview(self._ctr)
         size = 16 + _aad_blocks(la) + _padded(n)
-        if self._mac is None or len(self._mac) < size:
+        if len(self._mac) < size:
             self._mac = bytearray(size)
             self._mac_mv = memoryview(self._mac)
 
@@ -144,13 +144,11 @@ class Ccm8:
 
 def seal(key, nonce, aad, plaintext):
     """ciphertext | tag for a 12-byte nonce; aad shorter than 0xFF00 bytes."""
-    n = len(plaintext)
-    out = bytearray(n + TAG_LEN)
-    Ccm8(key, n, len(aad)).seal_into(nonce, aad, plaintext, out, 0)
+    out = bytearray(len(plaintext) + TAG_LEN)
+    Ccm8(key).seal_into(nonce, aad, plaintext, out, 0)
     return bytes(out)
 
 
 def open(key, nonce, aad, data):
     """The plaintext of ciphertext | tag, or None when it does not authenticate."""
-    n = len(data) - TAG_LEN
-    return Ccm8(key, n if n > 0 else 0, len(aad)).open(nonce, aad, data)
+    return Ccm8(key).open(nonce, aad, data)

@@ -28,7 +28,6 @@ FATAL = const(2)
 A_CLOSE_NOTIFY = const(0)
 A_NO_RENEGOTIATION = const(100)
 
-_HELLO_REQUEST = const(0)
 _CLIENT_HELLO = const(1)
 _APP_QUEUE_MAX = const(8)
 _BLOB_VERSION = const(1)
@@ -91,7 +90,7 @@ class DtlsConnection:
         self._ms = None
         self._ems = False
         self._phase = P_IDLE
-        self._dgram = None
+        self._dgram = b""
         self._reset_records()
 
     def __repr__(self):
@@ -102,19 +101,15 @@ class DtlsConnection:
 
     def _reset_records(self):
         self.suite = 0
-        self._key_block = None
-        self._w_cipher = None
-        self._r_cipher = None
-        self._pending_read = None
+        # One statement: the previous session's keys and flights are let go before the next
+        # handshake allocates its own. The replay window is made new with the read epoch
+        # (session.py _on_ccs, restore()).
+        self._key_block = self._w_cipher = self._r_cipher = self._pending_read = \
+            self._cid_out = self._final = self._last_flight = self._flight = None
         self._w_seq = [0, 0]
         self._r_epoch = 0
-        self._replay = rl.ReplayWindow()
-        self._cid_out = None
         self._early = []
         self._app = []
-        self._final = None
-        self._last_flight = None
-        self._flight = None
 
     @property
     def mtu(self):
@@ -175,7 +170,7 @@ class DtlsConnection:
         # to what is sent rather than to the MTU, since it stays allocated.
         size = (hlen + 1 + len(data) + 64 + 63) & ~63
         out = self._dgram
-        if out is None or len(out) < size:
+        if len(out) < size:
             out = self._dgram = bytearray(size)
         seq = self._w_seq[1]
         self._w_seq[1] = seq + 1
@@ -255,7 +250,7 @@ class DtlsConnection:
             e = DtlsClosed(False)
         elif level == FATAL:
             self._phase = P_FAILED
-            e = DtlsAlert(level, desc, False)
+            e = DtlsAlert(level, desc)
         else:
             return  # warning alerts (no_renegotiation, user_canceled...) are noted and ignored
         e.refused = refused
@@ -265,24 +260,23 @@ class DtlsConnection:
 
     def _on_datagram(self, data):
         self._dup = False
+        # An alert that ends the session raises: the rest of the datagram is not looked at.
         for ctype, version, epoch, seq, cid, frag in rl.split_records(data):
             if epoch == self._r_epoch:
-                self._on_record(ctype, version, epoch, seq, cid, frag)
+                self._on_record(ctype, version, epoch, seq, frag)
             else:
-                self._other_epoch(ctype, version, epoch, seq, cid, frag)
-            if self._phase in (P_CLOSED, P_FAILED):
-                break
+                self._other_epoch(ctype, version, epoch, seq, frag)
         if self._dup:
             self._on_peer_repeat()
 
-    def _other_epoch(self, ctype, version, epoch, seq, cid, frag):
+    def _other_epoch(self, ctype, version, epoch, seq, frag):
         """A record of an epoch other than the current read epoch: only a handshake has a
         use for one (session.py); an established connection drops it."""
 
     def _on_peer_repeat(self):
         """The server repeated a flight this side answered (session.py)."""
 
-    def _on_record(self, ctype, version, epoch, seq, cid, frag):
+    def _on_record(self, ctype, version, epoch, seq, frag):
         if epoch:
             if ctype == rl.CT_TLS12_CID or self._replay.seen(seq):
                 return
@@ -306,8 +300,9 @@ class DtlsConnection:
         """Established: a HelloRequest asks for renegotiation, which this client refuses
         (RFC 5746 is signalled, renegotiation is not offered); any other handshake message
         after the handshake is dropped."""
-        if (self._phase == P_DONE and len(frag) == 12 and frag[0] == _HELLO_REQUEST
-                and not any(frag[1:4]) and not any(frag[6:12])):
+        # Records are only read while established (recv); a HelloRequest is type 0 with
+        # a zero length, fragment offset and fragment length, any message_seq (bytes 4-5).
+        if len(frag) == 12 and not any(frag[0:4]) and not any(frag[6:]):
             self._send_alert(WARNING, A_NO_RENEGOTIATION)
 
     def _on_ccs(self):
@@ -386,8 +381,8 @@ class DtlsConnection:
         top = self._replay.top + 1
         out = bytearray((_BLOB_VERSION, (1 if self._ems else 0) | (2 if cid is not None else 0)))
         out += bytes((self.suite >> 8, self.suite & 0xFF))
-        out += rl.seq8(0, self._w_seq[1])[2:]
-        out += rl.seq8(0, top)[2:]
+        out += self._w_seq[1].to_bytes(6, "big")
+        out += top.to_bytes(6, "big")
         out += self._replay.bits.to_bytes(8, "big")
         out += self._key_block
         out += self._ms
@@ -423,7 +418,7 @@ class DtlsConnection:
             if flags & 2:
                 cid = bytes(blob[p + 1:p + 1 + blob[p]])
                 p += 1 + blob[p]
-            if len(kb) != kl or len(ms) != 48 or len(sid) != sl or p != len(blob):
+            if p != len(blob):  # every field was read by its stated length: none is cut short
                 raise ValueError
         except (ValueError, IndexError, TypeError):
             raise DtlsError("saved DTLS state is corrupt or from another version: "
@@ -431,7 +426,7 @@ class DtlsConnection:
         s.suite = suite
         s._key_block = kb
         s._w_cipher, s._r_cipher = ciphers(suite, kb)
-        s._w_seq = [0, w_seq]
+        s._w_seq[1] = w_seq
         s._r_epoch = 1
         s._replay = rl.ReplayWindow(top, bits)
         s._ms = ms

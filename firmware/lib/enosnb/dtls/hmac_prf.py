@@ -45,13 +45,12 @@ def hmac_sha256(key, *parts):
 def prf(secret, label, seed, n):
     """The first n bytes of P_SHA256(secret, label | seed); label is ASCII bytes."""
     h = HmacSha256(secret)
-    out = bytearray((n + 31) // 32 * 32)
-    a = h.mac(label, seed)
-    for o in range(0, len(out), 32):
-        if o:
-            a = h.mac(a)
-        out[o:o + 32] = h.mac(a, label, seed)
-    return bytes(memoryview(out)[:n])
+    a = h.mac(label, seed)                 # A(1)
+    out = bytearray(h.mac(a, label, seed))
+    while len(out) < n:
+        a = h.mac(a)                       # A(i + 1) = HMAC(A(i))
+        out += h.mac(a, label, seed)
+    return bytes(out[:n])
 
 
 def sha256_of(data):

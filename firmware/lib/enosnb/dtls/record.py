@@ -120,26 +120,24 @@ class RecordCipher:
             # The CBC suite (RFC 5487) loads only when a server chooses it.
             from enosnb.dtls import cbc
             from enosnb.dtls.hmac_prf import HmacSha256
-            self._ccm = None
             self._cbc = cbc
             self._mac = HmacSha256(iv_or_mac_key)
 
     def __repr__(self):
         return "<RecordCipher %04X>" % self.suite
 
-    def overhead(self, n):
-        """Fragment bytes added to n bytes of content (CID inner type byte excluded)."""
-        if self._mac is None:
-            return 16
-        return 16 + 16 * ((n + 33 + 15) // 16) - n
+    @staticmethod
+    def _prefix(ctype, version, epoch, seq):
+        """The MAC input before the length: epoch | seq | type | version."""
+        p = seq8(epoch, seq)
+        p.append(ctype)
+        p.extend(version)
+        return p
 
-    def _prefix(self, ctype, version, epoch, seq, cid):
-        if cid is None:
-            p = seq8(epoch, seq)
-            p.append(ctype)
-            p.extend(version)
-            return p
-        # RFC 9146 §5: seq_num_placeholder | tls12_cid | cid_length | tls12_cid | version | ...
+    @staticmethod
+    def _cid_prefix(version, epoch, seq, cid):
+        """RFC 9146 §5: seq_num_placeholder | tls12_cid | cid_length | tls12_cid | version |
+        epoch | seq | cid; the length follows."""
         return (_SEQ_PLACEHOLDER + bytes((CT_TLS12_CID, len(cid), CT_TLS12_CID)) + version
                 + seq8(epoch, seq) + cid)
 
@@ -165,8 +163,9 @@ class RecordCipher:
             return out
         if cid is not None:
             content = bytes(content) + bytes((ctype,))
-            ctype = CT_TLS12_CID
-        prefix = self._prefix(ctype, version, epoch, seq, cid)
+            prefix = self._cid_prefix(version, epoch, seq, cid)
+        else:
+            prefix = self._prefix(ctype, version, epoch, seq)
         return self._cbc.seal(self._mac, self._key, rng.urandom(16), prefix, content)
 
     def seal_into(self, out, pos, ctype, version, epoch, seq, content, cid=None):
@@ -179,7 +178,7 @@ class RecordCipher:
         if cid is not None:
             content = bytes(content) + bytes((ctype,))
             n = len(content)
-            aad = self._prefix(CT_TLS12_CID, version, epoch, seq, cid)
+            aad = self._cid_prefix(version, epoch, seq, cid)
             aad.append(n >> 8)
             aad.append(n & 0xFF)
         else:
@@ -203,12 +202,13 @@ class RecordCipher:
             if cid is None:
                 aad = self._ccm_aad(ctype, version, epoch, seq, n)
             else:
-                aad = self._prefix(ctype, version, epoch, seq, cid)
+                aad = self._cid_prefix(version, epoch, seq, cid)
                 aad.append(n >> 8)
                 aad.append(n & 0xFF)
             content = self._ccm.open(nonce, aad, memoryview(fragment)[8:])
         else:
-            prefix = self._prefix(ctype, version, epoch, seq, cid)
+            prefix = (self._prefix(ctype, version, epoch, seq) if cid is None
+                      else self._cid_prefix(version, epoch, seq, cid))
             content = self._cbc.open(self._mac, self._key, prefix, fragment)
         if content is None:
             return None

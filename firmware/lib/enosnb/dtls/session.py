@@ -75,11 +75,9 @@ class DtlsSession(DtlsConnection):
         self._send_records(self._flight)
 
     def handshake(self):
-        """Runs a handshake; abbreviated when a session id + master secret is cached
-        (after a full handshake or restore()), else full. Raises DtlsError subclasses only."""
-        if self._ms is not None and self._session_id:
-            return self.resume()
-        self._run(False)
+        """Runs a handshake; abbreviated when a master secret is cached (after a full handshake
+        or restore()) and the server resumes it, else full. Raises DtlsError subclasses only."""
+        self.resume()
 
     def resume(self, piggyback=True):
         """Abbreviated handshake from the cached session, falling back to a full one when
@@ -87,7 +85,8 @@ class DtlsSession(DtlsConnection):
         (or flush()/recv()); piggyback=False sends them at once instead, for servers that
         mishandle data in the datagram that completes their handshake (libcoap 4.3.1 with
         OpenSSL holds back its response until the CoAP exchange times out)."""
-        self._run(self._ms is not None and bool(self._session_id))
+        # Without a session id the offer is empty and the server runs a full handshake.
+        self._run(self._ms is not None)
         if not piggyback:
             self.flush()
 
@@ -119,32 +118,28 @@ class DtlsSession(DtlsConnection):
         self.resumed = False
         self.psk_identity_hint = None
         self._random = self.hello_random or rng.urandom(32)
-        self._offer_sid = self._session_id if resume else b""
         if not resume:
-            self._ms = None
-            self._session_id = b""
+            self._session_id = b""  # of a handshake that never finished: not offered again
+        self._offer_sid = self._session_id
         self._cookie = b""
         self._ch_seq = 0
         self._rx_next = None
         self._reasm = hs.Reassembler()
-        self._transcript = None
-        self._server_random = None
         self._offered = self._offered_extensions()
         self._phase = P_HELLO
-        self._got_any = False
-        self._abbreviated = False
-        self._next_seq = 1
         self._deadline = self.clock.ticks_add(self.clock.ticks_ms(), self.timers.deadline_ms)
         self._new_flight([(rl.CT_HANDSHAKE, 0, self._client_hello())])
 
     def _flight_no(self):
         return 5 if self._phase == P_FINISHED and not self._abbreviated else (
-            3 if self._cookie else 1)
+            3 if self._ch_seq else 1)
 
     def _give_up(self, why):
         phase = self._phase
         self._phase = P_FAILED
-        if phase == P_FINISHED or (phase == P_HELLO and self._got_any):
+        # An answer came (a HelloVerifyRequest moves _ch_seq on) but the handshake did not
+        # finish: what a wrong PSK or identity looks like.
+        if phase == P_FINISHED or (phase == P_HELLO and self._ch_seq):
             e = DtlsTimeout("DTLS handshake failed: no valid answer from the server (%s); "
                             "check the PSK and identity: a wrong key looks like packet loss" % why)
             # Silence after the server's whole flight and our Finished: how EnOS and most
@@ -167,10 +162,10 @@ class DtlsSession(DtlsConnection):
 
     # ---- receive path (handshake) ---------------------------------------------------------
 
-    def _other_epoch(self, ctype, version, epoch, seq, cid, frag):
+    def _other_epoch(self, ctype, version, epoch, seq, frag):
         if (epoch == 1 and self._r_epoch == 0 and P_HELLO <= self._phase <= P_FINISHED
                 and len(self._early) < _EARLY_MAX):
-            self._early.append((ctype, version, epoch, seq, cid, bytes(frag)))
+            self._early.append((ctype, version, epoch, seq, bytes(frag)))
         elif epoch == 0 and self._r_epoch == 1 and ctype == rl.CT_HANDSHAKE:
             self._check_duplicate(frag)
 
@@ -199,15 +194,15 @@ class DtlsSession(DtlsConnection):
             self._on_handshake(frags)
 
     def _on_ccs(self):
-        if self._phase != P_FINISHED or self._pending_read is None:
-            return  # out of order or repeated: dropped, the retransmission recovers (dtls.md §12)
+        # Only the first CCS of a handshake gets here (epoch 0 while the read epoch is 0);
+        # one out of order is dropped and the retransmission recovers (dtls.md §12).
+        if self._phase != P_FINISHED:
+            return
         self._r_cipher = self._pending_read
-        self._pending_read = None
         self._r_epoch = 1
         self._replay = rl.ReplayWindow()
         self._reasm.clear()
-        early = self._early
-        self._early = []
+        early, self._early = self._early, []
         for r in early:
             if self._phase in (P_FINISHED, P_DONE):
                 self._on_record(*r)
@@ -245,7 +240,6 @@ class DtlsSession(DtlsConnection):
                 self._fatal(A_DECODE_ERROR, str(e))
 
     def _on_message(self, t, seq, body):
-        self._got_any = True
         phase = self._phase
         if phase == P_HELLO:
             if t == hs.HELLO_VERIFY_REQUEST:
@@ -254,7 +248,6 @@ class DtlsSession(DtlsConnection):
                 # Each ClientHello after a HelloVerifyRequest takes the next message_seq, also
                 # when a server sends a second one (RFC 6347 §4.2.2).
                 self._ch_seq += 1
-                self._next_seq = self._ch_seq + 1
                 self._new_flight([(rl.CT_HANDSHAKE, 0, self._client_hello())])
                 return
             if t == hs.SERVER_HELLO:
@@ -279,7 +272,7 @@ class DtlsSession(DtlsConnection):
             if self._abbreviated:
                 self._transcript += hs.message(t, seq, body)
                 vd = prf(self._ms, b"client finished", sha256_of(self._transcript), 12)
-                fin = hs.message(hs.FINISHED, self._next_seq, vd)
+                fin = hs.message(hs.FINISHED, self._ch_seq + 1, vd)
                 self._final = [(rl.CT_CHANGE_CIPHER_SPEC, 0, b"\x01"), (rl.CT_HANDSHAKE, 1, fin)]
                 self.resumed = True
             self._transcript = None
@@ -294,7 +287,7 @@ class DtlsSession(DtlsConnection):
         if sh.suite not in self.suites or sh.compression != 0:
             self._fatal(A_ILLEGAL_PARAMETER, "the server chose a suite or compression not offered")
         ems = False
-        cid = None
+        self._cid_out = None
         for et, data in sh.extensions:
             if et not in self._offered:
                 self._fatal(A_UNSUPPORTED_EXTENSION, "ServerHello has extension %d not offered" % et)
@@ -308,10 +301,10 @@ class DtlsSession(DtlsConnection):
             elif et == hs.EXT_CONNECTION_ID:
                 if len(data) < 1 or data[0] != len(data) - 1:
                     raise hs.DtlsDecodeError("malformed connection_id")
-                cid = bytes(data[1:])
+                # A zero-length CID: the server wants none in the client's records.
+                self._cid_out = bytes(data[1:]) or None
         self.suite = sh.suite
         self._server_random = sh.random
-        self._cid_out = cid if cid else None
         self._transcript = bytearray(self._flight[0][2])
         self._transcript += msg
         self._abbreviated = bool(self._offer_sid) and sh.session_id == self._offer_sid
@@ -338,7 +331,8 @@ class DtlsSession(DtlsConnection):
 
     def _send_client_flight(self):
         ident = self._identity
-        cke = hs.message(hs.CLIENT_KEY_EXCHANGE, self._next_seq, hs.u16(len(ident)) + ident)
+        # The client's flight continues the message_seq of its last ClientHello.
+        cke = hs.message(hs.CLIENT_KEY_EXCHANGE, self._ch_seq + 1, hs.u16(len(ident)) + ident)
         self._transcript += cke
         pms = hs.psk_premaster(self._psk)
         # One hash serves both: session_hash (RFC 7627) and the client Finished cover the same
@@ -350,10 +344,9 @@ class DtlsSession(DtlsConnection):
             self._ms = prf(pms, b"master secret", self._random + self._server_random, 48)
         self._derive_keys()
         vd = prf(self._ms, b"client finished", digest, 12)
-        fin = hs.message(hs.FINISHED, self._next_seq + 1, vd)
+        fin = hs.message(hs.FINISHED, self._ch_seq + 2, vd)
         self._transcript += fin
         self._expect_server_vd = prf(self._ms, b"server finished", sha256_of(self._transcript), 12)
-        self._next_seq += 2
         self._phase = P_FINISHED
         self._new_flight([(rl.CT_HANDSHAKE, 0, cke), (rl.CT_CHANGE_CIPHER_SPEC, 0, b"\x01"),
                           (rl.CT_HANDSHAKE, 1, fin)])

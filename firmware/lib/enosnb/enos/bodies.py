@@ -33,6 +33,7 @@ _NINF = float("-inf")
 
 
 def _write(obj, out):
+    # MicroPython's bool is no int subclass: True and False need their own test.
     if obj is None or obj is True or obj is False or isinstance(obj, _SCALARS):
         out.append(json.dumps(obj))
     elif isinstance(obj, float):
@@ -41,25 +42,24 @@ def _write(obj, out):
         out.append(json.dumps(obj))
     elif isinstance(obj, Obj):
         out.append("{")
-        first = True
+        sep = ""
         for k, v in obj.pairs:
-            _write_pair(k, v, first, out)
-            first = False
+            _write_pair(k, v, sep, out)
+            sep = ","
         out.append("}")
     elif isinstance(obj, dict):
         out.append("{")
-        first = True
+        sep = ""
         for k in sorted(obj):
-            _write_pair(k, obj[k], first, out)
-            first = False
+            _write_pair(k, obj[k], sep, out)
+            sep = ","
         out.append("}")
     elif isinstance(obj, _SEQUENCES):
         out.append("[")
-        first = True
+        sep = ""
         for v in obj:
-            if not first:
-                out.append(",")
-            first = False
+            out.append(sep)
+            sep = ","
             _write(v, out)
         out.append("]")
     else:
@@ -67,11 +67,10 @@ def _write(obj, out):
                         % type(obj).__name__)
 
 
-def _write_pair(k, v, first, out):
+def _write_pair(k, v, sep, out):
     if not isinstance(k, str):
         raise EnosError("JSON object keys must be strings")
-    if not first:
-        out.append(",")
+    out.append(sep)
     out.append(json.dumps(k))
     out.append(":")
     _write(v, out)

@@ -49,7 +49,8 @@ _HINTS = {
 
 
 def _cfg(config, key, default=None):
-    v = config.get(key, default)
+    """config[key], or default when it is missing or null."""
+    v = config.get(key)
     return default if v is None else v
 
 
@@ -319,8 +320,8 @@ class EnosClient:
 
     def post_measurepoints_batch(self, items):
         """thing.measurepoint.post.batch: items are {"measurepoints":.., "time":..} dicts."""
-        return self._post_json(topics.MEASUREPOINT_POST_BATCH, lambda i: bodies.measurepoints_batch(
-            i, items, topics.method_of(topics.MEASUREPOINT_POST_BATCH)))
+        return self._post_json(topics.MEASUREPOINT_POST_BATCH,
+                               lambda i: bodies.measurepoints_batch(i, items))
 
     def resume_measurepoints(self, items):
         """Offline / historic points (thing.measurepoint.resume.batch), oldest first."""

@@ -48,12 +48,13 @@ class _LinkGone(Exception):
     """A command reply could not be sent: stop draining."""
 
 
-def _code_data(result, default_data):
+def _code_data(result):
+    """(code, data) of what a handler returned; data None is sent as {}."""
     if isinstance(result, tuple) and len(result) == 2:
         return result[0], result[1]
     if isinstance(result, int) and not isinstance(result, bool):
-        return result, default_data
-    return CODE_OK, default_data if result is None else result
+        return result, None
+    return CODE_OK, result
 
 
 class Commands:
@@ -164,7 +165,6 @@ class Commands:
             return None
         if kind == topics.CMD_RAW:
             key = b"raw:" + binascii.hexlify(hashlib.sha256(payload).digest()[:8])
-            cmd_id = None
         else:
             try:
                 cmd = bodies.loads(payload, "the command on " + topic)
@@ -181,7 +181,7 @@ class Commands:
             key = ("json:" + topic + ":" + cmd_id).encode()
         reply_path = topics.path(topics.reply_topic(topic))
         slot = self._lookup(key)
-        if slot >= 0:
+        if slot is not None:
             self.duplicates += 1
             body = self._replies[slot]
         else:
@@ -227,7 +227,7 @@ class Commands:
         if fn is None:
             return bodies.reply(cmd_id, CODE_NO_HANDLER, {})
         try:
-            code, data = _code_data(fn(*args), {})
+            code, data = _code_data(fn(*args))
             return bodies.reply(cmd_id, code, data)
         except MemoryError:
             raise
@@ -280,10 +280,11 @@ class Commands:
             self._store(key, reply)
 
     def _lookup(self, key):
+        """The memory slot of key, or None."""
         for i in range(len(self._seen)):
             if self._seen[i] == key:
                 return i
-        return -1
+        return None
 
     def _store(self, key, body):
         self._seen[self._pos] = key

@@ -80,13 +80,15 @@ def encode_post(msg_id, points, time_ms, table):
         raise EnosError("a raw report needs at least one point")
     if time_ms is None:
         out = bytearray(struct.pack(">BI", POST_NO_TIME, msg_id))
-    elif time_ms % 1000 == 0 and time_ms // 1000 < (1 << 32):
-        out = bytearray(struct.pack(">BII", POST_SECONDS, msg_id, time_ms // 1000))
-    elif 0 <= time_ms < _U48:
-        out = bytearray(struct.pack(">BIHI", POST_MS, msg_id, time_ms >> 32,
-                                    time_ms & 0xFFFFFFFF))
     else:
-        raise EnosError("time must be epoch milliseconds below 2**48")
+        if not 0 <= time_ms < _U48:
+            raise EnosError("time must be epoch milliseconds below 2**48")
+        seconds, ms = divmod(time_ms, 1000)
+        if ms == 0 and seconds < (1 << 32):
+            out = bytearray(struct.pack(">BII", POST_SECONDS, msg_id, seconds))
+        else:
+            out = bytearray(struct.pack(">BIHI", POST_MS, msg_id, time_ms >> 32,
+                                        time_ms & 0xFFFFFFFF))
     _points(table, points, out)
     return bytes(out)
 

@@ -54,8 +54,7 @@ class DtlsTransport:
             factory = DtlsSession
         self._endpoint = self._endpoint_factory()
         return self._start(identity, lambda: factory(self._endpoint, identity, psk,
-                                                     clock=self._clock, timers=self._timers),
-                           False)
+                                                     clock=self._clock, timers=self._timers))
 
     def save(self):
         """The DTLS session state to keep across deep sleep (holds keys: store it like the PSK)."""
@@ -69,16 +68,14 @@ class DtlsTransport:
         self.close()
         self._endpoint = self._endpoint_factory()
         return self._start(identity, lambda: DtlsSession.restore(
-            self._endpoint, identity, psk, blob, clock=self._clock, timers=self._timers), True)
+            self._endpoint, identity, psk, blob, clock=self._clock, timers=self._timers))
 
-    def _start(self, identity, make, resume):
+    def _start(self, identity, make):
         from enosnb.dtls.errors import DtlsAlert
         try:
             self.session = make()
-            if resume:
-                self.session.resume()
-            else:
-                self.session.handshake()
+            # Abbreviated when the session holds a master secret (restored), else full.
+            self.session.handshake()
         except DtlsAlert as e:
             self.close()
             # The handshake is EnOS's authentication (§5.3): a refused one means wrong keys.

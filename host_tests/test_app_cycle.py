@@ -603,3 +603,29 @@ def test_a_usual_cycle_posts_its_reading_without_loading_the_backlog_code(device
     assert c.report["error"] and len(device.queue()) == 1  # the link failed: it stays queued
     d = _until_sent(device)
     assert d.fake.sent[0] == ("resume", [4]) and d.fake.sent[-1][0] == "post"
+
+
+def test_a_silent_modem_is_not_asked_anything_more_so_the_cycle_sleeps_at_once(device):
+    """No supply or crossed wires: after the power-on re-sync gets no answer, the end of
+    the cycle sends nothing more (a release or radio off would wait out its timeouts
+    against the cycle budget) and the reading stays queued."""
+    import machine
+    from tools.modem_emulator import ModemEmulator
+    with open(os.path.join(ROOT, "boards", "esp32-bc95", "board.json")) as f:
+        obj = json.load(f)
+    obj.update(boot_wait_ms=2000, reset=None)  # two re-sync probes of 1 s
+    with ModemEmulator("bc95", powered=False) as emu:
+        machine.UART.attach(2, emu.port)
+        try:
+            a = FakeApp(device.secrets, parse_board(obj), device.sensor,
+                        root=str(device.tmp) + "/")
+            a.fake = FakeEnos(None, None)
+            a.radio = True
+            a.run(woke=False)
+            a.modem.at.uart.deinit()
+        finally:
+            machine.UART.detach(2)
+    assert isinstance(a.report["exc"], ModemError) and a.modem.silent
+    # Two quick probes, then boot_wait_ms of probes; no AT+CNMPSD or AT+CFUN=0 after them.
+    assert a.modem.at.commands == 4
+    assert a.report["queued"] == 1 and a.report["sent"] == 0 and len(device.queue()) == 1

@@ -64,6 +64,7 @@ class _Modem:
         self.network = network
         self.calls = []
         self.radio_is_off = False
+        self.silent = False
         self.psm_granted = None
         self.registered = network
         self.stat = 1 if network else 2

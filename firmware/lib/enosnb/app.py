@@ -541,7 +541,10 @@ class App:
         the modem's control lines for the sleep; nothing here may raise."""
         st = self.state
         st.set("slp", struct.pack(">I", sleep_ms // 1000))
-        if self._radio_off and st.get("roff") != b"1":
+        silent = self.modem is not None and self.modem.silent
+        if silent:
+            log("modem silent: not released or switched off")
+        elif self._radio_off and st.get("roff") != b"1":
             from enosnb import radio
             radio.radio_off(self)
         link = getattr(self, "link", None)
@@ -580,7 +583,7 @@ class App:
         self.report["state"] = self._save_state()
         if self.commands is not None:
             self.report["commands"] = self.commands.executed
-        if self.modem is not None:
+        if self.modem is not None and not silent:
             diag.before_release(self)
             try:
                 self.modem.release()

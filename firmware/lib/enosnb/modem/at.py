@@ -92,6 +92,7 @@ class AtEngine:
         self.rebooted = False
         self.reboot_marker = None
         self.stale = False
+        self.silent = False  # the last sync() got no answer at all: see Modem.silent
         self.echo_seen = False
         self.commands = 0
         self.bytes_written = 0
@@ -362,7 +363,9 @@ class AtEngine:
                 continue
             self.drain(20, interval_ms)
             self.stale = False
+            self.silent = False
             return i + 1
+        self.silent = True
         raise ModemError("modem did not answer %s after %d tries (%s); check power, the power "
                          "key pulse, wiring (TX/RX crossed?) and baud rate"
                          % (probe, attempts, last if last is not None else "no clean OK"))

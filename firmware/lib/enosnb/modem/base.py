@@ -215,6 +215,13 @@ class Modem:
         self.revision = rev or None
         self.facts = facts
 
+    @property
+    def silent(self):
+        """True when the module answered nothing to the last re-sync (no power, wiring):
+        the end of a cycle then leaves it alone instead of waiting for answers that cannot
+        come."""
+        return self.at.silent
+
     def memory(self):
         """What the driver learnt about this module, as bytes for Modem(memory=...) after
         the next deep sleep: "<revision>|<fact>=<0|1>,..."."""

@@ -93,5 +93,5 @@ def test_the_diagnostics_attributes_match_the_documented_table(model):
     assert {k: v for k, v in rows} == {k: a["dataType"] for k, a in model["attributes"].items()}
     for required in ("fw_version", "modem_model", "modem_fw", "imei", "iccid", "csq",
                      "psm_t3412_s", "psm_t3324_s", "battery_mv", "queue_depth",
-                     "dead_letters", "reset_cause"):
+                     "dead_letters", "reset_cause", "enosnb_abnormal_resets"):
         assert required in model["attributes"]

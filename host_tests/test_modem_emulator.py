@@ -1139,3 +1139,18 @@ def test_send_after_the_peer_was_unreachable_still_goes_out(make):
         assert back.recvfrom(10)[0] == b"\x02"
     finally:
         back.close()
+
+
+@pytest.mark.parametrize("dialect", ["sim7020", "bc95"])
+def test_a_coverage_hole_shows_no_signal_and_the_signal_comes_back_with_the_cell(make, dialect):
+    emu, term = make(dialect)
+    assert emu.wait_registered(3)
+    sep = b": " if dialect == "sim7020" else b":"
+    assert term.at("AT+CSQ") == b"\r\n+CSQ" + sep + b"20,99\r\n\r\nOK\r\n"
+    emu.lose_registration(duration=None)            # searching: no cell in sight
+    assert term.at("AT+CSQ") == b"\r\n+CSQ" + sep + b"99,99\r\n\r\nOK\r\n"
+    emu.regain_registration()
+    assert emu.wait_registered(2)
+    assert term.at("AT+CSQ") == b"\r\n+CSQ" + sep + b"20,99\r\n\r\nOK\r\n"
+    emu.lose_registration(duration=None, stat=3)    # denied: the cell is there
+    assert term.at("AT+CSQ") == b"\r\n+CSQ" + sep + b"20,99\r\n\r\nOK\r\n"

@@ -830,7 +830,10 @@ class ModemEmulator:
             return Response([self.p("+CSCON", "%d,%d" % (1 if self.cscon_urc else 0, self.rrc))])
 
     def at__csq(self, cmd):
-        rssi, ber = self.csq if self.cfun == 1 else (99, 99)
+        # No cell in sight (radio off, or registration lost while searching: a coverage
+        # hole) is 99,99, "not known or not detectable" (3GPP TS 27.007 §8.5).
+        hole = self.reg_blocked_until is not None and self.stat == 2
+        rssi, ber = self.csq if self.cfun == 1 and not hole else (99, 99)
         return Response([self.p("+CSQ", "%d,%d" % (rssi, ber))])
 
     def at__cpsms(self, cmd):

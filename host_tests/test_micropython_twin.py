@@ -142,3 +142,14 @@ def test_machine_standin_on_micropython_is_no_friendlier_than_an_esp32(mp_twin):
     assert "cwd / " in b.log and "'main.py'" in b.log
     assert "not reached" not in b.log
     assert b.sleep_ms == 5000 and b.pins == {"25": [1, 1]}
+
+
+def test_the_phase_line_counts_boot_from_the_process_start_and_lists_phases_in_order(mp_twin):
+    # The unix port's ticks count from the host's start; an ESP32's from the chip's, which
+    # the boot figure means (tools/host/time.py makes the port count as a chip does).
+    b = mp_twin().run_cycle()
+    line = b.line("[enosnb] phases (ms): ")
+    words = line.split(": ", 1)[1].split()
+    names, ms = words[0::2], [int(w) for w in words[1::2]]
+    assert names == ["boot", "imports", "measure", "attach", "handshake", "report", "save"]
+    assert 0 <= ms[0] < 10000

@@ -3,7 +3,8 @@
     micropython -X heapsize=<cap> tools/host/mpboot.py        (tools/twin.py, per boot)
     micropython -X heapsize=<cap> -i tools/host/mpboot.py     (tools/host/board.py: then the REPL)
 
-1. The `machine` stand-in (tools/host/machine.py) is imported and the host files it needs are
+1. `time` is extended so that ticks_ms() counts from the process start, as an ESP32's from
+   the chip's (tools/host/time.py). The `machine` stand-in (tools/host/machine.py) is imported and the host files it needs are
    opened (UART ptys, RTC memory, sleep/reset/pins/WDT records), because step 2 hides the host.
 2. The flash image ENOSNB_FLASH_IMAGE (littlefs2 on tools/host/flashdev.py's block device) is
    mounted at "/" as the ESP32's `_boot.py` does; sys.path becomes ['', '.frozen', '/lib'].
@@ -40,6 +41,7 @@ import sys
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, _here)
+import time  # noqa: E402,F401  (ticks from the process start, as from a chip's: time.py)
 import machine  # noqa: E402
 import flashdev  # noqa: E402
 sys.path.pop(0)

@@ -610,7 +610,10 @@ class App:
         self.clock.feed()
         self._phase("save")
         diag.finish(self)
-        log("phases (ms): " + " ".join("%s %d" % (k, v) for k, v in self.report["phases"].items()))
+        ph = self.report["phases"]
+        # In the order they ran: a MicroPython dict keeps no order.
+        log("phases (ms): " + " ".join("%s %d" % (k, ph[k]) for k in (
+            "boot", "imports", "measure", "attach", "handshake", "report", "save") if k in ph))
 
 
 

@@ -8,7 +8,7 @@ import os
 from enosnb import app as appmod
 from enosnb import nat, timing
 from enosnb.config import parse_board, parse_secrets
-from enosnb.modem.errors import ModemError
+from enosnb.modem.errors import RegistrationError
 from enosnb.store import Store
 from test_app_logic import _rm
 from vmcheck import VirtualClock, raises
@@ -98,7 +98,7 @@ class _Modem:
         self.calls.append(("attach", timeout_ms))
         if not self.network:
             self.app.clock.sleep_ms(timeout_ms)
-            raise ModemError("not registered after %d ms" % timeout_ms)
+            raise RegistrationError(2, timeout_ms)
 
     def psm(self, t3412, t3324):
         pass
@@ -187,6 +187,8 @@ def test_a_silent_server_ends_the_cycle_within_its_budget_not_after_max_transmit
         assert len(Store(d + "/queue")) == 1
         assert sleep_ms >= 600000 - 170000
         assert a.silent.sent >= 2
+        # Registered, the first failure keeps the radio (and the registration) for the next.
+        assert _App.modems[-1].calls[-1] == "release"
 
 
 def test_the_attach_wait_is_what_is_left_of_the_budget():
@@ -296,9 +298,10 @@ def test_the_radio_is_off_while_the_device_backs_off_and_on_again_after():
     finally:
         _App.network = True
     attach = ("attach", 120000)
-    # Failure 1: no back-off yet. Failure 2: back-off of 1 cycle, radio off. Then a skipped
-    # wake without any modem command, then failure 3 with the radio off again.
-    assert calls[0] == [[attach, "release"]]
+    # Failure 1: no back-off yet, but no cell took the module: radio off until the next
+    # wake. Failure 2: back-off of 1 cycle, radio off. Then a skipped wake without any modem
+    # command, then failure 3 with the radio off again.
+    assert calls[0] == [[attach, "radio_off"]]
     assert calls[1] == [[attach, "radio_off"]]
     assert calls[2] == []
     assert calls[3] == [[attach, "radio_off"]]

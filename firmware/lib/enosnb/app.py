@@ -67,7 +67,7 @@ from enosnb.coap.errors import CoapError
 from enosnb.settings import ConfigError
 from enosnb.dtls.errors import DtlsError
 from enosnb.enos.errors import EnosError
-from enosnb.modem.errors import ModemError
+from enosnb.modem.errors import ModemError, RegistrationError
 from enosnb.sensor import check_points
 from enosnb.state import State, StateError
 from enosnb.store import Store, StoreError
@@ -451,8 +451,10 @@ class App:
         cap = max(1, self.tune["skip_cap_s"] // self.secrets.report_interval_s)
         skip = timing.skip_cycles(self.seed(), fails, cap)
         self._set_u8("skip", min(skip, 255))
-        if skip:
-            self._radio_off = True  # no network search while backing off
+        if skip or isinstance(e, RegistrationError):
+            # No network search while backing off, nor until the next wake after no cell took
+            # the module: unregistered, it searches at mA level the whole sleep.
+            self._radio_off = True
         if fails >= 2:
             self.state.delete("ip")  # the server may have moved: resolve its name again
         self.report["error"] = "%s: %s" % (stage, _err(e))

@@ -117,11 +117,13 @@ powercut: deps
 	$(PY) -m tools.host.powercut --kills $(KILLS) --runtime $(if $(filter auto,$(RUNTIME)),micropython,$(RUNTIME))
 
 # The fault soak: 500 report cycles of the twin with faults drawn per cycle (scaled time), then
-# a short run with unscaled NB-IoT round trips of 2-10 s; prints soak.* figures, fails on a
-# lost, wrongly dated, unexplained resent or stuck reading (docs/queue-and-time.md).
+# a short run with unscaled NB-IoT round trips of 2-10 s and the device's timers (the server
+# silent for an hour and a 5-minute attach scripted into it); prints soak.* figures, fails on a
+# lost, wrongly dated, unexplained resent or stuck reading, or a boot of an energy fault that
+# did not back off into deep sleep within its budget (docs/queue-and-time.md).
 soak: deps mpy
 	$(PY) -m tools.soak --cycles 500 --seed 1 --out out/soak
-	$(PY) -m tools.soak --cycles 10 --seed 2 --rtt 2000-10000 --fault-rate 0.3 --prefix soak_rtt --out out/soak_rtt
+	$(PY) -m tools.soak --cycles 10 --seed 2 --rtt 2000-10000 --fault-rate 0.3 --prefix soak_rtt --out out/soak_rtt --force server_silent_1h@1,attach_5min@2
 
 server: deps
 	$(PY) -m tools.enos_server serve

@@ -22,11 +22,15 @@ def main(argv=None):
     ap.add_argument("--fault-rate", type=float, default=1.0,
                     help="scales every fault's chance per cycle")
     ap.add_argument("--prefix", default="soak", help="figure name prefix")
+    ap.add_argument("--force", default="", metavar="KIND@CYCLE,...",
+                    help="faults that begin at that cycle instead of being drawn,"
+                         " e.g. server_silent_1h@2,attach_5min@8")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     rtt = tuple(int(x) for x in a.rtt.split("-")) if a.rtt else None
+    forced = dict((k, int(c)) for k, c in (f.split("@") for f in a.force.split(",") if f))
     soak = Soak(a.cycles, a.seed, a.board, a.out, rtt_ms=rtt, fault_rate=a.fault_rate,
-                outage_at=(3, 3) if rtt else None, verbose=a.verbose)
+                outage_at=(3, 3) if rtt else None, verbose=a.verbose, scripted=forced)
     try:
         soak.start()
         soak.run()
@@ -37,7 +41,10 @@ def main(argv=None):
         print(line, flush=True)
     if soak.figures.get("lost_readings"):
         print("%s.lost_readings: %s" % (a.prefix, soak.figures["lost_readings"]))
-    return 0 if soak.ok() else 1
+    bad = soak.failures()
+    if bad:
+        print("%s.failed: %s" % (a.prefix, " ".join(bad)))
+    return 0 if not bad else 1
 
 
 if __name__ == "__main__":

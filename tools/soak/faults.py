@@ -4,6 +4,9 @@
     prob        chance per cycle (scaled by --fault-rate)
     needs       what must exist for it to run (None, or an attribute the soak checks), so a
                 kind that depends on another piece of the twin is skipped and listed
+    lasting     kept on for the number of cycles begin() returns (an outage)
+    lasts_s     kept on for that long in simulated time (the twin's clock, deep sleeps
+                included): every boot that starts inside the window has the fault
     begin(soak, rng)   sets the fault up before the boot; returns a note or None
     end(soak)          takes it away after the boot
 
@@ -20,6 +23,7 @@ class Fault:
     prob = 0.0
     needs = None
     lasting = False  # the soak keeps it on for several cycles (an outage)
+    lasts_s = None   # or for this long in simulated seconds
 
     def begin(self, soak, rng):
         return None
@@ -125,11 +129,11 @@ class RegistrationLoss(Fault):
     lasting = True
 
     def begin(self, soak, rng):
-        soak.twin.outage(True)
+        soak.block_registration(self.name)
         return rng.randint(1, 6)
 
     def end(self, soak):
-        soak.twin.outage(False)
+        soak.unblock_registration(self.name)
 
 
 class PowerOnResetMidOutage(Fault):
@@ -213,6 +217,42 @@ class SntpBlocked(Fault):
         soak.sntp.blocked = False
 
 
+class ServerSilent(Fault):
+    """The server answers nothing for one simulated hour: the modem emulator sends the
+    datagrams for its CoAP and DTLS ports into a sink that never replies (an EnOS front end
+    down, a black-holed route). Every boot in that hour must give up within its budget, back
+    off and deep-sleep, its reading queued for later."""
+    name = "server_silent_1h"
+    prob = 0.01
+    lasts_s = 3600
+
+    def begin(self, soak, rng):
+        soak.silence_server(True)
+
+    def end(self, soak):
+        soak.silence_server(False)
+
+
+class AttachSlow(Fault):
+    """The modem needs 5 simulated minutes to register (deep coverage, a congested cell),
+    longer than the attach budget: the network drops the registration as the fault begins
+    and takes it back 5 minutes later by the twin's clock, across the deep sleep (the
+    emulator's own timers run in host time, which skips most of each sleep)."""
+    name = "attach_5min"
+    prob = 0.02
+    lasts_s = 300
+
+    def begin(self, soak, rng):
+        soak.block_registration(self.name)
+
+    def end(self, soak):
+        soak.unblock_registration(self.name)
+
+
+# Faults whose boots must still end in deep sleep within the cycle budget, backing off: the
+# soak's energy check (soak.fault.<name>.* figures).
+ENERGY_KINDS = ("server_silent_1h", "attach_5min")
+
 KINDS = [Loss, Refusal, ResumeAccepted, MissingPoint, ServerRestart, NatRebinding, ModemReboot,
          RegistrationLoss, PowerOnResetMidOutage, PowerCut, Unavailable, Malformed, Drift,
-         NoNetworkTime, SntpBlocked]
+         NoNetworkTime, SntpBlocked, ServerSilent, AttachSlow]

@@ -18,17 +18,27 @@ after the drain). A reading the server received more than once is a resend; it i
 when the device had not acknowledged it after the boot that sent it (the answer was lost on
 the radio or refused, or the power went between the answer and the flash write), or the boot
 that sent it twice had a request go unanswered first.
+
+Energy, in simulated device time (the twin's clock): a boot is awake from its start to its
+deep sleep record (a power cut: to its last log line) and asleep for the sleep it requested.
+Every boot with an energy fault (faults.ENERGY_KINDS: the server silent for an hour, an
+attach of 5 minutes) must deep-sleep (a power cut drawn into it excepted), stay awake no
+longer than the cycle budget (plus the scan budget where a first attach scans, plus
+BOOT_MS), back off (its log says the cycle failed or skipped the radio, and it sleeps at
+least half the report interval) and leave its reading queued (not stranded).
 """
 import json
 import os
 import random
+import re
+import socket
 import time
 
 from tools.enos_server import commands as server_commands
 from tools.enos_server.policy import Policy
 from tools.lossy import LossyRelay
 from tools.simclock import SntpServer
-from tools.soak.faults import EXTRA_POINT, KINDS
+from tools.soak.faults import ENERGY_KINDS, EXTRA_POINT, KINDS
 from tools.twin import DEMO_DEVICE, MODEL, Twin
 
 SENSOR = '''"""Soak sensor: a reading number kept on flash; every reading goes to the
@@ -88,15 +98,21 @@ RTC_DRIFT_VAR = 0.04      # the soak's drift is drawn in 1-5 % every cycle: it v
 CCLK_ERR_MS = 1000        # what the device states for a +CCLK time
 SLACK_MS = 50
 DRIFT_MAX = 0.05
+# Awake before the cycle's clock starts (ESP32 boot 0.4 s, imports 1 s: docs/power.md's model):
+# a boot may exceed the cycle budget by this much.
+BOOT_MS = 2000
+ENERGY_MUST_BE_0 = ("not_slept", "over_budget", "no_backoff", "stranded")
+SCAN_RE = re.compile(r"first attach: the modem scans its bands, up to (\d+) s")
 
 
 class Soak:
     def __init__(self, cycles=500, seed=1, board="esp32-sim7020", out="out/soak",
                  sleep_scale=0.00005, rtt_ms=None, fault_rate=1.0, outage_at=None,
-                 queue_max=40, verbose=False):
+                 queue_max=40, verbose=False, scripted=None):
         """outage_at: (cycle, length) of one scripted outage besides the drawn ones; by
         default a third of the way in, 5 cycles longer than the queue's queue_max records,
-        so that the full policy acts."""
+        so that the full policy acts. scripted: {fault name: cycle} faults that begin at
+        that cycle instead of being drawn (a short run must meet them, once)."""
         self.cycles = cycles
         self.seed = seed
         self.rng = random.Random(seed)
@@ -108,7 +124,11 @@ class Soak:
         self.outage_at = outage_at if outage_at is not None else (cycles // 3, queue_max + 5)
         self.queue_max = queue_max
         self.verbose = verbose
+        self.scripted = dict(scripted or {})
         self.kinds = [k() for k in KINDS]
+        unknown = set(self.scripted) - set(k.name for k in self.kinds)
+        if unknown:
+            raise ValueError("no fault kind named %s" % ", ".join(sorted(unknown)))
         self.skipped = [k.name for k in self.kinds if k.needs]
         self.counts = dict((k.name, 0) for k in self.kinds if not k.needs)
         self.twin = None
@@ -119,6 +139,11 @@ class Soak:
         self.in_outage = False
         self.next_drift = 0.03
         self.figures = {}
+        self.blocks = set()  # faults holding the modem's registration back
+        self.sink = None     # where a silent server's datagrams go
+        self.timed = {}      # active faults with lasts_s -> simulated ms their window ends
+        self.outage = None
+        self.interval_ms = None
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -134,6 +159,7 @@ class Soak:
                   "sntp_interval_s": 600, "queue_max_records": self.queue_max, "queue_full": "thin",
                   "time_max_error_s": 60, "backlog_probe_s": 3600}
         tune = dict(NBIOT_TUNE if self.rtt_ms else TUNE)
+        self.tune = tune
         if self.rtt_ms:
             config.update(ack_timeout_ms=15000, max_retransmit=4)
         self.twin = Twin(self.board, out=self.out, sleep_scale=self.sleep_scale,
@@ -141,6 +167,7 @@ class Soak:
                          config=config, sensor_source=SENSOR, drift=self.next_drift,
                          board_json={"rtc_drift_var": RTC_DRIFT_VAR}, tune=tune)
         self.twin.start()
+        self.interval_ms = self.twin.secrets()["report_interval_s"] * 1000
         self.twin.emu.nat.timeout = None  # no carrier NAT unless the nat fault is drawn
         self.twin.boot_env.update(ENOSNB_SOAK_LOG=self.log_path)
         delay = (self.rtt_ms[0] / 2.0, self.rtt_ms[1] / 2.0) if self.rtt_ms else (0, 0)
@@ -150,11 +177,15 @@ class Soak:
                                seed=self.rng.randrange(1 << 30))
             self.relays.append(relay)
             self.twin.emu.remote_map[("127.0.0.1", port)] = relay.address
+        self.sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sink.bind(("127.0.0.1", 0))
         return self
 
     def stop(self):
         for r in self.relays:
             r.stop()
+        if self.sink is not None:
+            self.sink.close()
         if self.sntp is not None:
             self.sntp.stop()
         if self.twin is not None:
@@ -170,6 +201,26 @@ class Soak:
         kind = "flash" if rng.random() < 0.5 else "at"
         return kind, rng.randint(1, max(2, ops.get(kind, 2)))
 
+    def block_registration(self, why):
+        """The network refuses the modem's registration until every fault that asked for
+        it (why) has let it go."""
+        if not self.blocks:
+            self.twin.outage(True)
+        self.blocks.add(why)
+
+    def unblock_registration(self, why):
+        self.blocks.discard(why)
+        if not self.blocks:
+            self.twin.outage(False)
+
+    def silence_server(self, on):
+        """The emulator sends the datagrams for the server's CoAP and DTLS ports into the
+        sink (nothing answers), or to their relays again."""
+        srv = self.twin.server
+        for port, relay in zip((srv.dtls_port, srv.port), self.relays):
+            self.twin.emu.remote_map[("127.0.0.1", port)] = \
+                self.sink.getsockname() if on else relay.address
+
     # --- the run -------------------------------------------------------------------------
 
     def run(self):
@@ -181,6 +232,11 @@ class Soak:
             active = []
             self.kill = None
             self.twin.power_off_ms = self.rng.randint(1000, 60000)
+            now = self.twin.clock.true_ms()
+            for k, until in list(self.timed.items()):
+                if now >= until:
+                    k.end(self)
+                    del self.timed[k]
             if i == self.cycles // 2:
                 self.twin.write_secrets(replay_dead_letters=1)  # a config change: replay
             if i == long_at and long_len:
@@ -189,12 +245,15 @@ class Soak:
                 outage.begin(self, self.rng)
                 self.counts[outage.name] += 1
             for k in self.kinds:
-                if k.needs or k.lasting and outage_left:
+                if k.needs or k.lasting and outage_left or k in self.timed:
                     continue
                 if k.name == "registration_loss" and outage_left:
                     continue
-                if self.rng.random() >= min(1.0, k.prob * (1 if k.prob >= 1 else
-                                                             self.fault_rate)):
+                if k.name in self.scripted:
+                    if self.scripted[k.name] != i:
+                        continue
+                elif self.rng.random() >= min(1.0, k.prob * (1 if k.prob >= 1 else
+                                                               self.fault_rate)):
                     continue
                 note = k.begin(self, self.rng)
                 if note == "skip":
@@ -202,17 +261,21 @@ class Soak:
                 self.counts[k.name] += 1
                 if k.lasting:
                     outage, outage_left = k, note
+                elif k.lasts_s:
+                    self.timed[k] = now + k.lasts_s * 1000
                 else:
                     active.append(k)
             self.in_outage = outage_left > 0
+            self.outage = outage if outage_left else None
             self.twin.clock.drift = self.next_drift
-            self._boot(i, active)
+            self._boot(i, active + list(self.timed))
             for k in active:
                 k.end(self)
             if outage_left:
                 outage_left -= 1
                 if not outage_left:
                     outage.end(self)
+                    self.outage = None
         self.fault_s = time.monotonic() - t0
         self._drain()
         self.wall_s = time.monotonic() - t0
@@ -226,21 +289,46 @@ class Soak:
         real0 = time.time()
         b = tw.run_cycle(**kw)
         real1 = time.time()
-        if b.killed and self.in_outage:
+        awake_ms = self._awake_ms(real0, b)
+        if b.killed and self.blocks:
             tw.outage(True)  # the modem rebooted with the power: the network is still gone
         queued = set(r for r in tw.queued() if r is not None)
+        budget_ms = self.tune["cycle_budget_ms"] + BOOT_MS
+        scan = SCAN_RE.search(b.log)
+        if scan:
+            budget_ms += int(scan.group(1)) * 1000 + 10000  # the budget a band scan adds
         self.boots.append({"i": i, "real0": real0, "real1": real1, "offset": offset,
                            "killed": b.killed, "sleep_ms": b.sleep_ms, "log": b.log,
-                           "ops": b.ops, "queued": queued,
+                           "ops": b.ops, "queued": queued, "awake_ms": awake_ms,
+                           "budget_ms": budget_ms,
                            "faults": [k.name for k in faults]})
         if self.verbose:
             line = b.line("[enosnb] cycle:") or ("killed at %s" % (self.kill,))
             print("cycle %d %s: %s" % (i, ",".join(k.name for k in faults), line), flush=True)
 
+    def _awake_ms(self, real0, b):
+        """Device time from the boot's start to its deep sleep record (the twin's clock runs
+        at host speed while the device is awake); a power cut: to its last log line."""
+        if b.wall_ms is not None:
+            return b.wall_ms
+        name = "deepsleep.txt" if b.sleep_ms is not None else "boot.log"
+        try:
+            end = os.stat(os.path.join(self.twin.dir, name)).st_mtime
+        except OSError:
+            return None
+        return max(0, int((end - real0) * 1000))
+
     def _drain(self):
         """No more faults; the thing model learns the point it lacked, a cloud command replays
         the dead letters; cycles until the queue is empty."""
         tw = self.twin
+        for k in list(self.timed):
+            k.end(self)
+        self.timed.clear()
+        if self.outage is not None:
+            self.outage.end(self)
+            self.outage = None
+        self.in_outage = False
         tw.policy.set_model(self.key, {"measurepoints": dict(MODEL["measurepoints"],
                                                              **{EXTRA_POINT: "int"}),
                                        "attributes": MODEL["attributes"]})
@@ -342,14 +430,67 @@ class Soak:
         f["time_err_max_ms"] = errors[-1] if errors else 0
         f["time_err_p50_ms"] = errors[len(errors) // 2] if errors else 0
         f["time_err_p99_ms"] = errors[int(len(errors) * 0.99)] if errors else 0
-        awake = sum(b["real1"] - b["real0"] for b in self.boots)
-        asleep = sum((b["sleep_ms"] or 0) / 1000.0 for b in self.boots)
         f["deep_sleep_pct"] = 100.0 * sum(1 for b in self.boots if b["sleep_ms"] is not None) \
             / len(self.boots)
-        f["duty_cycle_pct"] = 100.0 * awake / (awake + asleep) if awake + asleep else 0
-        f["awake_s_per_reading"] = awake / max(1, len(log))
+        awake = [b["awake_ms"] for b in self.boots if b["awake_ms"] is not None]
+        asleep = sum(b["sleep_ms"] or 0 for b in self.boots)
+        f["duty_cycle_pct"] = 100.0 * sum(awake) / (sum(awake) + asleep) if awake else 0
+        f["awake_s_per_reading"] = sum(awake) / 1000.0 / max(1, len(log))
+        f["awake_s_max"] = max(awake or [0]) / 1000.0
+        f["energy"] = self._energy(log, deliveries, dead, stuck, set(missing))
         self.figures = f
         return f
+
+    def _energy(self, log, deliveries, dead, stuck, missing):
+        """Per energy fault: what its boots did (module docstring); the four counts that
+        must be 0 are in ENERGY_MUST_BE_0. Its readings are delivered (or dead-lettered by
+        a rule), or dropped (thinned by the queue's full policy, counted in the soak's
+        dropped_by_policy; when soak.lost is 0 none of them is lost)."""
+        interval_ms = self.interval_ms
+        taken = {}  # boot index -> readings taken in it
+        for n, rec in log.items():
+            b = self._boot_of_true(rec["t"])
+            if b is not None:
+                taken.setdefault(b["i"], []).append(n)
+        out = {}
+        for name in ENERGY_KINDS:
+            e = dict(boots=0, power_cut=0, failed=0, radio_skipped=0, readings=0,
+                     delivered=0, dropped=0, not_slept=0, over_budget=0, no_backoff=0,
+                     stranded=0)
+            awake, sleeps = [], []
+            for b in self.boots:
+                if name not in b["faults"]:
+                    continue
+                e["boots"] += 1
+                mine = taken.get(b["i"], [])
+                e["readings"] += len(mine)
+                e["delivered"] += sum(1 for n in mine if n in deliveries or n in dead)
+                e["dropped"] += sum(1 for n in mine if n in missing)
+                e["stranded"] += sum(1 for n in mine if n in stuck)
+                if b["killed"]:
+                    e["power_cut"] += 1
+                    continue
+                if b["sleep_ms"] is None:
+                    e["not_slept"] += 1
+                    continue
+                awake.append(b["awake_ms"] or 0)
+                sleeps.append(b["sleep_ms"])
+                if (b["awake_ms"] or 0) > b["budget_ms"]:
+                    e["over_budget"] += 1
+                failed = " failed (" in b["log"]
+                skipped = "back-off: radio skipped" in b["log"]
+                e["failed"] += failed
+                e["radio_skipped"] += skipped
+                if not (failed or skipped) or b["sleep_ms"] < interval_ms // 2:
+                    e["no_backoff"] += 1
+                if "queue full:" not in b["log"]:  # else the full policy may have thinned it
+                    e["stranded"] += sum(1 for n in mine if n not in b["queued"] and
+                                         n not in stuck)
+            e["awake_s_max"] = max(awake or [0]) / 1000.0
+            e["awake_s_mean"] = sum(awake) / 1000.0 / max(1, len(awake))
+            e["sleep_s_min"] = min(sleeps or [0]) / 1000.0
+            out[name] = e
+        return out
 
     def _syncs(self):
         return sorted(t for t, _ in self.twin.clock.sets)
@@ -449,18 +590,33 @@ class Soak:
                   "%s.time_err_p50_ms: %d ms" % (prefix, f["time_err_p50_ms"]),
                   "%s.time_err_p99_ms: %d ms" % (prefix, f["time_err_p99_ms"]),
                   "%s.deep_sleep_pct: %.1f %%" % (prefix, f["deep_sleep_pct"]),
-                  "%s.duty_cycle_pct: %.4f %% (host time awake; not NB-IoT energy)"
-                  % (prefix, f["duty_cycle_pct"]),
-                  "%s.awake_s_per_reading: %.2f s (host)" % (prefix, f["awake_s_per_reading"]),
+                  "%s.duty_cycle_pct: %.4f %%" % (prefix, f["duty_cycle_pct"]),
+                  "%s.awake_s_per_reading: %.3f s" % (prefix, f["awake_s_per_reading"]),
+                  "%s.awake_s_max: %.3f s" % (prefix, f["awake_s_max"]),
                   "%s.wall_s: %.0f s" % (prefix, self.wall_s)]
+        lasting = set(k.name for k in self.kinds if k.lasting or k.lasts_s)
         for name, n in sorted(self.counts.items()):
-            lines.append("%s.fault.%s: %d cycles" % (prefix, name, n))
+            lines.append("%s.fault.%s: %d %s" % (prefix, name, n,
+                                                 "draws" if name in lasting else "cycles"))
+        for name, e in sorted(f["energy"].items()):
+            for key in ("boots", "power_cut", "failed", "radio_skipped", "readings",
+                        "delivered", "dropped") + ENERGY_MUST_BE_0:
+                lines.append("%s.fault.%s.%s: %d" % (prefix, name, key, e[key]))
+            for key in ("awake_s_max", "awake_s_mean", "sleep_s_min"):
+                lines.append("%s.fault.%s.%s: %.3f s" % (prefix, name, key, e[key]))
         for name in self.skipped:
             lines.append("%s.fault.%s: skipped (needs %s)" % (
                 prefix, name, next(k.needs for k in self.kinds if k.name == name)))
         return lines
 
-    def ok(self):
+    def failures(self):
+        """The names of the figures that are not 0 and must be."""
         f = self.figures
-        return not (f["lost"] or f["wrong_time"] or f["resent_unexplained"] or f["stuck"] or
-                    f["dead_untraced"] or f["time_unknown_unexplained"])
+        bad = [n for n in ("lost", "wrong_time", "resent_unexplained", "stuck", "dead_untraced",
+                           "time_unknown_unexplained") if f[n]]
+        for name, e in sorted(f["energy"].items()):
+            bad += ["fault.%s.%s" % (name, key) for key in ENERGY_MUST_BE_0 if e[key]]
+        return bad
+
+    def ok(self):
+        return not self.failures()

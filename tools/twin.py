@@ -99,6 +99,23 @@ FAST_TUNE = {"attach_timeout_ms": 1500, "first_attach_timeout_ms": 3000, "coap":
 # into EnOS (firmware/thing-model.json): a point it lacks gets 1204.
 MODEL = model_from_template(os.path.join(ROOT, "firmware", "thing-model.json"))
 
+# A sensor's small JSON files on the flash (written whole, then renamed: a cut leaves the old).
+SENSOR_FILES_PY = '''
+
+def _load(name, default):
+    try:
+        with open(name) as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return default
+
+
+def _save(name, obj):
+    with open(name + ".tmp", "w") as f:
+        f.write(json.dumps(obj))
+    os.rename(name + ".tmp", name)
+'''
+
 # Twin sensor: a reading counter kept on flash, so every reading is unique and ordered.
 SENSOR_PY = '''"""Twin sensor: temperature and a reading number kept on flash (unique, ordered)."""
 import json
@@ -118,21 +135,7 @@ class CountingSensor(Sensor):
         state.update(params)
         _save("setpoints.json", state)
         print("[sensor] set points: %s" % json.dumps(params))
-
-
-def _load(name, default):
-    try:
-        with open(name) as f:
-            return json.loads(f.read())
-    except (OSError, ValueError):
-        return default
-
-
-def _save(name, obj):
-    with open(name + ".tmp", "w") as f:
-        f.write(json.dumps(obj))
-    os.rename(name + ".tmp", name)
-
+''' + SENSOR_FILES_PY + '''
 
 def make_sensor():
     return CountingSensor()

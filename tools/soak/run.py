@@ -39,7 +39,7 @@ from tools.enos_server.policy import Policy
 from tools.lossy import LossyRelay
 from tools.simclock import SntpServer
 from tools.soak.faults import ENERGY_KINDS, EXTRA_POINT, KINDS
-from tools.twin import DEMO_DEVICE, MODEL, Twin
+from tools.twin import DEMO_DEVICE, MODEL, SENSOR_FILES_PY, Twin
 
 SENSOR = '''"""Soak sensor: a reading number kept on flash; every reading goes to the
 sensor's own log (outside the flash) with the true time it was taken at."""
@@ -66,21 +66,7 @@ class SoakSensor(Sensor):
 
     def set_points(self, params):
         pass
-
-
-def _load(name, default):
-    try:
-        with open(name) as f:
-            return json.loads(f.read())
-    except (OSError, ValueError):
-        return default
-
-
-def _save(name, obj):
-    with open(name + ".tmp", "w") as f:
-        f.write(json.dumps(obj))
-    os.rename(name + ".tmp", name)
-
+''' + SENSOR_FILES_PY + '''
 
 def make_sensor():
     return SoakSensor()

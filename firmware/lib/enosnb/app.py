@@ -546,7 +546,9 @@ class App:
         silent = self.modem is not None and self.modem.silent
         if silent:
             log("modem silent: not released or switched off")
-        elif self._radio_off and st.get("roff") != b"1":
+        elif self.modem is not None:
+            diag.before_release(self)  # while the radio is up: the cycle line shows it
+        if not silent and self._radio_off and st.get("roff") != b"1":
             from enosnb import radio
             radio.radio_off(self)
         link = getattr(self, "link", None)
@@ -586,7 +588,6 @@ class App:
         if self.commands is not None:
             self.report["commands"] = self.commands.executed
         if self.modem is not None and not silent:
-            diag.before_release(self)
             try:
                 self.modem.release()
                 from enosnb import radio  # loaded: the modem came from it

@@ -101,8 +101,11 @@ def _modem_answers(app):
 
 
 def before_release(app):
-    """The signal while the radio is still up (one AT+CSQ a cycle), unless the modem is
-    silent."""
+    """The registration state and the signal while the radio is still up (one AT+CSQ a
+    cycle, unless the modem is silent), for the cycle line."""
+    m = app.modem
+    if m is not None and not m.registered and m.stat is not None and 0 <= m.stat < len(CEREG):
+        app.report["cereg"] = m.stat
     if "csq" in app.report or not _modem_answers(app):
         return
     try:
@@ -143,10 +146,9 @@ def cycle_line(app):
     sig = signal_text(r)
     if sig:
         out.append(sig)
-    modem = app.modem
-    if modem is not None and not modem.registered and modem.stat is not None and \
-            0 <= modem.stat < len(CEREG):
-        out.append("not registered (CEREG %d: %s)" % (modem.stat, CEREG[modem.stat]))
+    stat = r.get("cereg")
+    if stat is not None:
+        out.append("not registered (CEREG %d: %s)" % (stat, CEREG[stat]))
     if r["error"]:
         out.append("error " + r["error"])
     return ", ".join(out)

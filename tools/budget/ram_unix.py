@@ -19,8 +19,9 @@ then the cycle under test runs with `-X heapsize=<cap>`:
             (secrets.json backlog "resume_batch", the server --lenient: the batch path, the
             largest requests; the default path sends one reading a request)
   plain     first boot in plain mode: POST /auth, one reading
-A run counts when the device reached deep sleep, its cycle line has no error, the connection
-was the expected kind and the server received every reading it should.
+A run counts when the device reached deep sleep, its cycle line has no error, no MemoryError
+was logged on the way (one caught at the end of the cycle leaves the state or the session
+unsaved), the connection was the expected kind and the server received every reading it should.
 
 Figures, in unix-port bytes unless named _32:
 - stand_in_bytes: what the host's stand-ins hold in this heap and an ESP32 does not hold in
@@ -200,6 +201,11 @@ class Scenario:
             return Outcome(False, "no cycle line (exit %s): %s" % (b.code, b.log[-300:]), b)
         if ", error" in line:
             return Outcome(False, line, b)
+        oom = [ln for ln in b.log.splitlines() if "MemoryError" in ln]
+        if oom:
+            # Caught where a failure must not stop the cycle (the state not saved, the
+            # radio not released): the cycle ended, but not as the device needs it to.
+            return Outcome(False, oom[0][:200], b)
         connect = line.split("connect ", 1)[1].split(",")[0].strip()
         if connect not in EXPECT_CONNECT[self.cycle]:
             return Outcome(False, "connect %s, expected %s" % (connect, EXPECT_CONNECT[self.cycle]),

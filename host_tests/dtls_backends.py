@@ -25,6 +25,7 @@ BACKENDS = ("cryptolib", "cryptography", "python")
 CALLS = []
 _FRESH = ("enosnb.dtls.aes", "enosnb.dtls.ccm", "enosnb.dtls.record")
 _CRYPTOGRAPHY = "cryptography.hazmat.primitives.ciphers"
+_CPYTHON = "enosnb.dtls.aes_cpython"  # aes's CPython backend, imported again with it
 
 
 class FakeCryptolibAes:
@@ -78,15 +79,15 @@ def fake_cryptolib():
 def backend(name):
     """Yields fresh (aes, ccm, record) modules running on the named backend."""
     import enosnb.dtls as pkg
-    names = ("cryptolib", _CRYPTOGRAPHY) + _FRESH
+    names = ("cryptolib", _CRYPTOGRAPHY, _CPYTHON) + _FRESH
     saved = {n: sys.modules.get(n) for n in names}
-    attrs = {n: getattr(pkg, n.rsplit(".", 1)[1], None) for n in _FRESH}
+    attrs = {n: getattr(pkg, n.rsplit(".", 1)[1], None) for n in _FRESH + (_CPYTHON,)}
     try:
         # A None entry in sys.modules makes `import` of that name raise ImportError.
         sys.modules["cryptolib"] = fake_cryptolib() if name == "cryptolib" else None
         if name == "python":
             sys.modules[_CRYPTOGRAPHY] = None
-        for n in _FRESH:
+        for n in _FRESH + (_CPYTHON,):
             sys.modules.pop(n, None)
         mods = tuple(importlib.import_module(n) for n in _FRESH)
         assert mods[0].BACKEND == name, mods[0].BACKEND

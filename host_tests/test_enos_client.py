@@ -13,8 +13,9 @@ from enosnb.dtls import timers
 from enosnb.enos import bodies, topics
 from enosnb.enos.client import CF_JSON, EnosClient
 from enosnb.enos.commands import Commands
-from enosnb.enos.errors import EnosAuthError, EnosCoapError, EnosConfigError, EnosEmptyPayloadError, \
-    EnosFormatError, EnosMethodMismatchError, EnosPayloadFormatError, EnosProtocolError
+from enosnb.enos.errors import EnosAuthError, EnosCoapError, EnosConfigError, EnosProtocolError
+from enosnb.enos.replies import EnosEmptyPayloadError, EnosFormatError, EnosMethodMismatchError, \
+    EnosPayloadFormatError
 from enosnb.enos.transport import DtlsTransport, PlainTransport
 from enosnb.udp import UdpEndpoint
 from tools.enos_server import commands as server_cmds
@@ -461,7 +462,7 @@ def test_replies_without_id_and_1009_for_a_missing_login_are_handled_by_the_devi
 
 
 def test_a_thing_model_refuses_points_and_attributes_it_does_not_define_with_1204(tmp_path):
-    from enosnb.enos.errors import EnosModelError
+    from enosnb.enos.replies import EnosModelError
     model = {"measurepoints": {"temperature": "float", "reading": "int"},
              "attributes": {"dead_letters": "int"}}
     with _strict(tmp_path, models={"%s/%s" % (PK, DK): model}) as srv:

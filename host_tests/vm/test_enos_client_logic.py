@@ -9,8 +9,8 @@ import json
 from vmcheck import raises, VirtualClock
 from enosnb.enos.client import EnosClient
 from enosnb.enos.commands import Commands
-from enosnb.enos.errors import EnosAuthError, EnosCoapError, EnosMethodMismatchError, \
-    EnosProtocolError, EnosConfigError
+from enosnb.enos.errors import EnosAuthError, EnosCoapError, EnosProtocolError, EnosConfigError
+from enosnb.enos.replies import EnosMethodMismatchError
 
 PK = "MuGsF6W4"
 DK = "15bBZlRknc"
@@ -248,7 +248,7 @@ def _not_logged_in(payload):
 
 
 def test_plain_mode_logs_in_once_more_on_1009_and_then_takes_it_as_a_refused_topic():
-    from enosnb.enos.errors import EnosNoPermissionError
+    from enosnb.enos.replies import EnosNoPermissionError
     t = Transport(False, [Resp(0x44), _not_logged_in, Resp(0x44), ok_reply])
     c = EnosClient(t, CFG)
     c.connect()
@@ -268,7 +268,7 @@ def test_plain_mode_logs_in_once_more_on_1009_and_then_takes_it_as_a_refused_top
 
 
 def test_dtls_mode_takes_1009_as_a_refused_topic_without_a_new_handshake():
-    from enosnb.enos.errors import EnosNoPermissionError
+    from enosnb.enos.replies import EnosNoPermissionError
     t = Transport(True, [_not_logged_in])
     c = EnosClient(t, CFG)
     c.connect()

@@ -11,7 +11,8 @@ from enosnb import rng
 from enosnb.enos import identity
 from enosnb.enos.client import EnosClient
 from enosnb.enos.errors import EnosAuthError, EnosCoapError, EnosConfigError, \
-    EnosDeviceNotFoundError, EnosModelError, EnosProtocolError, EnosReplyError
+    EnosProtocolError, EnosReplyError
+from enosnb.enos.replies import EnosDeviceNotFoundError, EnosModelError
 
 BASE = "/topic/sys/MuGsF6W4/15bBZlRknc/"
 INFO = {"method": "thing.activate.info",

@@ -6,8 +6,8 @@ import json
 
 from vmcheck import raises, unhex
 from enosnb.enos import identity, topics, bodies
-from enosnb.enos.errors import EnosConfigError, EnosError, reply_error, \
-    EnosPayloadFormatError, EnosMethodMismatchError, EnosReplyError
+from enosnb.enos.errors import EnosConfigError, EnosError, reply_error, EnosReplyError
+from enosnb.enos.replies import EnosPayloadFormatError, EnosMethodMismatchError
 
 PK = "MuGsF6W4"
 DK = "15bBZlRknc"

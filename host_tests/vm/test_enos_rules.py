@@ -10,6 +10,7 @@ from enosnb.dtls.session import DtlsSession
 from enosnb.dtls.timers import LOOPBACK
 from enosnb.enos import bodies, identity, rawpoints, topics
 from enosnb.enos import errors as er
+from enosnb.enos import replies as rp
 from enosnb.enos.errors import EnosAuthError, EnosConfigError, EnosError, EnosProtocolError
 from enosnb.enos.transport import DtlsTransport, PlainTransport
 
@@ -20,24 +21,24 @@ TABLE = rawpoints.DEMO_TABLE
 # ---- errors (enos-coap.md §9, §10) ----------------------------------------------------------
 
 def test_each_documented_enos_code_raises_its_own_class_with_its_meaning():
-    classes = ((1008, er.EnosTooLargeError), (1009, er.EnosNoPermissionError),
-               (1200, er.EnosParseError), (1204, er.EnosModelError), (1206, er.EnosFormatError),
-               (1207, er.EnosFormatError), (1208, er.EnosFormatError), (1209, er.EnosFormatError),
-               (1212, er.EnosSubDeviceError), (1220, er.EnosPayloadFormatError),
-               (1251, er.EnosEmptyPayloadError), (1257, er.EnosDeviceNotFoundError),
-               (1260, er.EnosMethodMismatchError))
+    classes = ((1008, rp.EnosTooLargeError), (1009, rp.EnosNoPermissionError),
+               (1200, rp.EnosParseError), (1204, rp.EnosModelError), (1206, rp.EnosFormatError),
+               (1207, rp.EnosFormatError), (1208, rp.EnosFormatError), (1209, rp.EnosFormatError),
+               (1212, rp.EnosSubDeviceError), (1220, rp.EnosPayloadFormatError),
+               (1251, rp.EnosEmptyPayloadError), (1257, rp.EnosDeviceNotFoundError),
+               (1260, rp.EnosMethodMismatchError))
     for code, cls in classes:
         e = er.reply_error(code, "/topic/x", "bad")
         assert type(e) is cls and isinstance(e, er.EnosReplyError), code
         assert (e.code, e.path) == (code, "/topic/x")
-        assert str(e) == "EnOS code %d (%s) for /topic/x: bad" % (code, er.MEANINGS[code])
-    assert er.EnosModelError.__name__ == "EnosModelError"
+        assert str(e) == "EnOS code %d (%s) for /topic/x: bad" % (code, rp.MEANINGS[code])
+    assert rp.EnosModelError.__name__ == "EnosModelError"
     e = er.reply_error(4242, "/p")
     assert type(e) is er.EnosReplyError and str(e) == "EnOS code 4242 (undocumented code) for /p"
 
 
 def test_a_new_reply_class_is_an_enos_reply_error_raised_for_its_codes():
-    cls = er._reply_class("EnosTestError", 4901, 4902)
+    cls = rp._reply_class("EnosTestError", 4901, 4902)
     assert cls.__name__ == "EnosTestError" and issubclass(cls, er.EnosReplyError)
     for code in (4901, 4902):
         e = er.reply_error(code, "/p")

@@ -19,8 +19,9 @@ then the cycle under test runs with `-X heapsize=<cap>`:
             (secrets.json backlog "resume_batch", the server --lenient: the batch path, the
             largest requests; the default path sends one reading a request)
   plain     first boot in plain mode: POST /auth, one reading
-A run counts when the device reached deep sleep, its cycle line has no error, the connection
-was the expected kind and the server received every reading it should.
+A run counts when the device reached deep sleep, its cycle line has no error, no MemoryError
+was logged on the way (one caught at the end of the cycle leaves the state or the session
+unsaved), the connection was the expected kind and the server received every reading it should.
 
 Figures, in unix-port bytes unless named _32:
 - stand_in_bytes: what the host's stand-ins hold in this heap and an ESP32 does not hold in
@@ -59,13 +60,16 @@ KB = 1024
 TARGETS_32 = {("romfs", "cold"): 88 * KB, ("mpy", "cold"): 160 * KB}
 TARGET_32_ROMFS = 72 * KB
 # What make test holds each cycle to today (host_tests/test_ram_caps.py), 32-bit bytes: the
-# figures of make budget with a few percent for run-to-run spread. Where a promise is above
-# its target, the target is missed (docs/ram.md says by how much and why).
+# figures of make budget plus about 4.5 % for run-to-run spread (the smallest heap of a cycle
+# moves by 1-3 KB between runs: where a qstr pool or a datagram lands in a fragmented heap),
+# rounded up to a whole KB; the ROMFS cold cycle spreads most and gets 7 % (at 4.5 % one run
+# in ten failed on a loaded host). Where a promise is above its target, the target is missed
+# (docs/ram.md says by how much and why).
 PROMISES_32 = {
-    ("romfs", "cold"): 97 * KB, ("romfs", "wake"): 92 * KB, ("romfs", "wake_nat"): 105 * KB,
-    ("romfs", "command"): 100 * KB, ("romfs", "drain"): 102 * KB, ("romfs", "plain"): 87 * KB,
-    ("mpy", "cold"): 199 * KB, ("mpy", "wake"): 185 * KB, ("mpy", "wake_nat"): 203 * KB,
-    ("mpy", "command"): 195 * KB, ("mpy", "drain"): 192 * KB, ("mpy", "plain"): 161 * KB,
+    ("romfs", "cold"): 99 * KB, ("romfs", "wake"): 90 * KB, ("romfs", "wake_nat"): 104 * KB,
+    ("romfs", "command"): 102 * KB, ("romfs", "drain"): 103 * KB, ("romfs", "plain"): 93 * KB,
+    ("mpy", "cold"): 203 * KB, ("mpy", "wake"): 186 * KB, ("mpy", "wake_nat"): 204 * KB,
+    ("mpy", "command"): 200 * KB, ("mpy", "drain"): 198 * KB, ("mpy", "plain"): 163 * KB,
 }
 HEADROOM_32 = 32 * KB  # enosnb.memreport.headroom(): 6 x 4 KB + one 8 KB block
 STEP = KB
@@ -200,6 +204,11 @@ class Scenario:
             return Outcome(False, "no cycle line (exit %s): %s" % (b.code, b.log[-300:]), b)
         if ", error" in line:
             return Outcome(False, line, b)
+        oom = [ln for ln in b.log.splitlines() if "MemoryError" in ln]
+        if oom:
+            # Caught where a failure must not stop the cycle (the state not saved, the
+            # radio not released): the cycle ended, but not as the device needs it to.
+            return Outcome(False, oom[0][:200], b)
         connect = line.split("connect ", 1)[1].split(",")[0].strip()
         if connect not in EXPECT_CONNECT[self.cycle]:
             return Outcome(False, "connect %s, expected %s" % (connect, EXPECT_CONNECT[self.cycle]),

@@ -451,10 +451,36 @@ class RTC:
 
 
 _CLOCK_FILE_BYTES = 4096  # rewritten in place, padded: readers ignore the trailing spaces
+# Made at import, before main.py runs (the stand-in's bytes, which the RAM figures subtract):
+# reading or setting an ESP32's RTC allocates a tuple, not a copy of a 4 KB file.
+_CLOCK_BUF = bytearray(_CLOCK_FILE_BYTES)
+_SPACES = b" " * _CLOCK_FILE_BYTES
+
+
+def _clock_state():
+    f = _files.get("ENOSNB_RTC_CLOCK")
+    if f is None:
+        return json.loads(_read_host("ENOSNB_RTC_CLOCK"))
+    f.seek(0)
+    n = f.readinto(_CLOCK_BUF) or 0
+    memoryview(_CLOCK_BUF)[n:] = memoryview(_SPACES)[n:]
+    return json.loads(_CLOCK_BUF)
+
+
+def _set_clock(st):
+    text = json.dumps(st).encode()
+    f = _files.get("ENOSNB_RTC_CLOCK")
+    if f is None:
+        _write_host("ENOSNB_RTC_CLOCK", text + _SPACES[len(text):])
+        return
+    f.seek(0)
+    f.write(text)
+    f.write(memoryview(_SPACES)[len(text):])
+    f.flush()
 
 
 def _simulated_rtc(dt):
-    st = json.loads(_read_host("ENOSNB_RTC_CLOCK"))
+    st = _clock_state()
     now = _now_ms()
     if dt is None:
         ms = int(st["base_ms"] + (now - st["at_ms"]) * (1 + st["drift"]))
@@ -468,8 +494,7 @@ def _simulated_rtc(dt):
     ms = ((days * 24 + dt[4]) * 60 + dt[5]) * 60000 + dt[6] * 1000 + dt[7] // 1000
     st["base_ms"], st["at_ms"] = ms, now
     st.setdefault("sets", []).append([now, ms])
-    text = json.dumps(st)
-    _write_host("ENOSNB_RTC_CLOCK", (text + " " * (_CLOCK_FILE_BYTES - len(text))).encode())
+    _set_clock(st)
     return None
 
 

@@ -9,7 +9,7 @@ make a single pass and allocate little: the device sends one report per wake-up 
 from micropython import const
 
 from enosnb.coap.errors import CoapError, CoapFormatError
-from enosnb.coap.options import URI_PATH, FORMATS, uint_bytes
+from enosnb.coap.options import KNOWN, URI_PATH, uint_bytes
 
 CON = const(0)
 NON = const(1)
@@ -296,6 +296,6 @@ def unknown_critical(msg):
     out = []
     for o in msg.options:
         num = o[0]
-        if num & 1 and num not in FORMATS and num not in out:
+        if num & 1 and num not in KNOWN and num not in out:
             out.append(num)
     return out

@@ -32,38 +32,12 @@ NO_RESPONSE = const(258)
 ENOS_TOPIC = const(2100)
 ENOS_PAYLOAD = const(2102)
 
-# Value formats of §3.2.
-EMPTY = const(0)
-OPAQUE = const(1)
-UINT = const(2)
-STRING = const(3)
-
-# number -> (format, min length, max length): §5.10 table, RFC 7959 §2.1 and §4,
-# RFC 7641 §2, RFC 7967 §2, EnOS §11.5 (2102 holds up to about 1 KB).
-FORMATS = {
-    IF_MATCH: (OPAQUE, 0, 8),
-    URI_HOST: (STRING, 1, 255),
-    ETAG: (OPAQUE, 1, 8),
-    IF_NONE_MATCH: (EMPTY, 0, 0),
-    OBSERVE: (UINT, 0, 3),
-    URI_PORT: (UINT, 0, 2),
-    LOCATION_PATH: (STRING, 0, 255),
-    URI_PATH: (STRING, 0, 255),
-    CONTENT_FORMAT: (UINT, 0, 2),
-    MAX_AGE: (UINT, 0, 4),
-    URI_QUERY: (STRING, 0, 255),
-    ACCEPT: (UINT, 0, 2),
-    LOCATION_QUERY: (STRING, 0, 255),
-    BLOCK2: (UINT, 0, 3),
-    BLOCK1: (UINT, 0, 3),
-    SIZE2: (UINT, 0, 4),
-    PROXY_URI: (STRING, 1, 1034),
-    PROXY_SCHEME: (STRING, 1, 255),
-    SIZE1: (UINT, 0, 4),
-    NO_RESPONSE: (UINT, 0, 1),
-    ENOS_TOPIC: (STRING, 0, 255),
-    ENOS_PAYLOAD: (OPAQUE, 0, 1100),
-}
+# The options this codec knows (§5.10 table, RFC 7959 §2.1 and §4, RFC 7641 §2, RFC 7967 §2,
+# EnOS §11.5): a critical option not among them is unrecognized (§5.4.1). A tuple of numbers:
+# a table of formats and lengths would be built in RAM at import and read only for its keys.
+KNOWN = (IF_MATCH, URI_HOST, ETAG, IF_NONE_MATCH, OBSERVE, URI_PORT, LOCATION_PATH, URI_PATH,
+         CONTENT_FORMAT, MAX_AGE, URI_QUERY, ACCEPT, LOCATION_QUERY, BLOCK2, BLOCK1, SIZE2,
+         PROXY_URI, PROXY_SCHEME, SIZE1, NO_RESPONSE, ENOS_TOPIC, ENOS_PAYLOAD)
 
 
 def uint_bytes(value):

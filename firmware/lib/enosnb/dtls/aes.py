@@ -1,7 +1,8 @@
 """AES-128 primitives for the record layer: ECB encrypt, CBC encrypt, CBC decrypt (dtls.md §10, §15.2).
 
 The only platform shim of the DTLS package: cryptolib on MicroPython (ESP32 has modes 1 = ECB
-and 2 = CBC only); the `cryptography` package on CPython; else the pure-Python AES of aes_py.
+and 2 = CBC only); the `cryptography` package on CPython (aes_cpython); else the pure-Python
+AES of aes_py.
 "AES-ECB and AES-CBC are all that is needed" (dtls.md §10), so all three backends offer the same
 two forms:
 - ecb_encrypt(key, data), cbc_encrypt(key, iv, data), cbc_decrypt(key, iv, data): a new
@@ -40,33 +41,10 @@ try:
 
     BACKEND = "cryptolib"
 except ImportError:
+    # The host harness (CPython): a module of its own, so that its names are not interned
+    # on a device, where this branch never runs.
     try:
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-        def ecb_encrypt(key, data):
-            e = Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()
-            return e.update(bytes(data)) + e.finalize()
-
-        def cbc_encrypt(key, iv, data):
-            e = Cipher(algorithms.AES(bytes(key)), modes.CBC(bytes(iv))).encryptor()
-            return e.update(bytes(data)) + e.finalize()
-
-        def cbc_decrypt(key, iv, data):
-            d = Cipher(algorithms.AES(bytes(key)), modes.CBC(bytes(iv))).decryptor()
-            return d.update(bytes(data)) + d.finalize()
-
-        class AesKey:
-            # update_into() wants 15 spare bytes after its output, so the scratch would have
-            # to be oversized for CPython's sake: copy update()'s result back instead.
-            def __init__(self, key):
-                self._alg = algorithms.AES(bytes(key))
-                self._ecb = Cipher(self._alg, modes.ECB()).encryptor()
-
-            def ecb_in_place(self, buf):
-                buf[:] = self._ecb.update(buf)
-
-            def cbc_mac_in_place(self, buf):
-                buf[:] = Cipher(self._alg, modes.CBC(_ZERO_IV)).encryptor().update(buf)
+        from enosnb.dtls.aes_cpython import ecb_encrypt, cbc_encrypt, cbc_decrypt, AesKey
 
         BACKEND = "cryptography"
     except ImportError:

@@ -364,7 +364,7 @@ def test_segments_the_flash_would_not_erase_are_erased_at_the_next_boot():
 
 
 def test_compact_frees_every_acknowledged_segment_and_never_a_pending_record():
-    d = _fresh("compact")
+    d = _fresh("compactall")
     s = Store(d, seg_bytes=32)
     for i in range(5):
         s.append(b"r%d" % i)

@@ -263,3 +263,59 @@ def test_a_command_state_that_is_not_state_output_is_refused_with_what_to_do():
     c.restore(b"\x01\x02ab\x00\x00")
     # A reply longer than 200 bytes is not kept: the command is known, not answered again.
     assert c.state() == b"\x01\x02ab\xff\xff\x01c\xff\xff\x02ab\x00\x00"
+
+
+class _LinkDown(Exception):
+    """What a timed-out or broken link raises below the EnOS layer."""
+
+
+class _DeadClient(FakeClient):
+    """The link fails on every request after the first `ok` ones."""
+
+    def __init__(self, ok=0, answers=()):
+        FakeClient.__init__(self, answers)
+        self.ok = ok
+
+    def request(self, method, path, payload=b"", cf=None):
+        if self.ok <= 0:
+            self.sent.append((method, path, payload, cf))
+            raise _LinkDown("no answer")
+        self.ok -= 1
+        return FakeClient.request(self, method, path, payload, cf)
+
+
+def test_a_lost_link_stops_draining_and_every_failure_is_logged_word_for_word_and_counted():
+    notes = []
+    cmds = Commands(log=notes.append)
+    announce = Resp(0x44, b"", {2100: SET.encode()})     # no 2102: fetched with an empty GET
+    client = _DeadClient()
+    assert cmds.drain(client, announce) == 1             # the wake goes on with what it did
+    assert client.sent == [(1, SET, b"", None)]
+    assert notes == ["fetching the command on %s failed (_LinkDown: no answer); "
+                     "EnOS sends it again" % SET]
+    cmds.on_set(lambda p: None)
+    client = _DeadClient()
+    assert cmds.drain(client, _cmd(SET, {"id": 7})) == 1
+    assert cmds.failures == 2 and len(client.sent) == 1   # nothing more after the lost reply
+    assert notes[-1] == "the command reply on %s_reply failed (_LinkDown: no answer); " \
+                        "EnOS sends it again" % SET
+    client = FakeClient([Resp(0x84), Resp(0x84)])
+    cmds.drain(client, announce)
+    cmds.drain(client, _cmd(SET, {"id": 8}))
+    assert cmds.failures == 4
+
+
+def test_commands_announced_after_a_refused_fetch_still_run():
+    runs = []
+    cmds = Commands()
+    cmds.on_set(lambda p: runs.append(p["n"]))
+
+    def body(n):
+        return json.dumps({"id": n, "params": {"n": n}}).encode()
+    client = FakeClient([
+        Resp(0x45, body(1), {2100: SET.encode()}),       # command 1, announcing one more
+        _cmd(SET, {"id": 3, "params": {"n": 3}}),        # its reply's answer carries command 3
+        Resp(0x84),                                      # the announced one cannot be fetched
+    ])
+    assert cmds.drain(client, Resp(0x44, b"", {2100: SET.encode()})) == 3
+    assert runs == [1, 3] and cmds.failures == 1

@@ -487,7 +487,7 @@ def test_records_lost_from_flash_behind_the_queues_back_do_not_make_a_full_queue
     for name in _seg_files(d):
         os.remove(d + "/" + name)
     n = s.append(b"kept")
-    assert s.peek(2) == [(n, b"kept")] and len(s) == 1
+    assert len(s) == 1 and s.peek(2) == [(n, b"kept")]
 
 
 def test_a_leading_segment_without_a_whole_record_is_cleared_at_open():

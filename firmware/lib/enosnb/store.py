@@ -305,8 +305,8 @@ class Store:
             return self._append(data)
         except OSError as e:
             if e.args and e.args[0] == _ENOSPC and self._count:
-                self._drop_first_segment(True)
                 try:
+                    self._drop_first_segment(True)
                     return self._append(data)
                 except OSError as e2:
                     e = e2

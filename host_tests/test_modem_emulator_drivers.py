@@ -40,7 +40,9 @@ def start(dialect, **kw):
 def driver(emu, dialect, **kw):
     _UART_ID[0] += 1
     machine.UART.attach(_UART_ID[0], emu.port)
-    uart = machine.UART(_UART_ID[0], 115200 if dialect == "sim7020" else 9600)
+    # The boards' RX ring (board.json rxbuf): with the ESP32's default of 256 bytes a 512-byte
+    # datagram's URC (over 1 KB) is cut whenever the reader is late by more than 22 ms.
+    uart = machine.UART(_UART_ID[0], 115200 if dialect == "sim7020" else 9600, rxbuf=4096)
     opts = dict(reg_poll_ms=100, reattach_timeout_ms=3000, boot_timeout_ms=5000)
     opts.update(kw)
     return DRIVERS[dialect](uart, **opts)

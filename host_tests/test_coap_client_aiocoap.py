@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap.client import Client, Timing
 from enosnb.coap.errors import CoapTimeout
 from enosnb.udp import UdpEndpoint

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from coap_fake import FakeEndpoint, reply
 from vmcheck import VirtualClock
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap import options as opt
 from enosnb.coap.client import Client, Timing
 from enosnb.coap.errors import CoapError

@@ -4,7 +4,7 @@ resource (-d)."""
 import pytest
 
 from coap_peers import LibcoapServer, client_to
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 
 
 @pytest.fixture(scope="module")

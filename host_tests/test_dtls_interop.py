@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap.client import Client, Timing
 from enosnb.dtls.errors import DtlsAlert, DtlsClosed, DtlsError, DtlsTimeout
 from enosnb.dtls.session import DtlsSession

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap.client import Client, Timing
 from enosnb.dtls import timers
 from enosnb.enos import bodies, topics

@@ -28,7 +28,7 @@ for _p in (os.path.join(_ROOT, "firmware", "lib"), os.path.join(_ROOT, "tools", 
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from enosnb.coap import codes  # noqa: E402
+from enosnb.coap import allcodes as codes  # noqa: E402
 from enosnb.coap.client import NBIOT_TIMING, RFC_TIMING, Client, Timing  # noqa: E402
 from enosnb.coap.errors import CoapError, CoapReset, CoapTimeout  # noqa: E402
 from enosnb.coap.message import TYPE_NAMES, decode  # noqa: E402

@@ -7,7 +7,7 @@ from coap_fake import FakeEndpoint, con_response, empty, reply
 from vmcheck import VirtualClock, raises
 
 from enosnb import rng
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap import options as opt
 from enosnb.coap.client import MID_JUMP, RFC_TIMING, NBIOT_TIMING, Client, Timing
 from enosnb.coap.errors import CoapError, CoapReset, CoapTimeout

@@ -3,7 +3,7 @@
 RFC 7959 Block helpers. Runs under pytest and in the MicroPython VM."""
 from vmcheck import raises, unhex
 
-from enosnb.coap import codes, options
+from enosnb.coap import allcodes as codes, options
 from enosnb.coap.errors import CoapError, CoapFormatError
 from enosnb.coap.message import ACK, CON, NON, RST, Message, decode, unknown_critical
 

@@ -3,7 +3,7 @@ uses, and the exact words of the codec's errors (a user reads them in a log).
 Runs under pytest and on MicroPython."""
 from vmcheck import raises
 
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap import options as opt
 from enosnb.coap.errors import CoapError, CoapFormatError
 from enosnb.coap.message import ACK, CON, NON, RST, Message, decode

@@ -6,7 +6,7 @@ from coap_fake import FakeEndpoint, con_response, empty, reply
 from vmcheck import VirtualClock, raises
 
 from enosnb import rng
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap import options as opt
 from enosnb.coap.client import Client, Result, Timing
 from enosnb.coap.errors import CoapError, CoapReset, CoapTimeout

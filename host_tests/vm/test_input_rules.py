@@ -7,7 +7,7 @@ from coap_fake import FakeEndpoint, reply
 from vmcheck import VirtualClock, raises
 
 from enosnb import config
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap import options as opt
 from enosnb.coap.client import Client
 from enosnb.coap.errors import CoapError, CoapFormatError

@@ -23,7 +23,7 @@ for _p in (os.path.join(ROOT, "firmware", "lib"), os.path.join(ROOT, "tools", "h
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from enosnb.coap import codes  # noqa: E402
+from enosnb.coap import allcodes as codes  # noqa: E402
 from enosnb.coap.client import RFC_TIMING, Client, Timing  # noqa: E402
 from enosnb.coap.errors import CoapError, CoapTimeout  # noqa: E402
 from enosnb.udp import UdpEndpoint  # noqa: E402

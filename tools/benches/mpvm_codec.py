@@ -12,7 +12,7 @@ import gc
 import sys
 import time
 
-from enosnb.coap import codes, options
+from enosnb.coap import allcodes as codes, options
 from enosnb.coap.message import CON, Message, decode
 
 PATH = "/topic/sys/MuGsF6W4/15bBZlRknc/thing/measurepoint/post"

@@ -25,7 +25,7 @@ import time
 _mem = getattr(gc, "mem_alloc", lambda: 0)
 
 from enosnb import rng
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap.client import Client, Timing
 from enosnb.coap.message import ACK, Message, decode
 from enosnb.dtls.session import DtlsSession

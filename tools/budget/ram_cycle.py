@@ -70,7 +70,7 @@ class Peer:
     def coap(self, req_bytes):
         """2.04 with the reference reply to a JSON post (its "id"), empty to anything else;
         Block1 uploads (RFC 7959 §2.5) are collected first, each block acknowledged."""
-        from enosnb.coap import codes
+        from enosnb.coap import allcodes as codes
         from enosnb.coap import options as opt
         from enosnb.coap.message import ACK, Message, decode
         import json
@@ -102,7 +102,7 @@ class Peer:
 
     def command_block(self, req):
         """The block of the command body the GET asks for (Block2, in the client's size)."""
-        from enosnb.coap import codes
+        from enosnb.coap import allcodes as codes
         from enosnb.coap import options as opt
         from enosnb.coap.message import ACK, Message
         num, _, szx = opt.block_parse(req.uint_option(opt.BLOCK2) or 0)

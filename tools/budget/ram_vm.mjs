@@ -128,10 +128,11 @@ function romfsImage() {
   return opt.mode === "romfs" ? new Uint8Array(fs.readFileSync(opt.romfs)) : undefined;
 }
 
-function qstrInfo(mp) {
+function qstrInfo(mp, names) {
   mp.cap.on = true; mp.cap.lines = [];
-  mp.qstrInfo();
+  if (names) mp.qstrInfo(1); else mp.qstrInfo();
   mp.cap.on = false;
+  if (names) names.push(...mp.cap.lines.join("\n").split("\n").map((l) => /^Q\((.*)\)$/.exec(l.trim())).filter(Boolean).map((m) => m[1]));
   const m = /n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)/.exec(mp.cap.lines.join(" "));
   if (!m) fail("no qstr_info output");
   const [qstrs, strData, total] = m.slice(1).map(Number);
@@ -199,7 +200,8 @@ async function cycle() {
   c.runPython(`import ${PORT_PY_MODULES}`);
   collect();
   const portModules = memAlloc() - empty;
-  const q0 = qstrInfo(c);
+  const names0 = [];
+  const q0 = qstrInfo(c, names0);
   c.runPython("import sys\nsys.path.insert(0, '/harness')\nimport cryptolib\nimport ram_cycle");
   const drv = c.pyimport("ram_cycle");
   const run = drv.run_js;
@@ -227,7 +229,8 @@ async function cycle() {
   }
   collect();
   const end = memAlloc() - base;
-  const qe = qstrInfo(c);
+  const namesEnd = [];
+  const qe = qstrInfo(c, namesEnd);
   console.log(JSON.stringify({
     cycle: opt.cycle, mode: opt.mode, sent, modules: modules.split(","), empty,
     port_modules: portModules, harness: base - empty - portModules, harness_qstrs: qh.qstrs - q0.qstrs, after_imports: afterImports,
@@ -235,6 +238,8 @@ async function cycle() {
     qstr_pools: { base: qh.pools, after_imports: qi.pools, end: qe.pools },
     qstr_str_data: { base: qh.str_data, after_imports: qi.str_data },
     qstr_count: { base: qh.qstrs, after_imports: qi.qstrs, end: qe.qstrs },
+    // The names interned after the port modules: the harness's own are told apart by ram.py.
+    qstr_names: namesEnd.filter((q) => !names0.includes(q)),
   }));
 }
 

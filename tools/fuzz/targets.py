@@ -10,7 +10,7 @@ import os
 
 from vmcheck import VirtualClock
 
-from enosnb.coap import codes
+from enosnb.coap import allcodes as codes
 from enosnb.coap import message as cm
 from enosnb.coap.client import Client, Timing
 from enosnb.coap.errors import CoapError

@@ -1,7 +1,10 @@
 """CoAP codes and Content-Formats: RFC 7252 §5.8, §5.9, §12.1, §12.3; RFC 7959 §2.9
 (2.31, 4.08, 4.13); RFC 8516 (4.29).
 
-A code is one byte c.dd: class in the top 3 bits, detail in the low 5 (§3).
+A code is one byte c.dd: class in the top 3 bits, detail in the low 5 (§3). The constants
+here are the codes the device sends or checks; every public name a module has is interned
+when it loads (RAM), so the rest of the registry, which only servers, tools and tests use,
+is enosnb.coap.allcodes. code_name() names every registered code.
 """
 from micropython import const
 
@@ -11,45 +14,16 @@ GET = const(0x01)
 POST = const(0x02)
 PUT = const(0x03)
 DELETE = const(0x04)
-FETCH = const(0x05)
-PATCH = const(0x06)
-IPATCH = const(0x07)
-
-CREATED = const(0x41)
-DELETED = const(0x42)
-VALID = const(0x43)
-CHANGED = const(0x44)
-CONTENT = const(0x45)
-CONTINUE = const(0x5F)
 
 BAD_REQUEST = const(0x80)
 UNAUTHORIZED = const(0x81)
-BAD_OPTION = const(0x82)
 FORBIDDEN = const(0x83)
 NOT_FOUND = const(0x84)
 METHOD_NOT_ALLOWED = const(0x85)
-NOT_ACCEPTABLE = const(0x86)
 REQUEST_ENTITY_INCOMPLETE = const(0x88)
-PRECONDITION_FAILED = const(0x8C)
 REQUEST_ENTITY_TOO_LARGE = const(0x8D)
-UNSUPPORTED_CONTENT_FORMAT = const(0x8F)
-TOO_MANY_REQUESTS = const(0x9D)
 
 INTERNAL_SERVER_ERROR = const(0xA0)
-NOT_IMPLEMENTED = const(0xA1)
-BAD_GATEWAY = const(0xA2)
-SERVICE_UNAVAILABLE = const(0xA3)
-GATEWAY_TIMEOUT = const(0xA4)
-PROXYING_NOT_SUPPORTED = const(0xA5)
-
-# Content-Format numbers (§12.3; CBOR from RFC 7049 §7.4).
-TEXT_PLAIN = const(0)
-LINK_FORMAT = const(40)
-XML = const(41)
-OCTET_STREAM = const(42)
-EXI = const(47)
-JSON = const(50)
-CBOR = const(60)
 
 # "|" + code in hex + name for every registered code: one string takes less flash than a
 # dict of 33 entries.
@@ -66,7 +40,6 @@ def code_str(code):
     """Dotted form: 0x44 -> "2.04"."""
     return "%d.%02d" % (code >> 5, code & 0x1F)
 
-
 def code_name(code):
     """0x44 -> "2.04 Changed"; a code without a registered name gives only "c.dd"."""
     i = _NAMES.find("|%02X" % code) + 3
@@ -74,10 +47,8 @@ def code_name(code):
         return code_str(code)
     return code_str(code) + " " + _NAMES[i:_NAMES.index("|", i)]
 
-
 def is_response(code):
     return 2 <= (code >> 5) <= 5
-
 
 def is_success(code):
     return (code >> 5) == 2

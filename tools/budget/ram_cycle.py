@@ -326,8 +326,11 @@ def batch():
     if not isinstance(store, OneBatch):
         store = dev.store = OneBatch(store)
     store.open = True
+    before = len(store.store)
     dev.send_queue(S["current"])
-    return len(store.store) > 0
+    # Another turn while batches go out; a record the delivery holds back this cycle (its
+    # time not final) stays queued, as on the device, and ends the drain.
+    return 0 < len(store.store) < before
 
 
 def finish():

@@ -179,3 +179,20 @@ def test_romfs_leaves_bytecode_in_flash_so_a_cycle_needs_far_less_heap_than_copi
         assert "enosnb.dtls.aes_py" not in r["modules"]  # the cryptolib stand-in is used
     assert got["romfs"]["after_imports"] < got["mpy"]["after_imports"] - 40000
     assert got["romfs"]["modules"] == got["mpy"]["modules"]
+
+
+def test_the_ram_drain_cycle_sends_the_backlog_and_ends(tmp_path):
+    # make budget's drain figure: 49 queued readings go out in batches; this cycle's own
+    # reading, whose time the VM cannot make final, stays queued and the cycle still ends.
+    d = tmp_path / "data"
+    d.mkdir()
+    json.dump(ram.SECRETS, open(d / "secrets.json", "w"))
+    shutil.copy(os.path.join(ROOT, "boards", "esp32-sim7020", "board.json"), d)
+    dep = tmp_path / "deploy"
+    deploy.compile_package(ROOT, arch="none", out=str(dep))
+    img = tmp_path / "img.romfs"
+    romfs.build(str(img), lib_root=str(dep))
+    r = ram._node(["cycle", "--cycle", "drain", "--mode", "romfs", "--lib", str(dep), "--romfs",
+                   str(img), "--data", str(d), "--sensors",
+                   os.path.join(ROOT, "firmware", "sensors.py")])
+    assert r["sent"] == 49 and r["peak_step"] == "batch"

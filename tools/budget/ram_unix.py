@@ -62,11 +62,12 @@ TARGET_32_ROMFS = 72 * KB
 # What make test holds each cycle to today (host_tests/test_ram_caps.py), 32-bit bytes: the
 # figures of make budget plus about 4.5 % for run-to-run spread (the smallest heap of a cycle
 # moves by 1-3 KB between runs: where a qstr pool or a datagram lands in a fragmented heap),
-# rounded up to a whole KB; the ROMFS cold cycle spreads most and gets 7 % (at 4.5 % one run
-# in ten failed on a loaded host). Where a promise is above its target, the target is missed
+# rounded up to a whole KB; the ROMFS cold cycle spreads most (94.5 to 100.5 KB for the same
+# firmware in two sessions) and gets 103 KB, 2.5 % over the highest figure seen (at 4.5 % over
+# one run, one run in ten failed on a loaded host). Where a promise is above its target, the target is missed
 # (docs/ram.md says by how much and why).
 PROMISES_32 = {
-    ("romfs", "cold"): 99 * KB, ("romfs", "wake"): 90 * KB, ("romfs", "wake_nat"): 104 * KB,
+    ("romfs", "cold"): 103 * KB, ("romfs", "wake"): 90 * KB, ("romfs", "wake_nat"): 104 * KB,
     ("romfs", "command"): 102 * KB, ("romfs", "drain"): 103 * KB, ("romfs", "plain"): 93 * KB,
     ("mpy", "cold"): 203 * KB, ("mpy", "wake"): 186 * KB, ("mpy", "wake_nat"): 204 * KB,
     ("mpy", "command"): 200 * KB, ("mpy", "drain"): 198 * KB, ("mpy", "plain"): 163 * KB,

@@ -394,6 +394,8 @@ class MemFs:
         return _MemFile(self, path, mode)
 
     def remove(self, path):
+        if path not in self.files:
+            raise OSError(2, "ENOENT")  # as os.remove on the device
         del self.files[path]
 
     def listdir(self, path):
@@ -516,8 +518,8 @@ TARGETS = {
                       run_enos_commands),
     "state": ("state", ("state.py",), (), lambda: [], [b"\x00\x00", b"\xff\xff"], 600,
               run_state),
-    "store": ("store", ("store.py",), (StoreError,), _store_seeds, [b"\xa7", b"\x00HEAD\x00"],
-              1200, run_store),
+    "store": ("store", ("store.py", "storefix.py"), (StoreError,), _store_seeds,
+              [b"\xa7", b"\x00HEAD\x00"], 1200, run_store),
     "config": ("config", ("config.py",), (config.ConfigError,), _config_seeds, _JSON_TOKENS,
                1200, run_config),
 }

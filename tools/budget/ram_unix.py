@@ -64,11 +64,12 @@ TARGET_32_ROMFS = 72 * KB
 # moves by 1-3 KB between runs: where a qstr pool or a datagram lands in a fragmented heap),
 # rounded up to a whole KB; the ROMFS cold cycle spreads most (94.5 to 100.5 KB for the same
 # firmware in two sessions) and gets 103 KB, 2.5 % over the highest figure seen (at 4.5 % over
-# one run, one run in ten failed on a loaded host). Where a promise is above its target, the target is missed
+# one run, one run in ten failed on a loaded host). The ROMFS wake (91 KB) and drain (104 KB)
+# follow the same rule: 2.5 % over the highest figure of three sessions (90,549 and 103,317). Where a promise is above its target, the target is missed
 # (docs/ram.md says by how much and why).
 PROMISES_32 = {
-    ("romfs", "cold"): 103 * KB, ("romfs", "wake"): 90 * KB, ("romfs", "wake_nat"): 104 * KB,
-    ("romfs", "command"): 102 * KB, ("romfs", "drain"): 103 * KB, ("romfs", "plain"): 93 * KB,
+    ("romfs", "cold"): 103 * KB, ("romfs", "wake"): 91 * KB, ("romfs", "wake_nat"): 104 * KB,
+    ("romfs", "command"): 102 * KB, ("romfs", "drain"): 104 * KB, ("romfs", "plain"): 93 * KB,
     ("mpy", "cold"): 203 * KB, ("mpy", "wake"): 186 * KB, ("mpy", "wake_nat"): 204 * KB,
     ("mpy", "command"): 200 * KB, ("mpy", "drain"): 198 * KB, ("mpy", "plain"): 163 * KB,
 }

@@ -159,7 +159,8 @@ def test_mpy_reader_walks_every_deployed_file_to_its_last_byte(tmp_path):
         mpyfile.parse(b"M\x05\x00\x1f")
 
 
-def test_romfs_leaves_bytecode_in_flash_so_a_cycle_needs_far_less_heap_than_copied_mpy(tmp_path):
+def _vm_cycles(tmp_path, cycle, modes):
+    """make budget's VM run of one cycle per mode: {mode: its figures}."""
     d = tmp_path / "data"
     d.mkdir()
     json.dump(ram.SECRETS, open(d / "secrets.json", "w"))
@@ -168,11 +169,14 @@ def test_romfs_leaves_bytecode_in_flash_so_a_cycle_needs_far_less_heap_than_copi
     deploy.compile_package(ROOT, arch="none", out=str(dep))
     img = tmp_path / "img.romfs"
     romfs.build(str(img), lib_root=str(dep))
-    got = {}
-    for mode in ("mpy", "romfs"):
-        got[mode] = ram._node(["cycle", "--cycle", "wake", "--mode", mode, "--lib", str(dep),
-                               "--romfs", str(img), "--data", str(d), "--sensors",
-                               os.path.join(ROOT, "firmware", "sensors.py")])
+    return dict((mode, ram._node(["cycle", "--cycle", cycle, "--mode", mode, "--lib", str(dep),
+                                  "--romfs", str(img), "--data", str(d), "--sensors",
+                                  os.path.join(ROOT, "firmware", "sensors.py")]))
+                for mode in modes)
+
+
+def test_romfs_leaves_bytecode_in_flash_so_a_cycle_needs_far_less_heap_than_copied_mpy(tmp_path):
+    got = _vm_cycles(tmp_path, "wake", ("mpy", "romfs"))
     for r in got.values():
         assert r["sent"] == 1
         assert 0 < r["after_imports"] <= r["peak"]
@@ -184,15 +188,5 @@ def test_romfs_leaves_bytecode_in_flash_so_a_cycle_needs_far_less_heap_than_copi
 def test_the_ram_drain_cycle_sends_the_backlog_and_ends(tmp_path):
     # make budget's drain figure: 49 queued readings go out in batches; this cycle's own
     # reading, whose time the VM cannot make final, stays queued and the cycle still ends.
-    d = tmp_path / "data"
-    d.mkdir()
-    json.dump(ram.SECRETS, open(d / "secrets.json", "w"))
-    shutil.copy(os.path.join(ROOT, "boards", "esp32-sim7020", "board.json"), d)
-    dep = tmp_path / "deploy"
-    deploy.compile_package(ROOT, arch="none", out=str(dep))
-    img = tmp_path / "img.romfs"
-    romfs.build(str(img), lib_root=str(dep))
-    r = ram._node(["cycle", "--cycle", "drain", "--mode", "romfs", "--lib", str(dep), "--romfs",
-                   str(img), "--data", str(d), "--sensors",
-                   os.path.join(ROOT, "firmware", "sensors.py")])
+    r = _vm_cycles(tmp_path, "drain", ("romfs",))["romfs"]
     assert r["sent"] == 49 and r["peak_step"] == "batch"

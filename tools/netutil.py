@@ -161,7 +161,8 @@ class Process:
 
 class UdpEcho:
     """UDP echo server on 127.0.0.1 in a thread: .port, .received (datagrams in order),
-    .sources (their source addresses), stop(). reply(data) -> bytes answers something else."""
+    .sources (their source addresses), stop(). reply(data) -> bytes answers something else,
+    None nothing."""
 
     def __init__(self, reply=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -185,7 +186,12 @@ class UdpEcho:
                 return
             self.received.append(data)
             self.sources.append(src)
-            self.sock.sendto(data if self.reply is None else self.reply(data), src)
+            answer = data if self.reply is None else self.reply(data)
+            if answer is not None:
+                try:
+                    self.sock.sendto(answer, src)
+                except OSError:
+                    pass
 
     def stop(self):
         self._run = False

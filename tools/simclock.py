@@ -18,10 +18,10 @@ SntpServer answers SNTPv4 (RFC 4330) requests on 127.0.0.1 with that true time; 
 """
 import json
 import os
-import socket
 import struct
-import threading
 import time
+
+from tools.netutil import UdpEcho
 
 EPOCH_2000_MS = 946684800000
 _NTP_TO_UNIX_S = 2208988800
@@ -103,57 +103,23 @@ def network_time(emu, clock):
     emu.network_now = lambda: clock.true_ms() / 1000.0
 
 
-class SntpServer:
+class SntpServer(UdpEcho):
     """SNTPv4 server on 127.0.0.1 answering with now_ms() (e.g. SimClock.true_ms); use as a
-    context manager."""
+    context manager. blocked: requests go unanswered (a firewall)."""
 
     def __init__(self, now_ms):
         self.now_ms = now_ms
         self.blocked = False
-        self.answered = 0
-        self.dropped = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sntp", daemon=True)
-        self._thread.start()
+        UdpEcho.__init__(self, self._answer)
 
     @staticmethod
     def _ntp(ms):
         secs, frac = divmod(ms, 1000)
         return struct.pack(">II", (secs + _NTP_TO_UNIX_S) & 0xFFFFFFFF, (frac << 32) // 1000)
 
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                data, addr = self.sock.recvfrom(512)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if len(data) < 48 or data[0] & 7 != 3:
-                continue
-            if self.blocked:
-                self.dropped += 1
-                continue
-            now = self._ntp(self.now_ms())
-            answer = bytes([0x24, 1, 6, 0xEC]) + bytes(8) + b"GPS\0" + now + data[40:48] + \
-                now + self._ntp(self.now_ms())
-            try:
-                self.sock.sendto(answer, addr)
-                self.answered += 1
-            except OSError:
-                pass
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+    def _answer(self, data):
+        if len(data) < 48 or data[0] & 7 != 3 or self.blocked:
+            return None
+        now = self._ntp(self.now_ms())
+        return bytes([0x24, 1, 6, 0xEC]) + bytes(8) + b"GPS\0" + now + data[40:48] + \
+            now + self._ntp(self.now_ms())

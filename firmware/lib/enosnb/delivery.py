@@ -42,7 +42,7 @@ from enosnb import flashjson, link
 from enosnb.app import log
 from enosnb.coap.errors import CoapTimeout
 from enosnb.enos.errors import EnosCoapError, EnosError, EnosProtocolError, EnosReplyError
-from enosnb.report import quiet
+from enosnb.report import acked, quiet
 
 SETTINGS = "delivery.json"
 POST = "post"
@@ -398,10 +398,7 @@ class Delivery:
                 log("EnOS took thing.measurepoint.resume again: the backlog goes there")
                 self._set("topic", RESUME)
                 self._set("since", None)
-        app.state.delete("strk")
-        self.store.ack(recs[-1][0])
-        self.report["sent"] += len(recs)
-        app._save_progress()
+        acked(app, recs[-1][0], len(recs))
         return True
 
     def _silent_resume(self):

@@ -31,14 +31,19 @@ def send_queue(app, current):
             if d.failed("post", recs, e):
                 d.run()  # it went to the dead letters: tell EnOS the count
             return
-        app.state.delete("strk")
-        app.store.ack(current)
-        app.report["sent"] += 1
-        app._save_progress()
+        acked(app, current, 1)
         return
     from enosnb.delivery import Delivery
     app.delivery = Delivery(app, current)
     app.delivery.run()
+
+
+def acked(app, seq, n):
+    """EnOS took the n records up to seq: they leave the queue, counted, the progress kept."""
+    app.state.delete("strk")
+    app.store.ack(seq)
+    app.report["sent"] += n
+    app._save_progress()
 
 
 def _quiet(app):

@@ -155,6 +155,25 @@ def test_a_record_larger_than_the_limit_is_refused():
     assert len(s) == 0
 
 
+class _Writes:
+    """A file open for writing whose every write() first goes through before(data), which
+    raises (or writes part of it and raises) as a full or failing flash does."""
+
+    def __init__(self, f, before):
+        self.f = f
+        self.before = before
+
+    def write(self, data):
+        self.before(data)
+        return self.f.write(data)
+
+    def flush(self):
+        self.f.flush()
+
+    def close(self):
+        self.f.close()
+
+
 class _FullFs:
     """The real file system with a quota: a write past it raises ENOSPC, like a full flash."""
 
@@ -171,20 +190,11 @@ class _FullFs:
         f = self.fs.open(path, mode)
         if "r" in mode:
             return f
-        fs = self
 
-        class _W:
-            def write(self, data):
-                if fs.used() + len(data) > fs.quota:
-                    raise OSError(28, "ENOSPC")
-                return f.write(data)
-
-            def flush(self):
-                f.flush()
-
-            def close(self):
-                f.close()
-        return _W()
+        def full(data):
+            if self.used() + len(data) > self.quota:
+                raise OSError(28, "ENOSPC")
+        return _Writes(f, full)
 
     def __getattr__(self, name):
         return getattr(self.fs, name)

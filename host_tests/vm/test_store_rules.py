@@ -3,7 +3,7 @@ format it accepts back from flash, where segments roll over, acks past the end, 
 says when the flash refuses a write. Runs under pytest and on MicroPython."""
 import struct
 
-from test_store import _fresh, _payloads, _read, _seg_files, _write
+from test_store import _Writes, _fresh, _payloads, _read, _seg_files, _write
 from vmcheck import raises
 
 from enosnb.store import OsFs, Store, StoreError
@@ -303,20 +303,11 @@ class _QuotaFs:
         if "/h" in path and self.heads_fail:
             raise OSError(28, "ENOSPC")
         f = self.fs.open(path, mode)
-        q = self
 
-        class _W:
-            def write(self, data):
-                if "/s" in path and q.used() + len(data) > q.quota:
-                    raise OSError(28, "ENOSPC")
-                return f.write(data)
-
-            def flush(self):
-                f.flush()
-
-            def close(self):
-                f.close()
-        return _W()
+        def over_quota(data):
+            if "/s" in path and self.used() + len(data) > self.quota:
+                raise OSError(28, "ENOSPC")
+        return _Writes(f, over_quota)
 
     def __getattr__(self, name):
         return getattr(self.fs, name)
@@ -420,22 +411,13 @@ class _TearingFs:
         f = self.fs.open(path, mode)
         if "r" in mode or "/s" not in path:
             return f
-        outer = self
 
-        class _W:
-            def write(self, data):
-                if outer.tear:
-                    outer.tear = False
-                    f.write(data[:len(data) // 2])
-                    raise OSError(5, "EIO")
-                return f.write(data)
-
-            def flush(self):
-                f.flush()
-
-            def close(self):
-                f.close()
-        return _W()
+        def tear(data):
+            if self.tear:
+                self.tear = False
+                f.write(data[:len(data) // 2])
+                raise OSError(5, "EIO")
+        return _Writes(f, tear)
 
     def __getattr__(self, name):
         return getattr(self.fs, name)
